@@ -1,0 +1,88 @@
+"""Point-in-time copies of the flow-derived SLI state, for the judge and the baseline.
+
+The SLI pipeline keeps cumulative counts (like Prometheus counters). A snapshot
+copies them out at one instant; the difference of two snapshots is the traffic
+of the window between them. Pure data, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class SliKey(NamedTuple):
+    """Identifies one service on one datapath."""
+
+    namespace: str
+    service: str
+    datapath: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSli:
+    """Cumulative counts of one service on one datapath.
+
+    ``connect_counts[i]`` is the number of handshakes whose duration fell in bucket
+    ``i`` (not cumulative; the last bucket is +Inf), against the shared
+    ``SliSnapshot.connect_bounds``.
+    """
+
+    connect_counts: tuple[int, ...] = ()
+    connect_sum: float = 0.0
+    attempts: dict[str, int] = field(default_factory=dict)  # result -> count
+    flows: int = 0
+    drops: dict[str, int] = field(default_factory=dict)  # reason -> count
+    requests: dict[str, int] = field(default_factory=dict)  # code_class -> count
+    request_counts: tuple[int, ...] = ()
+    request_sum: float = 0.0
+
+    def minus(self, earlier: ServiceSli) -> ServiceSli:
+        """The counts accumulated since ``earlier`` (a counter reset yields the later value)."""
+        return ServiceSli(
+            connect_counts=_sub_seq(self.connect_counts, earlier.connect_counts),
+            connect_sum=max(0.0, self.connect_sum - earlier.connect_sum),
+            attempts=_sub_map(self.attempts, earlier.attempts),
+            flows=_sub(self.flows, earlier.flows),
+            drops=_sub_map(self.drops, earlier.drops),
+            requests=_sub_map(self.requests, earlier.requests),
+            request_counts=_sub_seq(self.request_counts, earlier.request_counts),
+            request_sum=max(0.0, self.request_sum - earlier.request_sum),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SliSnapshot:
+    """Every service's cumulative SLI counts at ``time`` (epoch seconds)."""
+
+    time: float
+    connect_bounds: tuple[float, ...]  # upper bounds in seconds, without +Inf
+    request_bounds: tuple[float, ...]
+    services: dict[SliKey, ServiceSli]
+
+    def minus(self, earlier: SliSnapshot) -> SliSnapshot:
+        """The window between ``earlier`` and this snapshot."""
+        empty = ServiceSli()
+        return SliSnapshot(
+            time=self.time,
+            connect_bounds=self.connect_bounds,
+            request_bounds=self.request_bounds,
+            services={
+                key: sli.minus(earlier.services.get(key, empty))
+                for key, sli in self.services.items()
+            },
+        )
+
+
+def _sub(now: int, before: int) -> int:
+    return now - before if now >= before else now
+
+
+def _sub_map(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: _sub(v, before.get(k, 0)) for k, v in now.items()}
+
+
+def _sub_seq(now: tuple[int, ...], before: tuple[int, ...]) -> tuple[int, ...]:
+    if len(before) != len(now) or any(b > n for n, b in zip(now, before)):
+        return now
+    return tuple(n - b for n, b in zip(now, before))
