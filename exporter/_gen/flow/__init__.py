@@ -1,0 +1,1 @@
+"""Generated code for the ``flow`` proto package (do not edit)."""

@@ -1,0 +1,1 @@
+"""Generated code for the ``observer`` proto package (do not edit)."""

@@ -1,0 +1,1 @@
+"""Generated code for the ``relay`` proto package (do not edit)."""
