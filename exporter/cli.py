@@ -1,0 +1,166 @@
+"""``kpr-exporter`` command line: Prometheus-exporter style flags over one settings tree.
+
+Every flag is derived from the settings tree (``exporter.config``), so a flag,
+its ``KPR_*`` environment variable and its config-file key always agree.
+Commands: run, simulate, demo, check-config, backup, rollback, preflight,
+baseline, report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from exporter import __version__, config
+
+# Which settings sections each command takes flags for.
+_SECTIONS: dict[str, tuple[str, ...] | None] = {
+    "run": None,  # all
+    "check-config": None,
+    "simulate": ("simulator", "log"),
+    "demo": ("simulator", "web", "log", "sli"),
+    "backup": ("kube", "rollback", "log"),
+    "rollback": ("kube", "rollback", "log"),
+    "preflight": ("kube", "rollback", "log"),
+    "baseline": ("kube", "baseline", "log"),
+    "report": ("log",),
+}
+
+_HELP = {
+    "run": "run the exporter and the webhook receiver",
+    "simulate": "run the Hubble + agent-metrics simulator alone",
+    "demo": "simulator and exporter wired together on loopback, with a live summary",
+    "check-config": "print the effective configuration, or every problem in it",
+    "backup": "capture what a rollback needs (cilium-config, kube-proxy, CiliumNodeConfigs)",
+    "rollback": "roll the switch back by hand (prints the plan first)",
+    "preflight": "check the cluster before switching to eBPF kube-proxy replacement",
+    "baseline": "show, capture or clear the frozen pre-switch baseline",
+    "report": "write the HTML + Markdown migration report from a Prometheus",
+}
+
+
+def _option_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] | None) -> None:
+    group = parser.add_argument_group("settings (each also KPR_<FLAG> and a config-file key)")
+    for opt in config.options():
+        if sections is not None and opt.path[0] not in sections:
+            continue
+        kwargs: dict[str, Any] = {
+            "dest": "flag:" + opt.flag,
+            "default": argparse.SUPPRESS,
+            "metavar": _metavar(opt),
+            "help": f"{opt.help} (default: {_show_default(opt.default)})",
+        }
+        if opt.choices:
+            kwargs["choices"] = opt.choices
+            kwargs.pop("metavar")
+        group.add_argument(opt.flag, **kwargs)
+
+
+def _metavar(opt: config.Option) -> str:
+    return {bool: "BOOL", int: "N", float: "X"}.get(opt.type, "VALUE")
+
+
+def _show_default(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items()) or "none"
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    return str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kpr-exporter",
+        description="Service SLIs, judgement and safe rollback for Cilium's kube-proxy replacement.",
+    )
+    parser.add_argument("--version", action="version", version=f"kpr-exporter {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, sections in _SECTIONS.items():
+        p = sub.add_parser(name, help=_HELP[name], description=_HELP[name])
+        p.add_argument("--config.file", dest="config_file", default=None, metavar="PATH",
+                       help="YAML configuration file (flags and KPR_* variables override it)")
+        _option_flags(p, sections)
+        _EXTRA.get(name, lambda _p: None)(p)
+    return parser
+
+
+def _demo_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--duration", type=float, default=0.0,
+                   help="seconds to run, then exit 0 (default: until Ctrl-C)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between summaries")
+    p.add_argument("--with-prometheus", action="store_true",
+                   help="also run a real Prometheus and Alertmanager when installed")
+    p.add_argument("--report", metavar="DIR", default=None,
+                   help="write the migration report into DIR at the end")
+
+
+def _rollback_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--scope", default="cluster",
+                   help="cluster, canary, or a comma list of node names")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _backup_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", default=None,
+                   help="write the backup to this file instead of a ConfigMap")
+
+
+def _baseline_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("show", "capture", "clear"))
+    p.add_argument("--metrics-url", default="http://127.0.0.1:9977/metrics",
+                   help="exporter to capture from (capture)")
+
+
+def _report_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
+    p.add_argument("--from", dest="time_from", default="-2h", help="start (RFC 3339 or -2h)")
+    p.add_argument("--to", dest="time_to", default="now", help="end (RFC 3339 or now)")
+    p.add_argument("--output", default="kpr-report", help="output directory")
+
+
+_EXTRA: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "demo": _demo_flags,
+    "rollback": _rollback_flags,
+    "backup": _backup_flags,
+    "baseline": _baseline_flags,
+    "report": _report_flags,
+}
+
+
+def load_settings(args: argparse.Namespace, env: dict[str, str] | None = None) -> Any:
+    flags = {k.removeprefix("flag:"): v for k, v in vars(args).items() if k.startswith("flag:")}
+    return config.load(
+        config_file=args.config_file,
+        env=os.environ if env is None else env,
+        flags=flags,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(args)
+    except config.ConfigError as exc:
+        print(f"kpr-exporter {args.command}: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        sys.stdout.write(config.render(settings))
+        return 0
+
+    from exporter import commands, logs
+
+    logs.setup(settings.log.format, settings.log.level)
+    handler = getattr(commands, args.command.replace("-", "_"))
+    try:
+        return asyncio.run(handler(settings, args))
+    except KeyboardInterrupt:
+        return 0
