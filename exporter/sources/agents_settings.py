@@ -1,0 +1,104 @@
+"""Settings of the Cilium agent metrics scraper (section ``agents``).
+
+Either a static ``node=URL`` list (for running without Kubernetes) or the
+Kubernetes discovery of agent pods (``selector`` in ``namespace``, their pod IP
+and ``port``/``path``). Pure module: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address, ip_address
+from urllib.parse import urlsplit
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    static: dict[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Comma list of node=URL agent metrics endpoints, for running without "
+            "Kubernetes (e.g. worker-1=http://10.0.0.11:9962/metrics). Empty: discover "
+            "the agent pods through the Kubernetes API.",
+            "flag": "--agents.static",
+        },
+    )
+    port: int = field(
+        default=9962, metadata={"help": "Port of the agents' /metrics on discovered agent pods."}
+    )
+    path: str = field(
+        default="/metrics", metadata={"help": "HTTP path of the agents' metrics on discovered pods."}
+    )
+    interval_seconds: float = field(
+        default=15.0, metadata={"help": "Seconds between two scrapes of every agent."}
+    )
+    timeout_seconds: float = field(
+        default=5.0, metadata={"help": "Per-agent request timeout in seconds (body included)."}
+    )
+    max_body_bytes: int = field(
+        default=16 * 1024 * 1024,
+        metadata={"help": "Largest accepted (decompressed) /metrics body; larger is an error."},
+    )
+    concurrency: int = field(
+        default=64, metadata={"help": "At most this many agents are scraped at the same time."}
+    )
+    selector: str = field(
+        default="k8s-app=cilium",
+        metadata={"help": "Label selector of the Cilium agent pods (discovery)."},
+    )
+    namespace: str = field(
+        default="kube-system", metadata={"help": "Namespace of the Cilium agent pods (discovery)."}
+    )
+
+    def url_for(self, host: str) -> str:
+        """The metrics URL of a discovered agent at ``host`` (a pod IP; IPv6 is bracketed)."""
+        try:
+            bracket = isinstance(ip_address(host), IPv6Address)
+        except ValueError:
+            bracket = False
+        return f"http://{f'[{host}]' if bracket else host}:{self.port}{self.path}"
+
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        for node, url in self.static.items():
+            why = _url_problem(url)
+            if not node.strip():
+                found.append(f"agents.static: entry {url!r} has an empty node name")
+            if why:
+                found.append(f"agents.static: node {node!r}: {why}")
+        if not 0 < self.port <= 65535:
+            found.append(f"agents.port: {self.port} is not a TCP port (1-65535)")
+        if not self.path.startswith("/"):
+            found.append(f"agents.path: {self.path!r} must start with '/'")
+        for name in ("interval_seconds", "timeout_seconds"):
+            value = getattr(self, name)
+            if not value > 0:  # also rejects NaN
+                found.append(f"agents.{name}: {value} must be positive")
+        for name in ("max_body_bytes", "concurrency"):
+            value = getattr(self, name)
+            if value <= 0:
+                found.append(f"agents.{name}: {value} must be positive")
+        if not self.selector.strip():
+            found.append("agents.selector: must not be empty (e.g. k8s-app=cilium)")
+        if not _NAMESPACE.match(self.namespace):
+            found.append(f"agents.namespace: {self.namespace!r} is not a namespace name")
+        return found
+
+
+def _url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be scraped, or None when it can."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError as exc:
+        return f"URL {url!r} is malformed ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"URL {url!r} must start with http:// or https://"
+    if not parts.hostname:
+        return f"URL {url!r} has no host"
+    if port == 0:
+        return f"URL {url!r} has port 0"
+    return None
