@@ -20,7 +20,7 @@ from pathlib import Path
 PROTO_ROOT = Path(__file__).resolve().parent / "hubble"
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "_gen"
 GEN_PACKAGE = "exporter._gen"
-PROTO_PACKAGES = ("flow", "relay", "observer")
+PROTO_PACKAGES = ("flow", "relay", "observer", "hubbleview")
 
 _TOP_LEVEL_IMPORT = re.compile(
     r"^(\s*)from (" + "|".join(PROTO_PACKAGES) + r") import ", re.MULTILINE

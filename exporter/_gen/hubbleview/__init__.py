@@ -1,0 +1,1 @@
+"""Generated code for the ``hubbleview`` proto package (do not edit)."""
