@@ -1,0 +1,342 @@
+"""The fake API server, driven by the real ``kubernetes`` client through its kubeconfig.
+
+Matrix:
+- resourceVersion: global counter over all writes; list carries the current one
+- 404 on a missing object, plain "404 page not found" for an unserved group/version
+- 409 AlreadyExists on create, 409 Conflict on stale update / patch / delete precondition
+- 403 from the deny list, Status naming verb, resource and namespace; scoped by namespace
+- injected faults (503 once, then normal)
+- patches: strategic merge (merge keys, $patch: delete), merge patch, JSON patch, 415 for
+  strategic merge on a custom resource, 422 for a failed JSON patch test
+- list selectors: label (equality and set based), field spec.nodeName; 400 on an unknown field
+- watch: replay from a resourceVersion, initial ADDED without one, selector transitions,
+  410 Expired for a compacted resourceVersion, streams ended by drop_watches
+- status subresource semantics, discovery through the dynamic client, the request log
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from kubernetes import client
+from kubernetes.dynamic import DynamicClient
+
+from tests.fakekube.fixtures import (
+    api_client,
+    cilium_node_config,
+    configmap,
+    daemonset,
+    fake_kube,  # noqa: F401  (fixture)
+    node,
+    pod,
+)
+
+NS = "kube-system"
+
+
+@pytest.fixture
+def api(fake_kube):
+    api = api_client(fake_kube)
+    yield api
+    api.close()
+
+
+def status_of(err: client.ApiException) -> dict:
+    return json.loads(err.body)
+
+
+def raw(api, method: str, path: str, body=None, content_type: str = "application/json",
+        query: list | None = None):
+    """One raw request through the client's REST layer: (status, parsed body or text)."""
+    request = api.param_serialize(method, path, query_params=query or [],
+                                  header_params={"Content-Type": content_type}, body=body,
+                                  auth_settings=["BearerToken"])
+    response = api.call_api(*request, _request_timeout=(5, 5))
+    data = response.read().decode()
+    try:
+        return response.status, json.loads(data)
+    except ValueError:
+        return response.status, data
+
+
+def watch_lines(api, path: str, count: int, **query):
+    """Open a watch stream and read ``count`` events (fails rather than hangs)."""
+    params = [("watch", "1"), *((k, str(v)) for k, v in query.items())]
+    request = api.param_serialize("GET", path, query_params=params, auth_settings=["BearerToken"])
+    response = api.call_api(*request, _request_timeout=(5, 5)).response
+    events = []
+    buffer = b""
+    try:
+        for chunk in response.stream(1024):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                events.append(json.loads(line))
+                if len(events) == count:
+                    return events
+        return events
+    finally:
+        response.release_conn()
+
+
+def test_every_write_takes_the_next_global_resource_version(fake_kube, api):
+    core = client.CoreV1Api(api)
+    first = core.create_namespaced_config_map(NS, configmap("a", NS, {"k": "1"}))
+    second = core.create_node(node("n1"))
+    patched = core.patch_namespaced_config_map("a", NS, {"data": {"k": "2"}})
+    assert [int(o.metadata.resource_version) for o in (first, second, patched)] == [1, 2, 3]
+    listed = core.list_namespaced_config_map(NS)
+    assert listed.metadata.resource_version == "3"
+    assert fake_kube.resource_version == 3
+
+
+def test_missing_object_is_404_and_unserved_version_is_page_not_found(fake_kube, api):
+    core = client.CoreV1Api(api)
+    with pytest.raises(client.ApiException) as err:
+        core.read_namespaced_config_map("nope", NS)
+    assert err.value.status == 404
+    assert status_of(err.value)["reason"] == "NotFound"
+    assert status_of(err.value)["message"] == 'configmaps "nope" not found'
+
+    fake_kube.unserve("cilium.io", "v2alpha1")
+    status, body = raw(api, "GET", f"/apis/cilium.io/v2alpha1/namespaces/{NS}/ciliumnodeconfigs")
+    assert (status, body) == (404, "404 page not found\n")
+    status, _ = raw(api, "GET", f"/apis/cilium.io/v2/namespaces/{NS}/ciliumnodeconfigs")
+    assert status == 200
+
+
+def test_conflicts_on_existing_create_stale_update_and_stale_delete(fake_kube, api):
+    core = client.CoreV1Api(api)
+    created = core.create_namespaced_config_map(NS, configmap("cfg", NS, {"k": "1"}))
+    with pytest.raises(client.ApiException) as err:
+        core.create_namespaced_config_map(NS, configmap("cfg", NS, {"k": "1"}))
+    assert (err.value.status, status_of(err.value)["reason"]) == (409, "AlreadyExists")
+
+    stale = created.metadata.resource_version
+    core.patch_namespaced_config_map("cfg", NS, {"data": {"k": "2"}})
+    body = configmap("cfg", NS, {"k": "3"})
+    body["metadata"]["resourceVersion"] = stale
+    with pytest.raises(client.ApiException) as err:
+        core.replace_namespaced_config_map("cfg", NS, body)
+    assert (err.value.status, status_of(err.value)["reason"]) == (409, "Conflict")
+    assert fake_kube.get("configmaps", "cfg", NS)["data"] == {"k": "2"}
+
+    body["metadata"]["resourceVersion"] = fake_kube.get("configmaps", "cfg", NS)["metadata"][
+        "resourceVersion"]
+    assert core.replace_namespaced_config_map("cfg", NS, body).data == {"k": "3"}
+
+    status, reply = raw(api, "PATCH", f"/api/v1/namespaces/{NS}/configmaps/cfg",
+                        {"metadata": {"resourceVersion": stale}, "data": {"k": "4"}},
+                        "application/merge-patch+json")
+    assert (status, reply["reason"]) == (409, "Conflict")
+    status, reply = raw(api, "DELETE", f"/api/v1/namespaces/{NS}/configmaps/cfg",
+                        {"preconditions": {"resourceVersion": stale}})
+    assert status == 409
+    assert fake_kube.get("configmaps", "cfg", NS) is not None
+
+
+def test_denied_verb_answers_403_naming_verb_resource_and_namespace(fake_kube, api):
+    core = client.CoreV1Api(api)
+    fake_kube.seed(configmap("cilium-config", NS, {"kube-proxy-replacement": "false"}))
+    fake_kube.seed(configmap("cilium-config", "other", {}))
+    fake_kube.deny("patch", "configmaps", NS)
+    with pytest.raises(client.ApiException) as err:
+        core.patch_namespaced_config_map("cilium-config", NS, {"data": {"x": "y"}})
+    status = status_of(err.value)
+    assert err.value.status == 403
+    assert status["reason"] == "Forbidden"
+    assert status["message"] == (
+        'configmaps "cilium-config" is forbidden: User "system:serviceaccount:kube-system:'
+        'kpr-exporter" cannot patch resource "configmaps" in API group "" in the namespace '
+        '"kube-system"')
+    assert status["details"] == {"kind": "configmaps", "name": "cilium-config"}
+    core.patch_namespaced_config_map("cilium-config", "other", {"data": {"x": "y"}})
+    core.read_namespaced_config_map("cilium-config", NS)  # other verbs still allowed
+
+    fake_kube.deny("list", "ciliumnodeconfigs")
+    status_code, body = raw(api, "GET", "/apis/cilium.io/v2/ciliumnodeconfigs")
+    assert status_code == 403
+    assert body["message"].endswith(
+        'cannot list resource "ciliumnodeconfigs" in API group "cilium.io" at the cluster scope')
+
+    fake_kube.allow_all()
+    core.patch_namespaced_config_map("cilium-config", NS, {"data": {"x": "y"}})
+
+
+def test_injected_fault_answers_once_then_normally(fake_kube, api):
+    core = client.CoreV1Api(api)
+    fake_kube.seed(configmap("cfg", NS, {}))
+    fake_kube.fail("get", "configmaps", status=503, message="etcd is sad")
+    with pytest.raises(client.ApiException) as err:
+        core.read_namespaced_config_map("cfg", NS)
+    assert (err.value.status, status_of(err.value)["message"]) == (503, "etcd is sad")
+    assert core.read_namespaced_config_map("cfg", NS).metadata.name == "cfg"
+
+
+def test_strategic_merge_uses_merge_keys_and_delete_directives(fake_kube, api):
+    ds = daemonset("kube-proxy", NS, {"k8s-app": "kube-proxy"})
+    ds["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    fake_kube.seed(ds)
+    patch = {"spec": {"template": {"spec": {
+        "containers": [{"name": "kube-proxy", "env": [{"name": "B", "value": "20"},
+                                                      {"name": "C", "value": "3"},
+                                                      {"name": "A", "$patch": "delete"}]}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{
+                "key": "io.cilium.migration/kube-proxy-replacement", "operator": "NotIn",
+                "values": ["true"]}]}]}}}}}}}
+    status, body = raw(api, "PATCH", f"/apis/apps/v1/namespaces/{NS}/daemonsets/kube-proxy",
+                       patch, "application/strategic-merge-patch+json")
+    assert status == 200, body
+    container = body["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.k8s.io/kube-proxy:v1.31.0"
+    assert container["env"] == [{"name": "B", "value": "20"}, {"name": "C", "value": "3"}]
+    assert "nodeAffinity" in body["spec"]["template"]["spec"]["affinity"]
+    assert body["metadata"]["generation"] == 2
+
+
+def test_merge_patch_and_custom_resources_refuse_strategic_merge(fake_kube, api):
+    fake_kube.seed(cilium_node_config("kpr", NS, {"matchLabels": {"a": "b"}},
+                                      {"kube-proxy-replacement": "true", "other": "x"}))
+    path = f"/apis/cilium.io/v2/namespaces/{NS}/ciliumnodeconfigs/kpr"
+    status, body = raw(api, "PATCH", path, {"spec": {"defaults": {"other": None}}},
+                       "application/strategic-merge-patch+json")
+    assert (status, body["reason"]) == (415, "UnsupportedMediaType")
+    status, body = raw(api, "PATCH", path, {"spec": {"defaults": {"other": None}}},
+                       "application/merge-patch+json")
+    assert status == 200
+    assert body["spec"]["defaults"] == {"kube-proxy-replacement": "true"}
+
+
+def test_json_patch_operations_and_failed_test(fake_kube, api):
+    fake_kube.seed(configmap("cfg", NS, {"a": "1", "b": "2"}))
+    path = f"/api/v1/namespaces/{NS}/configmaps/cfg"
+    ops = [{"op": "test", "path": "/data/a", "value": "1"},
+           {"op": "replace", "path": "/data/a", "value": "10"},
+           {"op": "remove", "path": "/data/b"},
+           {"op": "add", "path": "/metadata/annotations", "value": {"x~y/z": "v"}},
+           {"op": "copy", "from": "/data/a", "path": "/data/c"}]
+    status, body = raw(api, "PATCH", path, ops, "application/json-patch+json")
+    assert status == 200, body
+    assert body["data"] == {"a": "10", "c": "10"}
+    assert body["metadata"]["annotations"] == {"x~y/z": "v"}
+    status, body = raw(api, "PATCH", path, [{"op": "test", "path": "/data/a", "value": "1"}],
+                       "application/json-patch+json")
+    assert (status, body["reason"]) == (422, "Invalid")
+    assert fake_kube.get("configmaps", "cfg", NS)["data"] == {"a": "10", "c": "10"}
+
+
+def test_list_honours_label_and_field_selectors(fake_kube, api):
+    core = client.CoreV1Api(api)
+    for name, node_name, labels in [("kp-1", "n1", {"k8s-app": "kube-proxy"}),
+                                    ("kp-2", "n2", {"k8s-app": "kube-proxy"}),
+                                    ("cilium-1", "n1", {"k8s-app": "cilium"}),
+                                    ("other", "n1", {})]:
+        fake_kube.seed(pod(name, NS, node_name, labels))
+
+    def names(**kw):
+        return sorted(p.metadata.name for p in core.list_namespaced_pod(NS, **kw).items)
+
+    assert names(label_selector="k8s-app=kube-proxy") == ["kp-1", "kp-2"]
+    assert names(label_selector="k8s-app in (cilium,kube-proxy)",
+                 field_selector="spec.nodeName=n1") == ["cilium-1", "kp-1"]
+    assert names(label_selector="!k8s-app") == ["other"]
+    assert names(label_selector="k8s-app,k8s-app notin (cilium)") == ["kp-1", "kp-2"]
+    assert names(field_selector="spec.nodeName!=n1") == ["kp-2"]
+    with pytest.raises(client.ApiException) as err:
+        core.list_namespaced_config_map(NS, field_selector="spec.nodeName=n1")
+    assert err.value.status == 400
+
+
+def test_watch_replays_from_a_resource_version_and_follows_selector_transitions(
+        fake_kube, api):
+    fake_kube.seed(pod("a", NS, "n1", {"k8s-app": "kube-proxy"}))
+    start = fake_kube.resource_version
+    core = client.CoreV1Api(api)
+    core.patch_namespaced_pod("a", NS, {"metadata": {"labels": {"extra": "1"}}})
+    core.patch_namespaced_pod("a", NS, {"metadata": {"labels": {"k8s-app": "gone"}}})
+    core.patch_namespaced_pod("a", NS, {"metadata": {"labels": {"k8s-app": "kube-proxy"}}})
+    core.delete_namespaced_pod("a", NS)
+    events = watch_lines(api, f"/api/v1/namespaces/{NS}/pods", 4,
+                         resourceVersion=start, labelSelector="k8s-app=kube-proxy")
+    assert [e["type"] for e in events] == ["MODIFIED", "DELETED", "ADDED", "DELETED"]
+    assert [int(e["object"]["metadata"]["resourceVersion"]) for e in events] == [
+        start + 1, start + 2, start + 3, start + 4]
+
+
+def test_watch_without_resource_version_starts_with_current_objects_then_follows(
+        fake_kube, api):
+    fake_kube.seed(configmap("one", NS, {}))
+    result: list = []
+    reader = threading.Thread(target=lambda: result.extend(
+        watch_lines(api, f"/api/v1/namespaces/{NS}/configmaps", 2)))
+    reader.start()
+    assert fake_kube.wait_for(lambda: fake_kube.open_watches == 1)
+    fake_kube.seed(configmap("two", NS, {}))
+    reader.join(10)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in result] == [
+        ("ADDED", "one"), ("ADDED", "two")]
+
+
+def test_watch_from_a_compacted_resource_version_gets_410_expired(fake_kube, api):
+    fake_kube.seed(configmap("one", NS, {}))
+    old = fake_kube.resource_version
+    fake_kube.seed(configmap("two", NS, {}))
+    fake_kube.compact()
+    events = watch_lines(api, f"/api/v1/namespaces/{NS}/configmaps", 2, resourceVersion=old)
+    assert len(events) == 1
+    assert events[0]["type"] == "ERROR"
+    assert events[0]["object"]["code"] == 410
+    assert events[0]["object"]["reason"] == "Expired"
+
+
+def test_drop_watches_ends_open_streams(fake_kube, api):
+    result: list = []
+    reader = threading.Thread(target=lambda: result.append(
+        watch_lines(api, f"/api/v1/namespaces/{NS}/configmaps", 5, resourceVersion=0)))
+    reader.start()
+    assert fake_kube.wait_for(lambda: fake_kube.open_watches == 1)
+    fake_kube.drop_watches()
+    reader.join(10)
+    assert not reader.is_alive()
+    assert result == [[]]
+
+
+def test_status_subresource_semantics(fake_kube, api):
+    fake_kube.seed(pod("p", NS, "n1", phase="Running"))
+    path = f"/api/v1/namespaces/{NS}/pods/p"
+    current = fake_kube.get("pods", "p", NS)
+    current["status"]["phase"] = "Failed"
+    current["metadata"]["labels"] = {"x": "y"}
+    status, body = raw(api, "PUT", path, current)
+    assert status == 200
+    assert (body["status"]["phase"], body["metadata"]["labels"]) == ("Running", {"x": "y"})
+    status, body = raw(api, "PATCH", path + "/status", {"status": {"phase": "Succeeded"}},
+                       "application/merge-patch+json")
+    assert status == 200
+    assert fake_kube.get("pods", "p", NS)["status"]["phase"] == "Succeeded"
+
+
+def test_discovery_serves_the_dynamic_client(fake_kube, api):
+    dyn = DynamicClient(api)
+    cnc = dyn.resources.get(api_version="cilium.io/v2", kind="CiliumNodeConfig")
+    assert cnc.namespaced
+    dyn.resources.get(api_version="v1", kind="ConfigMap").create(
+        body=configmap("x", NS, {"k": "v"}), namespace=NS)
+    assert fake_kube.get("configmaps", "x", NS)["data"] == {"k": "v"}
+    assert {g["name"] for g in raw(api, "GET", "/apis")[1]["groups"]} >= {
+        "apps", "discovery.k8s.io", "coordination.k8s.io", "cilium.io"}
+
+
+def test_request_log_records_method_path_body_and_content_type(fake_kube, api):
+    fake_kube.seed(configmap("cfg", NS, {}))
+    fake_kube.clear_requests()
+    client.CoreV1Api(api).patch_namespaced_config_map("cfg", NS, {"data": {"k": "v"}})
+    (request,) = fake_kube.requests
+    assert (request.method, request.path) == ("PATCH", f"/api/v1/namespaces/{NS}/configmaps/cfg")
+    assert request.body == {"data": {"k": "v"}}
+    assert request.content_type == "application/strategic-merge-patch+json"
+    assert request.headers["Authorization"] == "Bearer fake-token"
