@@ -143,6 +143,34 @@ class _Fault:
     message: str
 
 
+class Hold:
+    """Parks matching requests until released (see ``FakeKube.hold``)."""
+
+    def __init__(self, verb: str, plural: str, namespace: str | None) -> None:
+        self.verb, self.plural, self.namespace = verb, plural, namespace
+        self._released = threading.Event()
+        self._cond = threading.Condition()
+        self.arrived = 0
+
+    def matches(self, verb: str, plural: str, namespace: str | None) -> bool:
+        return (not self._released.is_set() and self.verb in (verb, "*")
+                and self.plural == plural and self.namespace in (None, namespace))
+
+    def wait_arrived(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Block until ``count`` requests are parked here."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.arrived >= count, timeout)
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _park(self, timeout: float) -> None:
+        with self._cond:
+            self.arrived += 1
+            self._cond.notify_all()
+        self._released.wait(timeout)
+
+
 @dataclass(slots=True, eq=False)
 class _Watcher:
     rtype: ResourceType
@@ -189,6 +217,7 @@ class FakeKube:
         self._watchers: list[_Watcher] = []
         self._denied: list[tuple[str, str, str | None]] = []
         self._faults: list[_Fault] = []
+        self._holds: list[Hold] = []
         self._requests: list[LoggedRequest] = []
         self._unserved: set[tuple[str, str]] = set()
         self._names = itertools.count(1)
@@ -225,7 +254,8 @@ class FakeKube:
 
     async def _serve(self, host: str, port: int, ready: threading.Event) -> None:
         self._stopping = asyncio.Event()
-        self._runner = web.AppRunner(self.app(), handle_signals=False)
+        # handler_cancellation: a client hanging up ends its watch handler at once.
+        self._runner = web.AppRunner(self.app(), handle_signals=False, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -272,6 +302,14 @@ class FakeKube:
         """Answer the next ``times`` matching requests with ``status`` (a Status body)."""
         with self._lock:
             self._faults.append(_Fault(verb, resource, namespace, status, times, message))
+
+    def hold(self, verb: str, resource: str, namespace: str | None = None) -> Hold:
+        """Park matching requests (after authorization, before they act) until
+        ``release()``: lets a test change the store while a request is in flight."""
+        hold = Hold(verb, resource, namespace)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
 
     def unserve(self, group: str, version: str) -> None:
         """Stop serving a group/version (as if its CRD version were not installed)."""
@@ -542,6 +580,7 @@ class FakeKube:
             raise ApiError(405, "MethodNotAllowed",
                            f"the server does not allow this method on the requested resource")
         self._authorize(verb, route)
+        await self._wait_holds(verb, route)
         body = request[_BODY]
         if verb == "get":
             return web.json_response(self._get_or_404(route))
@@ -587,6 +626,13 @@ class FakeKube:
         if group:
             details["group"] = group
         raise ApiError(403, "Forbidden", message, details)
+
+    async def _wait_holds(self, verb: str, route: _Route) -> None:
+        resource = route.rtype.plural + (f"/{route.subresource}" if route.subresource else "")
+        with self._lock:
+            holds = [h for h in self._holds if h.matches(verb, resource, route.namespace)]
+        for hold in holds:
+            await asyncio.to_thread(hold._park, 30.0)
 
     def _get_or_404(self, route: _Route) -> dict:
         ns = route.namespace or ""
@@ -781,6 +827,7 @@ class FakeKube:
             with self._lock:
                 if watcher in self._watchers:
                     self._watchers.remove(watcher)
+                self._cond.notify_all()
         return response
 
     # --- discovery -------------------------------------------------------------------

@@ -1,0 +1,262 @@
+"""KubeClient against the fake API server (real ``kubernetes`` client underneath).
+
+Matrix:
+- configuration: explicit kubeconfig, $KUBECONFIG, nothing usable -> KubeConfigError
+- CRUD on built-in and custom resources; default patch type per resource kind
+- errors: NotFound (object, unserved version), Conflict (stale write, already exists),
+  Forbidden with verb/resource/namespace/name/server message, Invalid, Unavailable
+  (injected 503, server gone); never a library exception
+- watch: SYNC then changes, relist on 410, periodic resync, retry when unavailable,
+  Forbidden raised, stream closed when the consumer stops
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from exporter.kube import errors
+from exporter.kube.client import SYNC, Backoff, load_api_client
+from exporter.kube.resources import (
+    CILIUM_NODE_CONFIGS,
+    CILIUM_NODE_CONFIGS_V2ALPHA1,
+    CONFIGMAPS,
+    DAEMONSETS,
+    NODES,
+    PODS,
+)
+from tests.fakekube.fixtures import cilium_node_config, configmap, daemonset, node, pod
+
+NS = "kube-system"
+FAST = Backoff(0.01, 0.05)
+
+
+def assert_own_error(exc: BaseException) -> None:
+    """Only our error types cross the boundary; the library error is the cause."""
+    assert type(exc).__module__ == "exporter.kube.errors"
+
+
+async def next_event(events, timeout: float = 5.0):
+    async with asyncio.timeout(timeout):
+        return await anext(events)
+
+
+# --- configuration -------------------------------------------------------------------
+
+
+def test_explicit_kubeconfig_and_kubeconfig_env(fake_kube, tmp_path):
+    assert load_api_client(fake_kube.kubeconfig, environ={}).configuration.host == fake_kube.url
+    from_env = load_api_client(environ={"KUBECONFIG": fake_kube.kubeconfig, "HOME": "/nowhere"})
+    assert from_env.configuration.host == fake_kube.url
+
+
+def test_no_usable_configuration_is_a_kube_config_error(tmp_path):
+    with pytest.raises(errors.KubeConfigError) as err:
+        load_api_client(environ={"HOME": str(tmp_path)})
+    assert_own_error(err.value)
+    assert ".kube/config" in str(err.value)
+
+
+# --- requests ------------------------------------------------------------------------
+
+
+async def test_create_get_replace_patch_delete_a_configmap(kube, fake_kube):
+    created = await kube.create(CONFIGMAPS, configmap("cfg", NS, {"a": "1"}), NS)
+    assert created["metadata"]["resourceVersion"]
+    got = await kube.get(CONFIGMAPS, "cfg", NS)
+    got["data"]["a"] = "2"
+    replaced = await kube.replace(CONFIGMAPS, got)
+    assert replaced["data"] == {"a": "2"}
+    patched = await kube.patch(CONFIGMAPS, "cfg", {"data": {"b": "3"}}, NS)
+    assert patched["data"] == {"a": "2", "b": "3"}
+    assert fake_kube.requests[-1].content_type == "application/strategic-merge-patch+json"
+    await kube.delete(CONFIGMAPS, "cfg", NS)
+    assert fake_kube.get("configmaps", "cfg", NS) is None
+
+
+async def test_custom_resources_default_to_merge_patch_and_lists_filter(kube, fake_kube):
+    fake_kube.seed(cilium_node_config("kpr", NS, {"matchLabels": {"x": "y"}},
+                                      {"kube-proxy-replacement": "true", "other": "1"}))
+    patched = await kube.patch(CILIUM_NODE_CONFIGS, "kpr",
+                               {"spec": {"defaults": {"other": None}}}, NS)
+    assert patched["spec"]["defaults"] == {"kube-proxy-replacement": "true"}
+    assert fake_kube.requests[-1].content_type == "application/merge-patch+json"
+    json_patched = await kube.patch(CILIUM_NODE_CONFIGS, "kpr", [
+        {"op": "replace", "path": "/spec/defaults/kube-proxy-replacement", "value": "false"}], NS)
+    assert json_patched["spec"]["defaults"] == {"kube-proxy-replacement": "false"}
+
+    for name, node_name in [("kp-a", "n1"), ("kp-b", "n2")]:
+        fake_kube.seed(pod(name, NS, node_name, {"k8s-app": "kube-proxy"}))
+    fake_kube.seed(node("n1"))
+    listing = await kube.list(PODS, NS, label_selector="k8s-app=kube-proxy",
+                              field_selector="spec.nodeName=n2")
+    assert [p["metadata"]["name"] for p in listing.items] == ["kp-b"]
+    assert listing.resource_version == str(fake_kube.resource_version)
+    assert [n["metadata"]["name"] for n in (await kube.list(NODES)).items] == ["n1"]
+    assert len((await kube.list(PODS)).items) == 2  # all namespaces
+
+
+async def test_not_found_for_objects_and_for_unserved_versions(kube, fake_kube):
+    with pytest.raises(errors.NotFound) as err:
+        await kube.get(CONFIGMAPS, "missing", NS)
+    assert_own_error(err.value)
+    assert (err.value.verb, err.value.resource, err.value.name) == ("get", "configmaps", "missing")
+    assert err.value.server_message == 'configmaps "missing" not found'
+
+    fake_kube.unserve("cilium.io", "v2alpha1")
+    with pytest.raises(errors.NotFound) as err:
+        await kube.list(CILIUM_NODE_CONFIGS_V2ALPHA1, NS)
+    assert err.value.server_message == "404 page not found"
+
+
+async def test_conflicts_for_stale_writes_and_existing_names(kube, fake_kube):
+    created = await kube.create(CONFIGMAPS, configmap("cfg", NS, {"a": "1"}))
+    await kube.patch(CONFIGMAPS, "cfg", {"data": {"a": "2"}}, NS)
+    with pytest.raises(errors.Conflict) as err:
+        await kube.replace(CONFIGMAPS, created)
+    assert_own_error(err.value)
+    assert not err.value.already_exists
+    with pytest.raises(errors.Conflict) as err:
+        await kube.delete(CONFIGMAPS, "cfg", NS,
+                          resource_version=created["metadata"]["resourceVersion"])
+    with pytest.raises(errors.Conflict) as err:
+        await kube.create(CONFIGMAPS, configmap("cfg", NS, {}))
+    assert err.value.already_exists
+
+
+async def test_rbac_denial_is_forbidden_with_verb_and_resource(kube, fake_kube):
+    fake_kube.seed(configmap("cilium-config", NS, {"kube-proxy-replacement": "false"}))
+    fake_kube.deny("patch", "configmaps", NS)
+    with pytest.raises(errors.Forbidden) as err:
+        await kube.patch(CONFIGMAPS, "cilium-config", {"data": {"kube-proxy-replacement": "true"}},
+                         NS)
+    exc = err.value
+    assert_own_error(exc)
+    assert (exc.verb, exc.resource, exc.namespace, exc.name, exc.status) == (
+        "patch", "configmaps", NS, "cilium-config", 403)
+    assert 'cannot patch resource "configmaps"' in exc.server_message
+    assert str(exc).startswith(
+        'forbidden: not allowed to patch configmaps "cilium-config" in namespace kube-system')
+
+    fake_kube.deny("list", "daemonsets")
+    with pytest.raises(errors.Forbidden) as err:
+        await kube.list(DAEMONSETS)
+    assert (err.value.verb, err.value.resource) == ("list", "daemonsets.apps")
+
+
+async def test_bad_requests_are_invalid(kube, fake_kube):
+    with pytest.raises(errors.Invalid) as err:
+        await kube.list(CONFIGMAPS, NS, field_selector="spec.nodeName=n1")
+    assert_own_error(err.value)
+    fake_kube.seed(configmap("cfg", NS, {"a": "1"}))
+    with pytest.raises(errors.Invalid):
+        await kube.patch(CONFIGMAPS, "cfg", [{"op": "test", "path": "/data/a", "value": "2"}], NS)
+
+
+async def test_server_errors_and_a_dead_server_are_unavailable(kube, fake_kube):
+    fake_kube.seed(daemonset("kube-proxy", NS, {"k8s-app": "kube-proxy"}))
+    fake_kube.fail("get", "daemonsets", status=503)
+    with pytest.raises(errors.Unavailable) as err:
+        await kube.get(DAEMONSETS, "kube-proxy", NS)
+    assert_own_error(err.value)
+    assert (await kube.get(DAEMONSETS, "kube-proxy", NS))["kind"] == "DaemonSet"
+
+    fake_kube.stop()
+    with pytest.raises(errors.Unavailable) as err:
+        await kube.get(DAEMONSETS, "kube-proxy", NS)
+    assert_own_error(err.value)
+    assert "API unreachable" in str(err.value)
+
+
+# --- watch ---------------------------------------------------------------------------
+
+
+async def test_watch_syncs_then_follows_changes(kube, fake_kube):
+    fake_kube.seed(configmap("one", NS, {}))
+    events = kube.watch(CONFIGMAPS, NS, backoff=FAST)
+    try:
+        first = await next_event(events)
+        assert first.type == SYNC
+        assert [o["metadata"]["name"] for o in first.objects] == ["one"]
+        pending = asyncio.ensure_future(next_event(events))  # opens the watch stream
+        assert await asyncio.to_thread(fake_kube.wait_for, lambda: fake_kube.open_watches == 1)
+        fake_kube.seed(configmap("two", NS, {}))
+        fake_kube.seed(configmap("one", NS, {"k": "v"}))
+        fake_kube.remove("configmaps", "two", NS)
+        seen = [await pending, await next_event(events), await next_event(events)]
+        assert [(e.type, e.object["metadata"]["name"]) for e in seen] == [
+            ("ADDED", "two"), ("MODIFIED", "one"), ("DELETED", "two")]
+    finally:
+        await events.aclose()
+    assert await asyncio.to_thread(fake_kube.wait_for, lambda: fake_kube.open_watches == 0)
+
+
+async def test_watch_relists_when_its_resource_version_is_gone(kube, fake_kube):
+    fake_kube.seed(configmap("existing", NS, {}))
+    hold = fake_kube.hold("watch", "configmaps")
+    events = kube.watch(CONFIGMAPS, NS, backoff=FAST)
+    try:
+        assert len((await next_event(events)).objects) == 1
+        pending = asyncio.ensure_future(next_event(events))
+        assert await asyncio.to_thread(hold.wait_arrived)  # the watch is in flight
+        fake_kube.seed(configmap("missed", NS, {}))
+        fake_kube.compact()  # the listing's resourceVersion is now too old
+        hold.release()
+        event = await pending
+        assert event.type == SYNC
+        assert [o["metadata"]["name"] for o in event.objects] == ["existing", "missed"]
+    finally:
+        await events.aclose()
+    lists = [r for r in fake_kube.requests if "watch" not in r.query]
+    assert len(lists) == 2
+
+
+async def test_watch_resyncs_after_the_resync_period(kube, fake_kube, monotonic):
+    events = kube.watch(CONFIGMAPS, NS, resync_seconds=60, backoff=FAST)
+    try:
+        assert (await next_event(events)).type == SYNC
+        pending = asyncio.ensure_future(next_event(events))
+        assert await asyncio.to_thread(fake_kube.wait_for, lambda: fake_kube.open_watches == 1)
+        lists_before = sum(1 for r in fake_kube.requests if "watch" not in r.query)
+        monotonic.advance(61)
+        fake_kube.drop_watches()  # stands in for the server ending the stream at timeoutSeconds
+        assert (await pending).type == SYNC
+        lists_after = sum(1 for r in fake_kube.requests if "watch" not in r.query)
+        assert lists_after == lists_before + 1
+    finally:
+        await events.aclose()
+
+
+async def test_watch_retries_an_unavailable_api(kube, fake_kube):
+    fake_kube.seed(configmap("one", NS, {}))
+    fake_kube.fail("list", "configmaps", status=503, times=2)
+    events = kube.watch(CONFIGMAPS, NS, backoff=FAST)
+    try:
+        first = await next_event(events)
+        assert first.type == SYNC and len(first.objects) == 1
+    finally:
+        await events.aclose()
+    lists = [r for r in fake_kube.requests if r.method == "GET" and "watch" not in r.query]
+    assert len(lists) == 3
+
+
+async def test_watch_raises_forbidden(kube, fake_kube):
+    fake_kube.deny("watch", "pods", NS)
+    events = kube.watch(PODS, NS, backoff=FAST)
+    try:
+        assert (await next_event(events)).type == SYNC  # list is allowed
+        with pytest.raises(errors.Forbidden) as err:
+            await next_event(events)
+    finally:
+        with contextlib.suppress(errors.KubeError):
+            await events.aclose()
+    assert (err.value.verb, err.value.resource, err.value.namespace) == ("watch", "pods", NS)
+
+
+async def test_namespace_is_required_for_namespaced_writes(kube):
+    with pytest.raises(ValueError):
+        await kube.get(CONFIGMAPS, "x")
+    with pytest.raises(ValueError):
+        await kube.patch(CONFIGMAPS, "x", {}, None)
