@@ -1,0 +1,133 @@
+"""Simulated Cilium agents' ``/metrics``, consistent with the flows released so far (aiohttp).
+
+``GET /nodes`` answers the node names as a JSON list; ``GET /nodes/<node>/metrics``
+answers that agent's Prometheus text (``reference/cilium-metrics-kpr.md`` §1.2,
+§1.8), rendered from the timeline's per-node counters at the current scenario time:
+
+* ``cilium_drop_count_total{direction,reason}`` / ``cilium_drop_bytes_total``: the
+  node's dropped flows, ``reason`` in Cilium's words ("Service backend not found");
+* ``cilium_forward_count_total{direction}`` / ``cilium_forward_bytes_total``: the
+  node's forwarded L3/L4 flows;
+* ``cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled`` 0/1 and
+  ``cilium_feature_adv_connect_and_lb_cilium_node_config_enabled``, following the
+  node's datapath as Cilium >= 1.17 reports it; ``cilium_version``.
+
+``render_agent_metrics`` is pure; ``agents_app`` wraps it in an aiohttp application.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from aiohttp import web
+
+from exporter.model import EBPF
+from exporter.simulator.timeline import NodeCounters, Timeline
+
+CILIUM_VERSION: Final = "1.18.4"
+BYTES_PER_PACKET: Final = 66
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+#: Cilium's own drop reason texts (pkg/monitor/api/drop.go), by datapath code.
+DROP_REASON_TEXT: Final = {
+    132: "Invalid source ip", 133: "Policy denied", 134: "Invalid packet",
+    139: "Unsupported L3 protocol", 140: "Missed tail call", 141: "Error writing to packet",
+    142: "Unknown L4 protocol", 143: "Unknown ICMPv4 code", 144: "Unknown ICMPv4 type",
+    145: "Unknown ICMPv6 code", 146: "Unknown ICMPv6 type", 147: "Error retrieving tunnel key",
+    150: "Unknown L3 target address", 151: "Stale or unroutable IP",
+    153: "Error while correcting L3 checksum", 154: "Error while correcting L4 checksum",
+    155: "CT: Map insertion failed", 156: "Invalid IPv6 extension header",
+    157: "IP fragmentation not supported", 158: "Service backend not found",
+    160: "No tunnel/encapsulation endpoint (datapath BUG!)",
+    162: "Reached EDT rate-limiting drop horizon", 163: "Unknown connection tracking state",
+    164: "Local host is unreachable", 166: "Unsupported L2 protocol",
+    167: "No mapping for NAT masquerade", 168: "Unsupported protocol for NAT masquerade",
+    169: "FIB lookup failed", 170: "Encapsulation traffic is prohibited", 171: "Invalid identity",
+    172: "Unknown sender", 173: "NAT not needed", 174: "Is a ClusterIP",
+    175: "First logical datagram fragment not found", 176: "Forbidden ICMPv6 message",
+    177: "Denied by LB src range check", 178: "Socket lookup failed", 179: "Socket assign failed",
+    180: "Proxy redirection not supported for protocol", 181: "Policy denied by denylist",
+    189: "Authentication required", 193: "Unsupported packet protocol for DSR encapsulation",
+    194: "No egress gateway found", 195: "Traffic is unencrypted", 196: "TTL exceeded",
+    197: "No node ID found", 198: "Rate limited", 202: "Host datapath not ready",
+    203: "Endpoint policy program not available", 204: "No Egress IP configured",
+    205: "Punt to proxy",
+}
+
+
+def drop_reason_text(code: int) -> str:
+    """The agent's ``reason`` label for a drop code (the number when Cilium has no text)."""
+    return DROP_REASON_TEXT.get(code, str(code))
+
+
+def _family(lines: list[str], name: str, kind: str, help_text: str) -> None:
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} {kind}")
+
+
+def render_agent_metrics(counters: NodeCounters, *, kpr_enabled: bool, node_config: bool,
+                         version: str = CILIUM_VERSION) -> str:
+    """One agent's ``/metrics`` text."""
+    lines: list[str] = []
+    drops = sorted((direction, drop_reason_text(code), n)
+                   for (code, direction), n in counters.drops.items())
+    for name, scale, help_text in (
+        ("cilium_drop_bytes_total", BYTES_PER_PACKET,
+         "Total dropped bytes, tagged by drop reason and ingress/egress direction"),
+        ("cilium_drop_count_total", 1,
+         "Total dropped packets, tagged by drop reason and ingress/egress direction"),
+    ):
+        _family(lines, name, "counter", help_text)
+        lines.extend(f'{name}{{direction="{d}",reason="{r}"}} {n * scale}' for d, r, n in drops)
+    forwards = sorted(counters.forwards.items())
+    for name, scale, help_text in (
+        ("cilium_forward_bytes_total", BYTES_PER_PACKET,
+         "Total forwarded bytes, tagged by ingress/egress direction"),
+        ("cilium_forward_count_total", 1,
+         "Total forwarded packets, tagged by ingress/egress direction"),
+    ):
+        _family(lines, name, "counter", help_text)
+        lines.extend(f'{name}{{direction="{d}"}} {n * scale}' for d, n in forwards)
+    _family(lines, "cilium_feature_adv_connect_and_lb_cilium_node_config_enabled", "gauge",
+            "Cilium Node Config enabled on the agent")
+    lines.append(f"cilium_feature_adv_connect_and_lb_cilium_node_config_enabled {int(node_config)}")
+    _family(lines, "cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled", "gauge",
+            "KubeProxyReplacement enabled on the agent")
+    lines.append(f"cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled {int(kpr_enabled)}")
+    _family(lines, "cilium_version", "gauge", "Cilium version")
+    lines.append(f'cilium_version{{arch="linux/amd64",revision="0000000",version="{version}"}} 1')
+    return "\n".join(lines) + "\n"
+
+
+def node_metrics(timeline: Timeline, node: str) -> str:
+    """The agent text of ``node`` at the timeline's current scenario time."""
+    kpr = timeline.datapath(node) == EBPF  # scenarios switch nodes through CiliumNodeConfigs
+    return render_agent_metrics(timeline.counters[node], kpr_enabled=kpr, node_config=kpr)
+
+
+def agents_app(timeline: Timeline, *, before_request: Callable[[], None] | None = None
+               ) -> web.Application:
+    """The aiohttp application serving every node's metrics.
+
+    ``before_request`` (e.g. "advance the timeline to now") runs before each answer.
+    """
+
+    async def nodes(request: web.Request) -> web.Response:
+        if before_request is not None:
+            before_request()
+        return web.json_response(list(timeline.nodes))
+
+    async def metrics(request: web.Request) -> web.Response:
+        node = request.match_info["node"]
+        if node not in timeline.counters:
+            raise web.HTTPNotFound(text=f"unknown node {node!r}\n")
+        if before_request is not None:
+            before_request()
+        return web.Response(body=node_metrics(timeline, node).encode(),
+                            headers={"Content-Type": CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_get("/nodes", nodes)
+    app.router.add_get("/nodes/{node}/metrics", metrics)
+    return app

@@ -1,0 +1,117 @@
+"""``Simulator``: one scenario served as Hubble Relay (gRPC) and as the agents' metrics (HTTP).
+
+Scenario time runs at ``speed`` times the injected clock from construction on;
+a background task advances the timeline every ``step_s`` wall seconds (with the
+injected ``sleep``). Flow timestamps are ``epoch + scenario time``, so latencies
+inside flows are scenario latencies whatever the speed. Tests that want to
+step time themselves pass ``drive=False`` and call ``advance_to``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+import grpc
+from aiohttp import web
+
+from exporter.roles import Clock, system_clock
+from exporter.simulator.agents import agents_app
+from exporter.simulator.scenarios import Scenario, get_scenario
+from exporter.simulator.server import ObserverServer, start_grpc_server
+from exporter.simulator.settings import SimulatorSettings
+from exporter.simulator.timeline import DEFAULT_CAPACITY, Timeline
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[object]]
+
+
+class BoundPorts(NamedTuple):
+    grpc: int
+    agents: int
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``, or ``:port`` for every interface) -> (host, port)."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class Simulator:
+    """The simulated cluster; ``start()`` returns the bound ports, ``stop()`` releases them."""
+
+    def __init__(self, settings: SimulatorSettings, *, clock: Clock = system_clock,
+                 sleep: Sleep = asyncio.sleep, step_s: float = 0.05, drive: bool = True,
+                 scenario: Scenario | None = None, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.settings = settings
+        self.scenario = scenario or get_scenario(settings.scenario)
+        self._clock = clock
+        self._sleep = sleep
+        self._step_s = step_s
+        self._drive = drive
+        self._wall0 = clock()
+        self.timeline = Timeline(self.scenario, settings.seed,
+                                 epoch_ns=int(self._wall0 * 1_000_000_000), capacity=capacity)
+        self._grpc: grpc.aio.Server | None = None
+        self._http: web.AppRunner | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.ports: BoundPorts | None = None
+
+    def scenario_time(self) -> float:
+        """Scenario seconds since construction according to the clock and speed."""
+        return max(0.0, (self._clock() - self._wall0) * self.settings.speed)
+
+    def advance_to(self, scenario_s: float) -> int:
+        """Release events up to ``scenario_s``; returns how many."""
+        return self.timeline.advance_to(scenario_s)
+
+    def _catch_up(self) -> None:
+        self.timeline.advance_to(self.scenario_time())
+
+    async def start(self) -> BoundPorts:
+        grpc_address = self.settings.grpc_listen_address
+        if grpc_address.startswith(":"):
+            grpc_address = "[::]" + grpc_address
+        grpc_server, grpc_port = await start_grpc_server(
+            ObserverServer(self.timeline).generic_handlers(), grpc_address)
+        self._grpc = grpc_server
+        try:
+            app = agents_app(self.timeline, before_request=self._catch_up if self._drive else None)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            self._http = runner
+            host, port = split_address(self.settings.agents_listen_address)
+            await web.TCPSite(runner, host or None, port).start()
+            agents_port = runner.addresses[0][1]
+        except BaseException:
+            await self.stop()
+            raise
+        if self._drive:
+            self._task = asyncio.create_task(self._run(), name="simulator-clock")
+        self.ports = BoundPorts(grpc_port, agents_port)
+        log.info("simulator started", extra={"kv": {
+            "scenario": self.scenario.name, "seed": self.settings.seed,
+            "speed": self.settings.speed, "grpc_port": grpc_port, "agents_port": agents_port}})
+        return self.ports
+
+    async def _run(self) -> None:
+        while True:
+            self._catch_up()
+            await self._sleep(self._step_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._grpc is not None:
+            await self._grpc.stop(grace=None)
+            self._grpc = None
+        if self._http is not None:
+            await self._http.cleanup()
+            self._http = None
