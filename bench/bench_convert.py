@@ -20,7 +20,7 @@ from exporter._gen.hubbleview import hubbleview_pb2
 from exporter._gen.observer import observer_pb2
 from exporter.sources.hubble_convert import HubbleConverter
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "tests" / "data" / "hubble" / "example-flows.jsonl"
+EXAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "hubble" / "example-flows.jsonl"
 
 
 def _payloads(distinct: int) -> list[bytes]:

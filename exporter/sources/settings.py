@@ -105,7 +105,10 @@ class HubbleTLSSettings:
     )
     key_file: str = field(
         default="",
-        metadata={"help": "PEM private key of the client certificate.", "flag": "--hubble.tls.key-file"},
+        metadata={
+            "help": "PEM private key of the client certificate.",
+            "flag": "--hubble.tls.key-file",
+        },
     )
     server_name: str = field(
         default="",
