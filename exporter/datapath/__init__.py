@@ -1,0 +1,7 @@
+"""Which datapath translates Services on each node: ``kube-proxy`` or ``ebpf``.
+
+``decide`` holds the pure rules (signal precedence, reading ``kube-proxy-replacement``
+values, CiliumNodeConfig selection, the migration phase); ``tracker`` keeps the
+per-node state fed by the agent scraper and the Kubernetes watchers, records switch
+times and exports it. Pure package: no kubernetes, grpc or aiohttp.
+"""
