@@ -93,13 +93,29 @@ def _valid_listen(address: str) -> bool:
 
 def _sections() -> dict[str, type]:
     """Section name -> settings dataclass. Imported here so components stay independent."""
+    from exporter.baseline.settings import BaselineSettings
+    from exporter.judge.settings import JudgeSettings
+    from exporter.kube.settings import KubeSettings
+    from exporter.rollback.settings import RollbackSettings
+    from exporter.simulator.settings import SimulatorSettings
+    from exporter.sli.settings import SliSettings
+    from exporter.sources.agents_settings import AgentSettings
     from exporter.sources.settings import HubbleSettings
+    from exporter.webhook.settings import WebhookSettings
 
     return {
         "web": WebSettings,
         "log": LogSettings,
         "hubble": HubbleSettings,
+        "agents": AgentSettings,
         "datapath": DatapathSettings,
+        "kube": KubeSettings,
+        "sli": SliSettings,
+        "baseline": BaselineSettings,
+        "judge": JudgeSettings,
+        "webhook": WebhookSettings,
+        "rollback": RollbackSettings,
+        "simulator": SimulatorSettings,
     }
 
 
