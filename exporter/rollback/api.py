@@ -109,6 +109,13 @@ class Rollbacker(Protocol):
 
 
 @runtime_checkable
+class Planner(Protocol):
+    """Computes the plan for a scope from the current cluster (read-only)."""
+
+    async def plan(self, scope: Scope, trigger: Trigger) -> Plan: ...
+
+
+@runtime_checkable
 class ClusterView(Protocol):
     """What the decision needs from the datapath tracker.
 

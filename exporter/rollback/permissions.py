@@ -1,0 +1,108 @@
+"""The exact Kubernetes permissions the rollback executor, backup and preflight use.
+
+Declared once, here, so the Helm chart's RBAC can be compared with it in a test
+(``required(settings)``; ``as_rules`` gives RBAC ``rules`` grouped per namespace).
+``resource_names`` is empty where RBAC cannot restrict by name: ``create`` (the name
+is not known at authorisation time), ``list``/``watch``, and pods whose names the
+DaemonSet controller makes up. ``optional`` permissions degrade a feature with a
+clear message instead of failing (the Helm release revision in the backup needs to
+list Secrets, which RBAC cannot narrow to Helm's; grant it only if you want it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from exporter.rollback.settings import RollbackSettings
+
+ROLLBACK: Final = "rollback"
+BACKUP: Final = "backup"
+PREFLIGHT: Final = "preflight"
+USES: Final = (ROLLBACK, BACKUP, PREFLIGHT)
+CLUSTER_SCOPE: Final = ""  # namespace of cluster-scoped (or all-namespace) permissions
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """One RBAC grant: who needs it and why."""
+
+    api_group: str
+    resource: str
+    verbs: tuple[str, ...]
+    namespace: str  # "" = cluster-scoped resource or all namespaces (ClusterRole)
+    resource_names: tuple[str, ...] = ()
+    used_by: tuple[str, ...] = ()
+    why: str = ""
+    optional: bool = False
+
+
+def required(settings: RollbackSettings, uses: Iterable[str] = USES) -> tuple[Permission, ...]:
+    """Every permission the given uses need, for the object names in ``settings``."""
+    c, kp, own = settings.cilium, settings.kube_proxy, settings.namespace
+    wanted = set(uses)
+    table = [
+        # --- nodes (cluster-scoped) ---
+        Permission("", "nodes", ("get", "list"), CLUSTER_SCOPE, (), (ROLLBACK, PREFLIGHT),
+                   "node labels (migration label, selectors) and kernel versions"),
+        Permission("", "nodes", ("patch",), CLUSTER_SCOPE, (), (ROLLBACK,),
+                   "remove the migration label from rolled-back nodes"),
+        # --- cilium ---
+        Permission("", "configmaps", ("get",), c.namespace, (c.configmap,), (ROLLBACK, BACKUP, PREFLIGHT),
+                   "read cilium-config"),
+        Permission("", "configmaps", ("patch",), c.namespace, (c.configmap,), (ROLLBACK,),
+                   'set kube-proxy-replacement: "false"'),
+        Permission("cilium.io", "ciliumnodeconfigs", ("list",), c.namespace, (), (ROLLBACK, BACKUP, PREFLIGHT),
+                   "per-node KPR overrides"),
+        Permission("cilium.io", "ciliumnodeconfigs", ("get", "update", "delete"), c.namespace, (),
+                   (ROLLBACK,), "strip or delete the CiliumNodeConfigs that switch KPR on"),
+        Permission("apps", "daemonsets", ("get",), c.namespace, (c.daemonset,), (PREFLIGHT,),
+                   "k8sServiceHost / KUBERNETES_SERVICE_HOST on the agents"),
+        Permission("", "pods", ("list",), c.namespace, (), (ROLLBACK,), "find the agent pod of a node"),
+        Permission("", "pods", ("delete",), c.namespace, (), (ROLLBACK,),
+                   "restart an agent (the DaemonSet controller recreates it)"),
+        Permission("", "secrets", ("list",), c.namespace, (), (BACKUP,),
+                   f"Helm release revision (sh.helm.release.v1.{c.helm_release}.v<N>)", optional=True),
+        # --- kube-proxy ---
+        Permission("apps", "daemonsets", ("get",), kp.namespace, (kp.daemonset,), (ROLLBACK, BACKUP, PREFLIGHT),
+                   "is kube-proxy there, where does it schedule"),
+        Permission("apps", "daemonsets", ("patch",), kp.namespace, (kp.daemonset,), (ROLLBACK,),
+                   "lift a hostname exclusion from the kube-proxy affinity"),
+        Permission("apps", "daemonsets", ("create",), kp.namespace, (), (ROLLBACK,),
+                   "restore the kube-proxy DaemonSet from the backup"),
+        Permission("", "configmaps", ("get",), kp.namespace, (kp.configmap,), (ROLLBACK, BACKUP),
+                   "is the kube-proxy ConfigMap there"),
+        Permission("", "configmaps", ("create",), kp.namespace, (), (ROLLBACK,),
+                   "restore the kube-proxy ConfigMap from the backup"),
+        Permission("", "pods", ("list",), kp.namespace, (), (ROLLBACK,), "wait for kube-proxy to be ready"),
+        # --- all namespaces (preflight) ---
+        Permission("", "services", ("list",), CLUSTER_SCOPE, (), (PREFLIGHT,),
+                   "externalTrafficPolicy: Local and sessionAffinity: ClientIP users"),
+        Permission("", "pods", ("list",), CLUSTER_SCOPE, (), (PREFLIGHT,), "hostPort users"),
+        # --- the exporter's own objects ---
+        Permission("", "configmaps", ("get", "update", "patch"), own,
+                   (settings.state_configmap, settings.backup_configmap), (ROLLBACK, BACKUP, PREFLIGHT),
+                   "rollback progress and the backup"),
+        Permission("", "configmaps", ("create",), own, (), (ROLLBACK, BACKUP),
+                   "first write of the state and backup ConfigMaps"),
+        Permission("coordination.k8s.io", "leases", ("get", "update"), own, (settings.lease_name,),
+                   (ROLLBACK,), "one rollback at a time across replicas"),
+        Permission("coordination.k8s.io", "leases", ("create",), own, (), (ROLLBACK,), "first use of the Lease"),
+        Permission("", "events", ("create",), own, (), (ROLLBACK,), "record rollbacks as Events"),
+    ]
+    return tuple(p for p in table if wanted & set(p.used_by))
+
+
+def as_rules(permissions: Iterable[Permission]) -> dict[str, list[dict[str, list[str]]]]:
+    """RBAC rules per namespace (``""`` for the ClusterRole), merged by (group, resource, names)."""
+    merged: dict[tuple[str, str, str, tuple[str, ...]], set[str]] = {}
+    for p in permissions:
+        merged.setdefault((p.namespace, p.api_group, p.resource, p.resource_names), set()).update(p.verbs)
+    out: dict[str, list[dict[str, list[str]]]] = {}
+    for (ns, group, resource, names), verbs in sorted(merged.items()):
+        rule = {"apiGroups": [group], "resources": [resource], "verbs": sorted(verbs)}
+        if names:
+            rule["resourceNames"] = list(names)
+        out.setdefault(ns, []).append(rule)
+    return out

@@ -1,0 +1,475 @@
+"""What a rollback will do: typed, serialisable actions grouped in the steps of brief §7.
+
+Pure. ``build_plan(snapshot, scope, trigger, settings, now)`` turns a cluster snapshot
+into a ``Plan``; dry-run prints exactly this plan and enforce executes exactly it (the
+plan is persisted, so a resumed rollback runs the same actions, not a re-computed set).
+
+Steps, each verified before the next:
+
+1. **kube-proxy**: restore the kube-proxy ConfigMap and DaemonSet from the backup when
+   they are gone; remove the migration label from the affected nodes (this undoes
+   both the kube-proxy exclusion affinity and a CiliumNodeConfig selecting that label,
+   the reverse of Cilium's per-node procedure); drop affected nodes from a
+   ``kubernetes.io/hostname NotIn`` exclusion; then wait for kube-proxy to be ready there.
+2. **kpr-off**: ``kube-proxy-replacement: "false"`` in cilium-config (cluster scope),
+   strip the KPR keys from (or delete) CiliumNodeConfigs that still switch an affected
+   node on; verify the effective setting of every affected node is off.
+3. **restart-agents**: delete the Cilium agent pod of each affected node, one at a
+   time, and wait for its ready replacement.
+
+The plan never deletes kube-proxy, never runs ``kube-proxy --cleanup`` and never
+touches ``k8sServiceHost``. It refuses (``Plan.refusal``), changing nothing, when it
+cannot reach a safe end state: kube-proxy gone without a backup, a per-node rollback of
+a node switched by cilium-config itself, a CiliumNodeConfig shared with nodes outside
+the scope, or a kube-proxy exclusion it does not know how to lift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Final
+
+from exporter.rollback.api import CLUSTER, NOOP, REFUSED, Scope, Trigger
+from exporter.rollback.model import (
+    HOSTNAME_LABEL, KPR_HEALTHZ_KEY, KPR_KEY, KPR_KEYS, ClusterSnapshot, NodeConfig, kpr_on,
+    required_node_terms, schedules_on, without_excluded_values,
+)
+from exporter.rollback.settings import RollbackSettings
+
+STEP_KUBE_PROXY: Final = "kube-proxy"
+STEP_KPR_OFF: Final = "kpr-off"
+STEP_RESTART: Final = "restart-agents"
+STEP_TITLES: Final = {
+    STEP_KUBE_PROXY: "bring kube-proxy back on the affected nodes",
+    STEP_KPR_OFF: "turn the kube-proxy replacement off",
+    STEP_RESTART: "restart the Cilium agents, one node at a time",
+}
+READY: Final = "ready"
+
+
+# --- actions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestoreObject:
+    """Create an object from the backup unless it exists (an existing one is left alone)."""
+
+    KIND: ClassVar[str] = "restore-object"
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    manifest: dict[str, Any]
+    backup_taken_at: str = ""
+
+    def describe(self) -> str:
+        return (f"create {self.kind} {self.namespace}/{self.name} from the backup taken "
+                f"{self.backup_taken_at or '(unknown time)'} (kept as is if it exists)")
+
+
+@dataclass(frozen=True)
+class RemoveNodeLabel:
+    """Remove a label from a node (the migration label)."""
+
+    KIND: ClassVar[str] = "remove-node-label"
+    node: str
+    label: str
+
+    def describe(self) -> str:
+        return f"remove label {self.label} from node {self.node}"
+
+
+@dataclass(frozen=True)
+class UnexcludeNodes:
+    """Drop values from a DaemonSet's required ``key NotIn [...]`` node affinity."""
+
+    KIND: ClassVar[str] = "unexclude-nodes"
+    namespace: str
+    name: str
+    key: str
+    values: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (f"remove {', '.join(self.values)} from the {self.key} NotIn affinity of "
+                f"DaemonSet {self.namespace}/{self.name}")
+
+
+@dataclass(frozen=True)
+class WaitKubeProxyReady:
+    """Wait until a ready kube-proxy pod runs on every one of ``nodes``."""
+
+    KIND: ClassVar[str] = "wait-kube-proxy"
+    nodes: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"wait until kube-proxy is ready on {', '.join(self.nodes)}"
+
+
+@dataclass(frozen=True)
+class SetConfigValues:
+    """Set keys of a ConfigMap's data (cilium-config)."""
+
+    KIND: ClassVar[str] = "set-config"
+    namespace: str
+    name: str
+    values: dict[str, str]
+
+    def describe(self) -> str:
+        shown = ", ".join(f'{k}: "{v}"' for k, v in sorted(self.values.items()))
+        return f"set {shown} in ConfigMap {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class StripNodeConfig:
+    """Remove KPR keys from a CiliumNodeConfig; delete it when no default is left."""
+
+    KIND: ClassVar[str] = "strip-node-config"
+    namespace: str
+    name: str
+    keys: tuple[str, ...]
+    delete: bool  # whether nothing else is left (informational; decided again on apply)
+
+    def describe(self) -> str:
+        if self.delete:
+            return f"delete CiliumNodeConfig {self.namespace}/{self.name} (it only switched KPR)"
+        return f"remove {', '.join(self.keys)} from CiliumNodeConfig {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class VerifyKprOff:
+    """Re-read cilium-config, CiliumNodeConfigs and node labels: KPR must be off for ``nodes``."""
+
+    KIND: ClassVar[str] = "verify-kpr-off"
+    nodes: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"verify the effective kube-proxy-replacement is off for {', '.join(self.nodes)}"
+
+
+@dataclass(frozen=True)
+class RestartAgent:
+    """Delete the Cilium agent pod on ``node`` and wait for a ready replacement."""
+
+    KIND: ClassVar[str] = "restart-agent"
+    node: str
+
+    def describe(self) -> str:
+        return f"restart the Cilium agent on {self.node} and wait until it is ready"
+
+
+Action = (RestoreObject | RemoveNodeLabel | UnexcludeNodes | WaitKubeProxyReady | SetConfigValues
+          | StripNodeConfig | VerifyKprOff | RestartAgent)
+_ACTION_TYPES: Final = {cls.KIND: cls for cls in (
+    RestoreObject, RemoveNodeLabel, UnexcludeNodes, WaitKubeProxyReady, SetConfigValues,
+    StripNodeConfig, VerifyKprOff, RestartAgent,
+)}
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    return {"action": action.KIND, **asdict(action)}
+
+
+def action_from_dict(doc: Mapping[str, Any]) -> Action:
+    cls = _ACTION_TYPES[doc["action"]]
+    args = {k: v for k, v in doc.items() if k != "action"}
+    for key in ("nodes", "values", "keys"):
+        if isinstance(args.get(key), list):
+            args[key] = tuple(args[key])
+    return cls(**args)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    actions: tuple[Action, ...]
+
+    @property
+    def title(self) -> str:
+        return STEP_TITLES.get(self.name, self.name)
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered, serialisable rollback; ``refusal`` non-empty means "do nothing, here is why"."""
+
+    id: str
+    scope: Scope
+    trigger: Trigger
+    created_at: float
+    nodes: tuple[str, ...]
+    steps: tuple[Step, ...] = ()
+    refusal: str = ""
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def status(self) -> str:
+        if self.refusal:
+            return REFUSED
+        return READY if self.steps else NOOP
+
+    def actions(self) -> list[tuple[int, Step, Action]]:
+        """Every action with its index in plan order."""
+        out: list[tuple[int, Step, Action]] = []
+        for step in self.steps:
+            for action in step.actions:
+                out.append((len(out), step, action))
+        return out
+
+    def render(self) -> str:
+        """The plan as text for people: the CLI prints it, dry-run logs it."""
+        head = f"Rollback plan {self.id} for {self.scope.describe()}"
+        lines = [head, f"  reason: {self.trigger.reason}"]
+        if self.trigger.fingerprints:
+            lines.append(f"  alerts: {', '.join(self.trigger.fingerprints)}")
+        if self.nodes:
+            lines.append(f"  affected nodes: {', '.join(self.nodes)}")
+        if self.refusal:
+            lines.append(f"  REFUSED, nothing will be changed: {self.refusal}")
+        elif not self.steps:
+            lines.append("  nothing to do: " + ("; ".join(self.notes) or "no node uses KPR"))
+        for number, step in enumerate(self.steps, 1):
+            lines.append(f"  {number}. {step.title}")
+            lines.extend(f"     - {a.describe()}" for a in step.actions)
+        if self.steps:
+            lines.append("  never: delete kube-proxy, run kube-proxy --cleanup, unset k8sServiceHost")
+        for note in self.notes if self.steps else ():
+            lines.append(f"  note: {note}")
+        for warning in self.warnings:
+            lines.append(f"  warning: {warning}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "scope": self.scope.to_dict(),
+            "trigger": self.trigger.to_dict(),
+            "createdAt": self.created_at,
+            "nodes": list(self.nodes),
+            "steps": [{"name": s.name, "actions": [action_to_dict(a) for a in s.actions]}
+                      for s in self.steps],
+            "refusal": self.refusal,
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Plan:
+        return cls(
+            id=str(doc["id"]),
+            scope=Scope.from_dict(doc["scope"]),
+            trigger=Trigger.from_dict(doc["trigger"]),
+            created_at=float(doc["createdAt"]),
+            nodes=tuple(doc.get("nodes") or ()),
+            steps=tuple(Step(s["name"], tuple(action_from_dict(a) for a in s["actions"]))
+                        for s in doc.get("steps") or ()),
+            refusal=str(doc.get("refusal", "")),
+            warnings=tuple(doc.get("warnings") or ()),
+            notes=tuple(doc.get("notes") or ()),
+        )
+
+
+# --- planning --------------------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    pass
+
+
+@dataclass
+class _Draft:
+    step1: list[Action] = field(default_factory=list)
+    step2: list[Action] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def build_plan(
+    snapshot: ClusterSnapshot,
+    scope: Scope,
+    trigger: Trigger,
+    settings: RollbackSettings,
+    now: float,
+) -> Plan:
+    """The rollback for ``scope`` on the cluster in ``snapshot``; see the module docstring."""
+    draft = _Draft()
+    known = set(snapshot.nodes)
+    missing = sorted(set(scope.nodes) - known)
+    if missing:
+        draft.warnings.append(f"node(s) {', '.join(missing)} not found in the cluster; skipped")
+    if scope.kind == CLUSTER:
+        affected = sorted((set(snapshot.kpr_nodes()) | set(scope.nodes)) & known)
+    else:
+        affected = sorted(set(scope.nodes) & known)
+
+    def plan(steps: tuple[Step, ...] = (), refusal: str = "") -> Plan:
+        body = {"scope": scope.to_dict(), "nodes": affected, "refusal": refusal,
+                "steps": [[action_to_dict(a) for a in s.actions] for s in steps]}
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+        return Plan(f"{int(now)}-{digest[:8]}", scope, trigger, now, tuple(affected), steps,
+                    refusal, tuple(draft.warnings), tuple(draft.notes))
+
+    if snapshot.cilium_config is None:
+        c = settings.cilium
+        return plan(refusal=f"ConfigMap {c.namespace}/{c.configmap} not found: is Cilium installed "
+                            f"there? (settings rollback.cilium.namespace / configmap)")
+    if not affected:
+        draft.notes.append("no node runs or is configured for the kube-proxy replacement")
+        return plan()
+    try:
+        labels_after = _kube_proxy_step(snapshot, affected, settings, draft)
+        _kpr_off_step(snapshot, scope, affected, labels_after, settings, draft)
+    except _Refused as refusal:
+        return plan(refusal=str(refusal))
+    draft.warnings.append(
+        f"connections translated by eBPF on {', '.join(affected)} (NodePort SNAT/DSR, socket-LB "
+        "UDP) break when the agent restarts; cordon and drain first if that matters"
+    )
+    steps = (
+        Step(STEP_KUBE_PROXY, tuple(draft.step1)),
+        Step(STEP_KPR_OFF, tuple(draft.step2)),
+        Step(STEP_RESTART, tuple(RestartAgent(n) for n in affected)),
+    )
+    return plan(steps)
+
+
+def _kube_proxy_step(
+    snapshot: ClusterSnapshot, affected: list[str], settings: RollbackSettings, draft: _Draft
+) -> dict[str, dict[str, str]]:
+    """Fill step 1; return every node's labels as they will be after it."""
+    kp = settings.kube_proxy
+    backup = snapshot.backup
+    label = kp.migration_label
+    labels_after = {n: dict(lbl) for n, lbl in snapshot.nodes.items()}
+    daemonset = snapshot.kube_proxy_daemonset
+    taken = backup.taken_at if backup else ""
+    if not snapshot.kube_proxy_configmap:
+        if backup and backup.kube_proxy_configmap:
+            draft.step1.append(RestoreObject("v1", "ConfigMap", kp.namespace, kp.configmap,
+                                             backup.kube_proxy_configmap, taken))
+        else:
+            draft.warnings.append(f"ConfigMap {kp.namespace}/{kp.configmap} is missing and no backup "
+                                  "holds it; kube-proxy pods that mount it will not start")
+    if daemonset is None:
+        if not (backup and backup.kube_proxy_daemonset):
+            why = f" (backup unreadable: {snapshot.backup_error})" if snapshot.backup_error else ""
+            raise _Refused(
+                f"the kube-proxy DaemonSet {kp.namespace}/{kp.daemonset} is gone and no backup holds "
+                f"it{why}. Nothing was changed. Bring kube-proxy back by hand first (kubeadm: "
+                "`kubeadm init phase addon kube-proxy`; managed clusters: the provider's add-on), "
+                "or restore a backup written by `kpr-exporter backup` before the switch"
+            )
+        daemonset = backup.kube_proxy_daemonset
+        draft.step1.append(RestoreObject("apps/v1", "DaemonSet", kp.namespace, kp.daemonset,
+                                         daemonset, taken))
+    for node in affected:
+        if label in labels_after[node]:
+            draft.step1.append(RemoveNodeLabel(node, label))
+            del labels_after[node][label]
+    unexclude: list[str] = []
+    for node in affected:
+        if schedules_on(daemonset, node, labels_after[node]):
+            continue
+        host = labels_after[node].get(HOSTNAME_LABEL, node)
+        lifted = without_excluded_values(daemonset, HOSTNAME_LABEL, [host])
+        if not schedules_on(lifted, node, labels_after[node]):
+            raise _Refused(
+                f"DaemonSet {kp.namespace}/{kp.daemonset} would not schedule on {node} even without "
+                f"the migration label: its nodeSelector or affinity "
+                f"({_affinity_text(daemonset)}) excludes it in a way this tool does not undo. "
+                "Nothing was changed; make kube-proxy schedule there by hand, then retry"
+            )
+        unexclude.append(host)
+    if unexclude:
+        draft.step1.append(UnexcludeNodes(kp.namespace, kp.daemonset, HOSTNAME_LABEL, tuple(unexclude)))
+        daemonset = without_excluded_values(daemonset, HOSTNAME_LABEL, unexclude)
+    others = [n for n in snapshot.kpr_nodes() if n not in affected
+              and schedules_on(daemonset, n, labels_after[n])]
+    if others and any(isinstance(a, RestoreObject) and a.kind == "DaemonSet" for a in draft.step1):
+        draft.warnings.append(
+            f"the restored kube-proxy also lands on {', '.join(others)} (not in scope, KPR stays on): "
+            f"harmless for Service translation, but its healthz port 10256 can clash with "
+            f"{KPR_HEALTHZ_KEY} there"
+        )
+    draft.step1.append(WaitKubeProxyReady(tuple(affected)))
+    return labels_after
+
+
+def _kpr_off_step(
+    snapshot: ClusterSnapshot, scope: Scope, affected: list[str],
+    labels_after: dict[str, dict[str, str]], settings: RollbackSettings, draft: _Draft,
+) -> None:
+    c = settings.cilium
+    config = snapshot.cilium_config or {}
+    configs = list(snapshot.node_configs)
+    if scope.kind == CLUSTER:
+        values = {}
+        if config.get(KPR_KEY) != "false":
+            values[KPR_KEY] = "false"
+        if config.get(KPR_HEALTHZ_KEY):
+            values[KPR_HEALTHZ_KEY] = ""
+        if values:
+            draft.step2.append(SetConfigValues(c.namespace, c.configmap, values))
+        for cnc in sorted(configs, key=lambda x: (x.namespace, x.name)):
+            if kpr_on(cnc.defaults.get(KPR_KEY, "false")):
+                draft.step2.append(_strip(cnc))
+        draft.step2.append(VerifyKprOff(tuple(affected)))
+        return
+    stripped: set[tuple[str, str]] = set()
+    for node in affected:
+        while True:
+            live = [x for x in configs if (x.namespace, x.name) not in stripped]
+            value, source = snapshot.effective(node, labels_after[node], live)
+            if not kpr_on(value):
+                break
+            cnc = next((x for x in live if x.ref == source), None)
+            if cnc is None:
+                raise _Refused(
+                    f"node {node} runs KPR because ConfigMap {c.namespace}/{c.configmap} sets "
+                    f'{KPR_KEY}="{value}" for every node; a rollback of single nodes cannot undo '
+                    "that. Nothing was changed; roll back the whole cluster instead (alert label "
+                    "kpr_scope=cluster, or `kpr-exporter rollback --scope cluster`)"
+                )
+            outside = sorted(n for n in snapshot.nodes
+                             if n not in affected and cnc.selects(labels_after[n]))
+            if outside:
+                raise _Refused(
+                    f"{cnc.ref} switches KPR on for {node} but also for {', '.join(outside)}, which "
+                    "are outside the rollback scope. Nothing was changed; widen the scope or split "
+                    "the CiliumNodeConfig"
+                )
+            draft.step2.append(_strip(cnc))
+            stripped.add((cnc.namespace, cnc.name))
+    if any(isinstance(a, RemoveNodeLabel) for a in draft.step1):
+        draft.notes.append("removing the migration label also deselects CiliumNodeConfigs "
+                           "that select it")
+    draft.step2.append(VerifyKprOff(tuple(affected)))
+
+
+def _strip(cnc: NodeConfig) -> StripNodeConfig:
+    keys = tuple(k for k in KPR_KEYS if k in cnc.defaults)
+    return StripNodeConfig(cnc.namespace, cnc.name, keys, delete=set(cnc.defaults) <= set(KPR_KEYS))
+
+
+def _affinity_text(daemonset: Mapping[str, Any]) -> str:
+    terms = required_node_terms(daemonset)
+    pod = ((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {}
+    parts = []
+    if pod.get("nodeSelector"):
+        parts.append(f"nodeSelector {json.dumps(pod['nodeSelector'], sort_keys=True)}")
+    if terms:
+        parts.append(f"required terms {json.dumps(terms, sort_keys=True)}")
+    return "; ".join(parts) or "none"
+
+
+__all__ = [
+    "Action", "Plan", "RemoveNodeLabel", "RestartAgent", "RestoreObject", "SetConfigValues",
+    "Step", "StripNodeConfig", "UnexcludeNodes", "VerifyKprOff", "WaitKubeProxyReady",
+    "build_plan",
+]
