@@ -12,7 +12,10 @@ answers that agent's Prometheus text (``reference/cilium-metrics-kpr.md`` §1.2,
   ``cilium_feature_adv_connect_and_lb_cilium_node_config_enabled``, following the
   node's datapath as Cilium >= 1.17 reports it; ``cilium_version``.
 
-``render_agent_metrics`` is pure; ``agents_app`` wraps it in an aiohttp application.
+``render_agent_metrics`` is pure; ``agents_app`` wraps it in an aiohttp application::
+
+    cilium_drop_count_total{direction="EGRESS",reason="Service backend not found"} 31
+    cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled 1
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ def render_agent_metrics(counters: NodeCounters, *, kpr_enabled: bool, node_conf
     lines.append(f"cilium_feature_adv_connect_and_lb_cilium_node_config_enabled {int(node_config)}")
     _family(lines, "cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled", "gauge",
             "KubeProxyReplacement enabled on the agent")
-    lines.append(f"cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled {int(kpr_enabled)}")
+    lines.append("cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled "
+                 f"{int(kpr_enabled)}")
     _family(lines, "cilium_version", "gauge", "Cilium version")
     lines.append(f'cilium_version{{arch="linux/amd64",revision="0000000",version="{version}"}} 1')
     return "\n".join(lines) + "\n"

@@ -69,7 +69,8 @@ def _service_bytes(svc: ServiceRef) -> bytes:
 def _flags_bytes(flags: int) -> bytes:
     raw = _flags_cache.get(flags)
     if raw is None:
-        msg = flow_pb2.TCPFlags(**{name: True for name, bit in TCP_FLAG_BITS.items() if flags & bit})
+        names = {name: True for name, bit in TCP_FLAG_BITS.items() if flags & bit}
+        msg = flow_pb2.TCPFlags(**names)
         raw = _flags_cache[flags] = msg.SerializeToString()
     return raw
 
@@ -180,7 +181,8 @@ def node_status(state: int, nodes: tuple[str, ...], time_ns: int, message: str =
     return response_bytes(NodeStatus(state, nodes, message, time_ns), relay_node="hubble-relay")
 
 
-def prebuilt_responses(n: int, *, seed: int = 1, scenario: str = "canary-improvement") -> list[bytes]:
+def prebuilt_responses(n: int, *, seed: int = 1,
+                       scenario: str = "canary-improvement") -> list[bytes]:
     """``n`` serialised ``GetFlowsResponse`` messages (flows only) for benchmarks.
 
     Taken from a mixed cluster (kube-proxy and eBPF nodes, L7 on one Service) so

@@ -1,4 +1,4 @@
-"""Hubble ``FlowFilter`` lists -> a predicate over ``model.Flow``, the way the Observer applies them.
+"""Hubble ``FlowFilter`` lists -> a predicate over ``model.Flow``, applied as the Observer does.
 
 Inside one filter every set field must match (AND); inside one field any listed
 value may match (OR); filters of one list are OR-ed; the result is whitelist
@@ -106,7 +106,8 @@ def _status(code: int, spec: str) -> bool:
 
 def compile_filter(f: Any) -> Predicate:
     """One ``flow.FlowFilter`` message as a predicate."""
-    unsupported = sorted(field.name for field, _ in f.ListFields() if field.name not in SUPPORTED_FIELDS)
+    unsupported = sorted(field.name for field, _ in f.ListFields()
+                         if field.name not in SUPPORTED_FIELDS)
     if unsupported:
         raise UnsupportedFilter(f"unsupported filter field(s): {', '.join(unsupported)}")
     checks: list[Predicate] = []

@@ -179,7 +179,7 @@ class FlowGenerator:
         return modes[bisect_right(times, at_s) - 1]
 
     def tick(self, tick: int) -> list[tuple[int, int, Event]]:
-        """Events of the connections that start in ``[tick, tick + 1)``, as ``(time_ns, seq, event)``.
+        """Events of connections starting in ``[tick, tick + 1)``, as ``(time_ns, seq, event)``.
 
         Sorted by time; ``seq`` breaks ties and is unique across ticks.
         """
@@ -196,9 +196,9 @@ class FlowGenerator:
                 self._attempt(rng, emitter, pair, start_ns, port)
         for burst in self.scenario.lost:
             if math.floor(burst.at_s) == tick:
-                emitter.add(self.epoch_ns + int(burst.at_s * _NS),
-                            LostEvents(node_name=burst.node, source=burst.source,
-                                       count=burst.count, time_ns=self.epoch_ns + int(burst.at_s * _NS)))
+                at_ns = self.epoch_ns + int(burst.at_s * _NS)
+                emitter.add(at_ns, LostEvents(node_name=burst.node, source=burst.source,
+                                              count=burst.count, time_ns=at_ns))
         emitter.out.sort(key=lambda item: (item[0], item[1]))
         return emitter.out
 
@@ -227,7 +227,8 @@ class FlowGenerator:
             profile = self._profiles[key] = self.scenario.profile(datapath, *service)
         return profile
 
-    def _attempt(self, rng: random.Random, em: _TickEmitter, pair: _Pair, t0: int, port: int) -> None:
+    def _attempt(self, rng: random.Random, em: _TickEmitter, pair: _Pair, t0: int,
+                 port: int) -> None:
         datapath = self.datapath(pair.client.pod.node, (t0 - self.epoch_ns) / _NS)
         profile = self._profile(datapath, pair.service)
         backend = pair.backends[rng.randrange(len(pair.backends))] if pair.backends else None
@@ -337,7 +338,7 @@ class _TickEmitter:
 
     def answer(self, pair: _Pair, backend: _Peer, t0: int, latency: int, port: int, kpr: bool,
                flags: int) -> None:
-        """The server's SYN-ACK (or RST) on its way back, delivered to the client at ``t0 + latency``."""
+        """The server's SYN-ACK (or RST) going back; reaches the client at ``t0 + latency``."""
         c, b = pair.client, backend
         cn, bn = c.pod.node, b.pod.node
         t_end = t0 + latency
@@ -363,7 +364,8 @@ class _TickEmitter:
         if outcome == TIMEOUT:
             self.syn(pair, backend, t0 + SYN_RETRY_NS, latency, port, kpr)
             return
-        self.answer(pair, backend, t0, latency, port, kpr, SYN | ACK if outcome == ESTABLISHED else RST | ACK)
+        flags = SYN | ACK if outcome == ESTABLISHED else RST | ACK
+        self.answer(pair, backend, t0, latency, port, kpr, flags)
 
     def http(self, pair: _Pair, backend: _Peer, t_req: int, latency: int, code: int,
              method: str) -> None:

@@ -196,7 +196,8 @@ class Cluster:
 
     @property
     def namespaces(self) -> tuple[str, ...]:
-        return tuple(sorted({p.namespace for p in self.pods} | {s.namespace for s in self.services}))
+        names = {p.namespace for p in self.pods} | {s.namespace for s in self.services}
+        return tuple(sorted(names))
 
     def pod(self, namespace: str, name: str) -> Pod:
         for p in self.pods:
@@ -230,7 +231,7 @@ class Outage:
 
 @dataclass(frozen=True, slots=True)
 class LostBurst:
-    """At ``at_s``, ``node`` reports ``count`` lost events from ``source`` (3 = HUBBLE_RING_BUFFER)."""
+    """At ``at_s``, ``node`` reports ``count`` lost events (source 3 = HUBBLE_RING_BUFFER)."""
 
     at_s: float
     node: str
@@ -441,4 +442,5 @@ def get_scenario(name: str) -> Scenario:
     try:
         return SCENARIOS[name]
     except KeyError:
-        raise UnknownScenario(f"unknown scenario {name!r}; known: {', '.join(SCENARIO_NAMES)}") from None
+        known = ", ".join(SCENARIO_NAMES)
+        raise UnknownScenario(f"unknown scenario {name!r}; known: {known}") from None

@@ -106,7 +106,8 @@ class ObserverServer:
                 self.get_flows, request_deserializer=observer_pb2.GetFlowsRequest.FromString,
                 response_serializer=_identity),
             "ServerStatus": grpc.unary_unary_rpc_method_handler(
-                self.server_status, request_deserializer=observer_pb2.ServerStatusRequest.FromString,
+                self.server_status,
+                request_deserializer=observer_pb2.ServerStatusRequest.FromString,
                 response_serializer=observer_pb2.ServerStatusResponse.SerializeToString),
             "GetNodes": grpc.unary_unary_rpc_method_handler(
                 self.get_nodes, request_deserializer=observer_pb2.GetNodesRequest.FromString,
@@ -141,17 +142,18 @@ class ObserverServer:
     async def get_flows(self, request: observer_pb2.GetFlowsRequest,
                         context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         if request.first and request.follow:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first cannot be specified with follow")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "first cannot be specified with follow")
         try:
             predicate = compile_filters(request.whitelist, request.blacklist)
         except UnsupportedFilter as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         await self._open(context)
         tl = self.timeline
+        end = tl.total  # history / live boundary, fixed before the first yield
         yield node_status(NODE_CONNECTED, tl.nodes, tl.now_ns)
         since = _timestamp_ns(request.since) if request.HasField("since") else None
         until = _timestamp_ns(request.until) if request.HasField("until") else None
-        end = tl.total
         for seq in self._history(request, predicate, since, end):
             if seq < tl.first_seq:
                 continue  # overwritten while we were streaming
@@ -252,8 +254,9 @@ class ObserverServer:
             node.tls.server_name = f"{name}.default.hubble-grpc.cilium.io"
         return resp
 
-    async def get_namespaces(self, request: observer_pb2.GetNamespacesRequest,
-                             context: grpc.aio.ServicerContext) -> observer_pb2.GetNamespacesResponse:
+    async def get_namespaces(
+        self, request: observer_pb2.GetNamespacesRequest, context: grpc.aio.ServicerContext,
+    ) -> observer_pb2.GetNamespacesResponse:
         await self._open(context)
         resp = observer_pb2.GetNamespacesResponse()
         for ns in self.timeline.scenario.cluster.namespaces:

@@ -44,7 +44,8 @@ class SimulatorSettings:
     def problems(self) -> list[str]:
         found: list[str] = []
         if self.scenario not in SCENARIO_NAMES:
-            found.append(f"scenario {self.scenario!r} is unknown; known: {', '.join(SCENARIO_NAMES)}")
+            known = ", ".join(SCENARIO_NAMES)
+            found.append(f"scenario {self.scenario!r} is unknown; known: {known}")
         if self.seed < 0:
             found.append(f"seed {self.seed} must not be negative")
         if not self.speed > 0.0 or self.speed != self.speed or self.speed == float("inf"):

@@ -127,7 +127,8 @@ class Timeline:
         if event.type != L3_L4:
             return
         if event.verdict == FORWARDED:
-            counters.forwards[DIRECTION_LABELS.get(event.traffic_direction, "UNKNOWN")] += event.count
+            direction = DIRECTION_LABELS.get(event.traffic_direction, "UNKNOWN")
+            counters.forwards[direction] += event.count
         elif event.verdict == DROPPED:
             counters.drops[(event.drop_reason, drop_direction(event))] += event.count
 

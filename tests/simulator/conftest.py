@@ -12,8 +12,10 @@ import grpc
 import pytest
 
 from exporter._gen.observer import observer_pb2_grpc
-from exporter.model import ACK, DROPPED, RST, SOCK, SOCK_XLATE_POST_FWD, SOCK_XLATE_PRE_FWD, SYN, TCP
-from exporter.model import TO_ENDPOINT, Flow, ServiceRef
+from exporter.model import (
+    ACK, DROPPED, RST, SOCK, SOCK_XLATE_POST_FWD, SOCK_XLATE_PRE_FWD, SYN, TCP, TO_ENDPOINT, Flow,
+    ServiceRef,
+)
 from exporter.simulator.runner import Simulator
 from exporter.simulator.scenarios import Scenario
 from exporter.simulator.settings import SimulatorSettings
@@ -46,8 +48,9 @@ class Measured:
         return self.drops[reason] / self.total_attempts
 
 
-def measure(flows: Iterable[Flow], scenario: Scenario, epoch_ns: int) -> dict[tuple[str, str, str], Measured]:
-    """Handshakes, outcomes, drops and HTTP, attributed to (namespace, service, client node datapath).
+def measure(flows: Iterable[Flow], scenario: Scenario,
+            epoch_ns: int) -> dict[tuple[str, str, str], Measured]:
+    """Handshakes, outcomes, drops and HTTP by (namespace, service, client node's datapath).
 
     A connection is measured at the client's node: from the first SYN observed
     there (source is a local endpoint) to the SYN-ACK / RST delivered to the
@@ -66,7 +69,8 @@ def measure(flows: Iterable[Flow], scenario: Scenario, epoch_ns: int) -> dict[tu
             if f.sock_xlate_point == SOCK_XLATE_PRE_FWD and f.destination_service:
                 sock_pre[f.socket_cookie] = f.destination_service
             elif f.sock_xlate_point == SOCK_XLATE_POST_FWD and f.socket_cookie in sock_pre:
-                sock_backend[(f.node_name, f.src_ip, f.dst_ip, f.dst_port)] = sock_pre[f.socket_cookie]
+                key = (f.node_name, f.src_ip, f.dst_ip, f.dst_port)
+                sock_backend[key] = sock_pre[f.socket_cookie]
             continue
         if f.l7 is not None:
             if f.is_reply and f.source_service:
@@ -78,7 +82,8 @@ def measure(flows: Iterable[Flow], scenario: Scenario, epoch_ns: int) -> dict[tu
             continue
         if f.verdict == DROPPED:
             if f.destination_service:
-                out[(*f.destination_service, datapath(f.node_name, f.time_ns))].drops[f.drop_reason] += 1
+                dp = datapath(f.node_name, f.time_ns)
+                out[(*f.destination_service, dp)].drops[f.drop_reason] += 1
             continue
         if f.tcp_flags == SYN and f.source is not None and f.source.endpoint_id:
             key = (f.node_name, f.src_ip, f.src_port)
@@ -88,7 +93,8 @@ def measure(flows: Iterable[Flow], scenario: Scenario, epoch_ns: int) -> dict[tu
                 if stale[1] is not None:
                     out[(*stale[1], stale[2])].attempts["timeout"] += 1
             if key not in open_syn:
-                svc = f.destination_service or sock_backend.get((f.node_name, f.src_ip, f.dst_ip, f.dst_port))
+                svc = f.destination_service or sock_backend.get(
+                    (f.node_name, f.src_ip, f.dst_ip, f.dst_port))
                 open_syn[key] = (f.time_ns, svc, datapath(f.node_name, f.time_ns))
             continue
         if (f.is_reply and f.observation_point == TO_ENDPOINT and f.tcp_flags & ACK

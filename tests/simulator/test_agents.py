@@ -52,7 +52,8 @@ async def test_counters_agree_with_the_flows_and_the_gauge_follows_the_switch(ma
         assert status == 200
         got = samples(text)
         mine = [f for f in flows if isinstance(f, Flow) and f.node_name == node]
-        drops = Counter((drop_reason_text(f.drop_reason), "EGRESS") for f in mine if f.verdict == DROPPED)
+        drops = Counter((drop_reason_text(f.drop_reason), "EGRESS")
+                        for f in mine if f.verdict == DROPPED)
         assert {(dict(k[1])["reason"], dict(k[1])["direction"]): v for k, v in got.items()
                 if k[0] == "cilium_drop_count_total"} == drops
         direction = {INGRESS: "INGRESS", EGRESS: "EGRESS"}

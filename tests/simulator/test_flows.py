@@ -70,7 +70,8 @@ def test_kube_proxy_connection_matches_the_example() -> None:
     flows = generate_flows(SCENARIOS["baseline"], 1, 0, 30)
     conn = connection(flows, "10.0.1.5", "10.0.2.21", kpr=False)
     assert [normalise(as_json(f)) for f in conn] == [normalise(e) for e in examples("kube-proxy")]
-    assert [f.observation_point for f in conn] == [TO_STACK, TO_OVERLAY, TO_ENDPOINT, TO_OVERLAY, TO_ENDPOINT]
+    assert [f.observation_point for f in conn] == [
+        TO_STACK, TO_OVERLAY, TO_ENDPOINT, TO_OVERLAY, TO_ENDPOINT]
 
 
 def test_kpr_connection_matches_the_example() -> None:
@@ -109,8 +110,10 @@ def test_l7_response_matches_the_example() -> None:
     assert request.l7.latency_ns == 0 and request.l7.code == 0 and request.destination_service
 
 
-@pytest.mark.parametrize(("scenario", "start", "kpr"), [("baseline", 0, False), ("canary-improvement", 300, True)])
-def test_same_node_connections_are_seen_once_on_that_node(scenario: str, start: int, kpr: bool) -> None:
+@pytest.mark.parametrize(("scenario", "start", "kpr"),
+                         [("baseline", 0, False), ("canary-improvement", 300, True)])
+def test_same_node_connections_are_seen_once_on_that_node(scenario: str, start: int,
+                                                          kpr: bool) -> None:
     flows = generate_flows(SCENARIOS[scenario], 1, start, start + 30)
     # web-b-7c2e (node-b) -> cart-1-y9 (node-b)
     port = next(f.src_port for f in flows if f.src_ip == "10.0.2.5" and f.dst_ip == "10.0.2.21"

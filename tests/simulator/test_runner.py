@@ -45,7 +45,8 @@ class ManualTime:
 async def test_start_paces_scenario_time_and_stop_releases_ports() -> None:
     time = ManualTime()
     settings = SimulatorSettings(scenario="canary-improvement", speed=10.0,
-                                 grpc_listen_address="127.0.0.1:0", agents_listen_address="127.0.0.1:0")
+                                 grpc_listen_address="127.0.0.1:0",
+                                 agents_listen_address="127.0.0.1:0")
     sim = Simulator(settings, clock=time.clock, sleep=time.sleep)
     ports = await sim.start()
     try:

@@ -32,7 +32,8 @@ def test_catalogue_has_the_brief_names_and_the_default_cluster() -> None:
     for scenario in SCENARIOS.values():
         cluster = scenario.cluster
         assert cluster.node_names == ("node-a", "node-b", "node-c")
-        assert {cluster.pod(c.namespace, c.pod).node for c in cluster.clients} == set(cluster.node_names)
+        client_nodes = {cluster.pod(c.namespace, c.pod).node for c in cluster.clients}
+        assert client_nodes == set(cluster.node_names)
         assert len(cluster.namespaces) >= 3 and len(cluster.services) >= 4
         assert {e.datapath for e in scenario.expected} == {KUBE_PROXY, EBPF}
         assert scenario.outcomes, scenario.name
@@ -77,7 +78,8 @@ def test_baseline_is_all_kube_proxy_at_the_configured_latency(measure_slis, merg
     assert close(kp.attempts["refused"] / kp.total_attempts, expected.refused_ratio, 0.5)
     assert kp.attempts["timeout"] > 0
     assert close(kp.drop_ratio(133), expected.drop_ratio(133), 0.5)
-    assert close(sorted(kp.http_latencies)[len(kp.http_latencies) // 2], expected.http_median_s, 0.1)
+    http_median = sorted(kp.http_latencies)[len(kp.http_latencies) // 2]
+    assert close(http_median, expected.http_median_s, 0.1)
     assert set(kp.http_codes) == {200, 404, 503}
 
 
@@ -110,7 +112,8 @@ def test_canary_regression_makes_the_canary_slower_with_kpr_drops(measure_slis, 
 
 def test_full_improvement_switches_every_node_in_turn(measure_slis, merge_slis) -> None:
     s = SCENARIOS["full-improvement"]
-    assert [s.datapath_at(n, 650) for n in ("node-a", "node-b", "node-c")] == [EBPF, EBPF, KUBE_PROXY]
+    at_650 = [s.datapath_at(n, 650) for n in ("node-a", "node-b", "node-c")]
+    assert at_650 == [EBPF, EBPF, KUBE_PROXY]
     m = slis(measure_slis, "full-improvement", 900, 1000)
     assert not merge_slis(m, KUBE_PROXY).total_attempts
     ebpf = merge_slis(m, EBPF)
@@ -142,5 +145,6 @@ def test_low_traffic_is_too_little_to_judge(measure_slis, merge_slis) -> None:
 
 def test_canary_rollback_returns_to_kube_proxy() -> None:
     s = SCENARIOS["canary-rollback"]
-    assert [s.datapath_at("node-b", t) for t in (299, 300, 899, 900)] == [KUBE_PROXY, EBPF, EBPF, KUBE_PROXY]
+    modes = [s.datapath_at("node-b", t) for t in (299, 300, 899, 900)]
+    assert modes == [KUBE_PROXY, EBPF, EBPF, KUBE_PROXY]
     assert not any(f.sock_xlate_point for f in generate_flows(s, 1, 905, 915))

@@ -5,7 +5,7 @@ follow (live only, with history, ring overrun -> lost events), first+follow
 rejected, filters (whitelist, blacklist, unsupported field), node_status first,
 hubble-relay-version header, relay outage (stream aborted, new calls refused,
 back afterwards), ServerStatus, GetNodes, GetNamespaces, unimplemented agent
-events, grpc health, pre-serialised streaming.
+events, grpc health, pre-serialised streaming (grpc server and raw HTTP/2).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from exporter._gen.flow import flow_pb2
 from exporter._gen.observer import observer_pb2
 from exporter.model import DROPPED, Flow
 from exporter.simulator.encode import prebuilt_responses
+from exporter.simulator.fastpath import RawStreamServer
 from exporter.simulator.server import PrebuiltObserver, start_grpc_server
 
 NODES = ["node-a", "node-b", "node-c"]
@@ -48,7 +49,8 @@ def timeline_flows(sim) -> list[Flow]:
     return [e for _, e in tl.range(tl.first_seq) if isinstance(e, Flow)]
 
 
-async def test_history_starts_with_node_status_and_sends_the_version_header(make_sim, channel_to) -> None:
+async def test_history_starts_with_node_status_and_sends_the_version_header(
+        make_sim, channel_to) -> None:
     sim = await make_sim()
     sim.advance_to(20)
     call = channel_to(sim).GetFlows(observer_pb2.GetFlowsRequest(number=5))
@@ -110,7 +112,8 @@ async def test_follow_with_history_then_until_ends_the_stream(make_sim, channel_
     sim = await make_sim()
     sim.advance_to(5)
     until = sim.timeline.epoch_ns + int(5.5 * NS)
-    call = channel_to(sim).GetFlows(observer_pb2.GetFlowsRequest(number=1, follow=True, until=ts(until)))
+    request = observer_pb2.GetFlowsRequest(number=1, follow=True, until=ts(until))
+    call = channel_to(sim).GetFlows(request)
     head = await read(call, 4)
     assert len(flows_of(head)) == 3
     sim.advance_to(6)
@@ -134,12 +137,15 @@ async def test_filters(make_sim, channel_to) -> None:
     stub = channel_to(sim)
 
     async def uuids(**kwargs) -> list[str]:
-        return [f.uuid for f in flows_of(await read(stub.GetFlows(observer_pb2.GetFlowsRequest(**kwargs))))]
+        msgs = await read(stub.GetFlows(observer_pb2.GetFlowsRequest(**kwargs)))
+        return [f.uuid for f in flows_of(msgs)]
 
-    drops = await uuids(whitelist=[flow_pb2.FlowFilter(verdict=[flow_pb2.DROPPED], node_name=["node-b"])])
+    drops = await uuids(whitelist=[flow_pb2.FlowFilter(verdict=[flow_pb2.DROPPED],
+                                                       node_name=["node-b"])])
     assert drops and drops == [f.uuid for f in timeline_flows(sim)
                                if f.verdict == DROPPED and f.node_name == "node-b"]
-    web_a = await uuids(whitelist=[flow_pb2.FlowFilter(source_pod=["shop/web-a"], protocol=["tcp"])])
+    web_a = await uuids(whitelist=[flow_pb2.FlowFilter(source_pod=["shop/web-a"],
+                                                       protocol=["tcp"])])
     assert web_a and web_a == [f.uuid for f in timeline_flows(sim) if f.source
                                and f.source.pod_name.startswith("web-a") and f.protocol == 6]
     http_not_200 = await uuids(whitelist=[flow_pb2.FlowFilter(protocol=["http"])],
@@ -147,13 +153,16 @@ async def test_filters(make_sim, channel_to) -> None:
     assert http_not_200 == [f.uuid for f in timeline_flows(sim) if f.l7 and f.l7.code != 200]
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await uuids(whitelist=[flow_pb2.FlowFilter(http_method=["GET"])])
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "http_method" in err.value.details()
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "http_method" in err.value.details()
 
 
-async def test_lost_events_pass_filters_and_slow_followers_lose_events(make_sim, channel_to) -> None:
+async def test_lost_events_pass_filters_and_slow_followers_lose_events(
+        make_sim, channel_to) -> None:
     sim = await make_sim("relay-outage", capacity=200)
     sim.advance_to(91)
-    request = observer_pb2.GetFlowsRequest(number=1, whitelist=[flow_pb2.FlowFilter(node_name=["node-b"])])
+    request = observer_pb2.GetFlowsRequest(
+        number=1, whitelist=[flow_pb2.FlowFilter(node_name=["node-b"])])
     msgs = await read(channel_to(sim).GetFlows(request))
     lost = [m for m in msgs if m.HasField("lost_events")]
     assert [(m.node_name, m.lost_events.source, m.lost_events.num_events_lost) for m in lost] == \
@@ -237,10 +246,39 @@ async def test_prebuilt_messages_stream_as_given() -> None:
     server, port = await start_grpc_server(PrebuiltObserver(messages, repeat=2).generic_handlers())
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            call = channel.unary_stream("/observer.Observer/GetFlows",
-                                        request_serializer=observer_pb2.GetFlowsRequest.SerializeToString)
+            call = channel.unary_stream(
+                "/observer.Observer/GetFlows",
+                request_serializer=observer_pb2.GetFlowsRequest.SerializeToString)
             got = [raw async for raw in call(observer_pb2.GetFlowsRequest(follow=True))]
         assert got == messages * 2
     finally:
         await server.stop(None)
 
+
+
+async def test_raw_http2_streamer_speaks_grpc() -> None:
+    messages = prebuilt_responses(500)  # ~170 KB: more than the default flow-control window
+    server = RawStreamServer(messages, repeat=3)
+    port = await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            get_flows = channel.unary_stream(
+                "/observer.Observer/GetFlows",
+                request_serializer=observer_pb2.GetFlowsRequest.SerializeToString,
+                response_deserializer=observer_pb2.GetFlowsResponse.FromString)
+            call = get_flows(observer_pb2.GetFlowsRequest(follow=True))
+            assert dict(await call.initial_metadata())["hubble-relay-version"] == "1.19.4"
+            got = [m.SerializeToString() async for m in call]
+            assert got == messages * 3
+            assert await call.code() == grpc.StatusCode.OK
+            endless = RawStreamServer(messages, repeat=0)
+            endless_port = await endless.start()
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{endless_port}") as other:
+                    call = other.unary_stream("/observer.Observer/GetFlows")(b"")
+                    assert len(await read(call, 2000)) == 2000
+                    call.cancel()
+            finally:
+                await endless.stop()
+    finally:
+        await server.stop()
