@@ -1,7 +1,7 @@
 """Benchmark: resident memory with 200,000 half-open connections tracked (brief §10: <= 150 MiB).
 
 A fresh subprocess imports what the exporter process imports (the SLI engine,
-prometheus_client, grpc, aiohttp), builds the pipeline, feeds 200,000 client
+prometheus_client, grpc, aiohttp, kubernetes), builds the pipeline, feeds 200,000 client
 SYNs that never get an answer (fresh address strings per flow, as decoded
 messages have), checks they are all tracked, and reports its VmRSS. Run:
 ``python -m bench.bench_rss [--connections N]``.
@@ -25,7 +25,7 @@ def rss_kib():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
 
-import grpc, aiohttp  # the exporter process has these loaded too
+import grpc, aiohttp, kubernetes  # the exporter process has these loaded too
 from prometheus_client import CollectorRegistry, generate_latest
 from exporter import model
 from exporter.model import Endpoint, Flow, ServiceRef

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from exporter.model import DROP_REASON_NAMES, DROPPED, L3_L4, Flow
+from exporter.model import DROP_REASON_NAMES, DROPPED, L3_L4, Flow, enum_name
 from exporter.sli.context import FlowContext
 from exporter.sli.series import VecCollector
 from exporter.sli.settings import SliSettings
@@ -33,7 +33,7 @@ class Drops:
             ("reason",),
         )
         registry.register(VecCollector((self._vec,)))
-        self._reasons = dict(DROP_REASON_NAMES)
+        self._reasons = dict(DROP_REASON_NAMES)  # enum_name() as a dict, for the hot path
         self._known = len(self._reasons)
 
     def process(self, flow: Flow) -> None:
@@ -55,7 +55,7 @@ class Drops:
         values[key] = values.get(key, 0) + flow.count
 
     def _reason_number(self, number: int) -> str:
-        text = str(number)
+        text = enum_name(DROP_REASON_NAMES, number)
         if len(self._reasons) - self._known < _MAX_EXTRA_REASONS:
             self._reasons[number] = text
         return text

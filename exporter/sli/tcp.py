@@ -15,7 +15,8 @@ and other observation points keep the first timestamp; server-side
 observations find no entry on their node and are ignored. The table is bounded
 by entries (the oldest is evicted) and by wall-clock age (entries of a node
 whose stream stopped), and a node's pending entries are dropped unjudged when
-Hubble reports lost events there. Examples::
+Hubble reports lost events there. An aggregated flow message is one observation
+here (a connection is paired once, whatever ``count`` says). Examples::
 
     kpr_service_connect_duration_seconds_bucket{namespace="shop",service="cart",datapath="ebpf",le="0.001"} 1841
     kpr_service_connect_attempts_total{namespace="shop",service="cart",datapath="ebpf",result="established"} 1902
