@@ -29,7 +29,17 @@ from collections import OrderedDict
 
 from prometheus_client import CollectorRegistry
 
-from exporter.model import ACK, L3_L4, RST, SYN, TCP, TO_ENDPOINT, Flow
+from exporter.model import (
+    ACK,
+    EVENT_TRACE,
+    L3_L4,
+    RST,
+    SYN,
+    TCP,
+    TO_ENDPOINT,
+    UNKNOWN_POINT,
+    Flow,
+)
 from exporter.sli.context import FlowContext
 from exporter.sli.series import CONNECT_BUCKETS, VecCollector
 from exporter.sli.settings import SliSettings
@@ -42,6 +52,15 @@ RESULTS = (ESTABLISHED, REFUSED, TIMEOUT)
 
 # Layout of a pending entry (a tuple; the destination is kept only while the Service is unknown).
 _T0, _STAMP, _SVC, _DP, _DST_IP, _DST_PORT = range(6)
+
+
+def _to_endpoint_by_event(flow: Flow) -> bool:
+    """A trace event without an observation point whose datapath sub-type means TO_ENDPOINT (0)."""
+    return (
+        flow.observation_point == UNKNOWN_POINT
+        and flow.event_type == EVENT_TRACE
+        and flow.event_sub_type == 0
+    )
 
 
 class _NodeTable:
@@ -108,7 +127,7 @@ class TcpHandshake:
                 self._finish(table, key, entry, REFUSED, flow)
             return
         if flags & ACK:
-            if flow.observation_point != TO_ENDPOINT:
+            if flow.observation_point != TO_ENDPOINT and not _to_endpoint_by_event(flow):
                 return
             key = (flow.dst_ip, flow.dst_port, TCP)
             entry = table.pending.pop(key, None)

@@ -253,3 +253,17 @@ def test_capacity_takes_from_another_node_when_the_inserting_one_is_empty(make, 
     pipeline.process(examples["05"])
     assert attempts(registry, "established", "kube-proxy") is None
     assert entries(registry) == 1
+
+
+def test_to_endpoint_known_only_from_the_trace_sub_type(make, examples):
+    # Older agents leave trace_observation_point unset; trace sub-type 0 is TO_ENDPOINT.
+    pipeline, registry = make()
+    pipeline.process(examples["01"])
+    pipeline.process(replace(examples["05"], observation_point=model.UNKNOWN_POINT,
+                             event_type=model.EVENT_TRACE, event_sub_type=3,  # TO_STACK
+                             time_ns=examples["05"].time_ns - 500_000))
+    pipeline.process(replace(examples["05"], observation_point=model.UNKNOWN_POINT,
+                             event_type=model.EVENT_TRACE, event_sub_type=0))
+    assert attempts(registry, "established", "kube-proxy") == 1
+    assert value(registry, "kpr_service_connect_duration_seconds_sum",
+                 **CART, datapath="kube-proxy") == 0.002000094
