@@ -114,6 +114,10 @@ class DatapathTracker:
         """Call ``listener()`` after every change of a decision or of the phase."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     # --- outputs ---------------------------------------------------------------------
 
     def datapath(self, node: str) -> str:

@@ -5,7 +5,7 @@ Use it from a ``conftest.py`` of your own test folder::
     from tests.fakekube.fixtures import fake_kube  # noqa: F401  (re-exported fixture)
 
     def test_something(fake_kube):
-        fake_kube.seed(configmap("cilium-config", "kube-system", {"kube-proxy-replacement": "true"}))
+        fake_kube.seed(configmap("cilium-config", "kube-system", {"debug": "true"}))
         api = api_client(fake_kube)           # a real kubernetes.client.ApiClient
         ...
         fake_kube.deny("patch", "configmaps", "kube-system")   # next patch answers 403
@@ -38,7 +38,8 @@ __all__ = [
 TOKEN = "fake-token"
 
 
-def write_kubeconfig(path: Path, url: str, *, token: str = TOKEN, namespace: str = "default") -> Path:
+def write_kubeconfig(path: Path, url: str, *, token: str = TOKEN,
+                     namespace: str = "default") -> Path:
     """Write a kubeconfig pointing at ``url`` (context ``fake``) and return its path."""
     config = {
         "apiVersion": "v1",
@@ -104,7 +105,8 @@ def node(name: str, labels: Mapping[str, str] | None = None, *, ready: bool = Tr
 
 def pod(name: str, namespace: str, node_name: str, labels: Mapping[str, str] | None = None, *,
         phase: str = "Running", ready: bool = True, image: str = "registry.k8s.io/pause:3.9",
-        owner: Mapping[str, str] | None = None, annotations: Mapping[str, str] | None = None) -> dict:
+        owner: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None) -> dict:
     meta = _meta(name, namespace, labels, annotations)
     if owner:
         meta["ownerReferences"] = [{"apiVersion": owner.get("apiVersion", "apps/v1"),

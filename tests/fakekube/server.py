@@ -681,7 +681,8 @@ class FakeKube:
         meta = obj.get("metadata") or {}
         if meta.get("name") != route.name:
             raise ApiError(400, "BadRequest", "the name of the object "
-                           f"({meta.get('name')}) does not match the name on the URL ({route.name})")
+                           f"({meta.get('name')}) does not match the name on the URL "
+                           f"({route.name})")
         return self._replace(route, obj, meta.get("resourceVersion"))
 
     def _replace(self, route: _Route, obj: dict, precondition: str | None) -> dict:
