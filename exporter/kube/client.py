@@ -39,6 +39,7 @@ from exporter.kube.errors import (
     error_for_status,
 )
 from exporter.kube.resources import Resource
+from exporter.kube.settings import KubeSettings
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,25 @@ def load_api_client(kubeconfig: str = "", context: str = "", *,
     # Every open watch holds a connection; keep them pooled instead of discarded.
     configuration.connection_pool_maxsize = pool_size
     return k8s_client.ApiClient(configuration)
+
+
+def client_from_settings(settings: KubeSettings, *,
+                         environ: Mapping[str, str] | None = None) -> KubeClient | None:
+    """The client ``settings`` ask for: None when disabled, or when ``enabled=auto`` and
+    no kubeconfig or service account is found; ``KubeConfigError`` when ``enabled=true``
+    and none is usable."""
+    if settings.enabled == "false":
+        return None
+    try:
+        return KubeClient.connect(settings.kubeconfig, settings.context,
+                                  request_timeout=settings.request_timeout_seconds,
+                                  environ=environ)
+    except KubeConfigError as exc:
+        if settings.enabled == "true" or settings.kubeconfig:
+            raise
+        log.info("no Kubernetes configuration found; running without the Kubernetes API",
+                 extra={"kv": {"reason": str(exc)}})
+        return None
 
 
 class KubeClient:

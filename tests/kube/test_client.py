@@ -260,3 +260,37 @@ async def test_namespace_is_required_for_namespaced_writes(kube):
         await kube.get(CONFIGMAPS, "x")
     with pytest.raises(ValueError):
         await kube.patch(CONFIGMAPS, "x", {}, None)
+
+
+def test_client_from_settings(fake_kube, tmp_path):
+    from exporter.kube.client import client_from_settings
+    from exporter.kube.settings import KubeSettings
+
+    nothing = {"HOME": str(tmp_path)}
+    assert client_from_settings(KubeSettings(enabled="false",
+                                             kubeconfig=fake_kube.kubeconfig)) is None
+    assert client_from_settings(KubeSettings(enabled="auto"), environ=nothing) is None
+    with pytest.raises(errors.KubeConfigError):
+        client_from_settings(KubeSettings(enabled="true"), environ=nothing)
+    with pytest.raises(errors.KubeConfigError):  # an explicit path must work, even on auto
+        client_from_settings(KubeSettings(kubeconfig=str(tmp_path / "missing")))
+    found = client_from_settings(KubeSettings(kubeconfig=fake_kube.kubeconfig))
+    assert found is not None and found.host == fake_kube.url
+
+
+def test_settings_problems():
+    from exporter.kube.settings import KubeSettings
+
+    assert KubeSettings().problems() == []
+    assert KubeSettings(kube_proxy_selector="k8s-app in (kube-proxy,kp),tier").problems() == []
+    found = KubeSettings(enabled="maybe", agent_selector="k8s-app=(", resync_seconds=0,
+                         retry_min_seconds=5, retry_max_seconds=1, backend_map_max_entries=0,
+                         cilium_namespace=" ").problems()
+    assert found == [
+        "kube.enabled 'maybe' is not auto, true or false",
+        "kube.agent_selector 'k8s-app=(' is not a label selector",
+        "kube.cilium_namespace must not be empty",
+        "kube.resync_seconds must be positive",
+        "kube.retry_max_seconds must not be below kube.retry_min_seconds",
+        "kube.backend_map_max_entries must be at least 1",
+    ]
