@@ -126,3 +126,20 @@ class ClusterView(Protocol):
     def phase(self) -> str: ...
 
     def nodes_by_datapath(self) -> Mapping[str, Collection[str]]: ...
+
+
+class TrackerView:
+    """Adapts the datapath tracker (``phase`` property, ``decisions()``) to ``ClusterView``."""
+
+    def __init__(self, tracker: object) -> None:
+        self._tracker = tracker
+
+    def phase(self) -> str:
+        phase = self._tracker.phase  # type: ignore[attr-defined]
+        return str(phase() if callable(phase) else phase)
+
+    def nodes_by_datapath(self) -> Mapping[str, Collection[str]]:
+        grouped: dict[str, set[str]] = {}
+        for node, decision in self._tracker.decisions().items():  # type: ignore[attr-defined]
+            grouped.setdefault(decision.datapath, set()).add(node)
+        return grouped

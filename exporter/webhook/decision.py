@@ -29,9 +29,7 @@ from types import MappingProxyType
 from typing import Final
 
 from exporter.model import EBPF, KUBE_PROXY, UNKNOWN
-from exporter.rollback.api import (
-    AFTER, CANARY, CLUSTER, DRY_RUN, ENFORCE, MODES, PHASE_UNKNOWN, ClusterView, Scope,
-)
+from exporter.rollback.api import AFTER, CANARY, DRY_RUN, MODES, PHASE_UNKNOWN, ClusterView, Scope
 from exporter.webhook.payload import Alert, Notification
 
 # Decision actions.
@@ -142,10 +140,14 @@ class Memory:
             self._keys.move_to_end(key)
         while len(self._keys) > self._capacity:
             self._keys.popitem(last=False)
-        self._history.append(now)
+        self.record_rollback(now)
+
+    def record_rollback(self, at: float) -> None:
+        """Count a rollback started at ``at`` (also used to seed from persisted history)."""
+        self._history.append(at)
 
     def last_rollback(self) -> float | None:
-        return self._history[-1] if self._history else None
+        return max(self._history) if self._history else None
 
     def rollbacks_since(self, since: float) -> int:
         return sum(1 for t in self._history if t >= since)
@@ -270,6 +272,6 @@ def _ignore_reason(notification: Notification, policy: Policy) -> str:
 
 
 __all__ = [
-    "ACTIONS", "DEFER", "DUPLICATE", "ENFORCE", "IGNORE", "NOTHING_TO_DO", "REFUSE", "ROLLBACK",
+    "ACTIONS", "DEFER", "DUPLICATE", "IGNORE", "NOTHING_TO_DO", "REFUSE", "ROLLBACK",
     "Decision", "Memory", "Policy", "Situation", "decide",
 ]

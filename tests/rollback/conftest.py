@@ -1,118 +1,14 @@
-"""Fixtures for the rollback tests: the fake API, a client, seeded clusters, virtual time.
-
-The test plays the DaemonSet controller (the fake has none): ``Controller.reconcile``
-gives every node a ready pod of each DaemonSet that schedules there, and runs on every
-injected ``sleep``, which also advances the virtual clock. Nothing really sleeps.
-"""
+"""Fixtures for the rollback tests: the fake API, a client, a DaemonSet controller, virtual time."""
 
 from __future__ import annotations
-
-import asyncio
-import itertools
 
 import pytest
 
 from exporter.kube.client import KubeClient
-from exporter.rollback.model import schedules_on
-from exporter.rollback.settings import RollbackSettings
-from tests.fakekube.fixtures import (  # noqa: F401  (fake_kube is a re-exported fixture)
-    cilium_node_config, configmap, daemonset, fake_kube, node, pod,
+from tests.fakekube.fixtures import fake_kube  # noqa: F401  (re-exported fixture)
+from tests.rollback.cluster import (
+    Controller, VirtualTime,
 )
-
-MIGRATION = "io.cilium.migration/kube-proxy-replacement"
-NODES = ("node-a", "node-b", "node-c")
-CILIUM_LABELS = {"k8s-app": "cilium"}
-KP_LABELS = {"k8s-app": "kube-proxy"}
-T0 = 1_800_000_000.0
-
-
-class VirtualTime:
-    """Clock + sleep: sleeping advances the clock and lets the 'controller' act."""
-
-    def __init__(self, controller: Controller | None = None, start: float = T0) -> None:
-        self.now = start
-        self.controller = controller
-        self.sleeps = 0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps += 1
-        self.now += seconds
-        if self.controller is not None:
-            self.controller.reconcile()
-        await asyncio.sleep(0)
-
-
-class Controller:
-    """A minimal DaemonSet controller over the fake's store."""
-
-    def __init__(self, fake, *, namespace: str = "kube-system") -> None:
-        self.fake = fake
-        self.namespace = namespace
-        self.enabled = {"cilium": True, "kube-proxy": True}
-        self.ready = {"cilium": True, "kube-proxy": True}
-        self._names = itertools.count(1)
-
-    def reconcile(self) -> None:
-        nodes = {n["metadata"]["name"]: n["metadata"].get("labels") or {}
-                 for n in self.fake.objects("nodes")}
-        for name in ("cilium", "kube-proxy"):
-            ds = self.fake.get("daemonsets", name, self.namespace)
-            if ds is None or not self.enabled[name]:
-                continue
-            labels = ds["spec"]["selector"]["matchLabels"]
-            pods = [p for p in self.fake.objects("pods", self.namespace)
-                    if all(p["metadata"].get("labels", {}).get(k) == v for k, v in labels.items())]
-            have = {p["spec"]["nodeName"] for p in pods}
-            for node_name, node_labels in nodes.items():
-                if node_name not in have and schedules_on(ds, node_name, node_labels):
-                    self.fake.seed(pod(f"{name}-{next(self._names):04d}", self.namespace, node_name,
-                                       labels, ready=self.ready[name]))
-
-
-def settings(**overrides) -> RollbackSettings:
-    base = dict(mode="enforce", namespace="kpr", identity="test-replica")
-    base.update(overrides)
-    return RollbackSettings(**base)
-
-
-def migration_affinity() -> dict:
-    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": MIGRATION, "operator": "NotIn", "values": ["true"]}]}]}}}
-
-
-def kube_proxy_daemonset(affinity: dict | None = None) -> dict:
-    return daemonset("kube-proxy", "kube-system", KP_LABELS, affinity=affinity)
-
-
-def seed_canary(fake, canaries=("node-b",)) -> None:
-    """Cilium's per-node procedure, done for ``canaries``: label, exclusion affinity, CNC."""
-    for name in NODES:
-        fake.seed(node(name, {MIGRATION: "true"} if name in canaries else None))
-    fake.seed(configmap("cilium-config", "kube-system", {"kube-proxy-replacement": "false",
-                                                         "k8s-service-host": "10.0.0.1"}))
-    fake.seed(cilium_node_config("kube-proxy-replacement", "kube-system",
-                                 {"matchLabels": {MIGRATION: "true"}},
-                                 {"kube-proxy-replacement": "true",
-                                  "kube-proxy-replacement-healthz-bind-address": "0.0.0.0:10256"}))
-    fake.seed(kube_proxy_daemonset(migration_affinity()))
-    fake.seed(configmap("kube-proxy", "kube-system", {"config.conf": "mode: iptables"}, KP_LABELS))
-    fake.seed(daemonset("cilium", "kube-system", CILIUM_LABELS, image="quay.io/cilium/cilium:v1.18.0"))
-
-
-def seed_full(fake, *, kube_proxy: bool = False) -> None:
-    """Every node switched by cilium-config; kube-proxy deleted unless ``kube_proxy``."""
-    for name in NODES:
-        fake.seed(node(name))
-    fake.seed(configmap("cilium-config", "kube-system", {
-        "kube-proxy-replacement": "true",
-        "kube-proxy-replacement-healthz-bind-address": "0.0.0.0:10256"}))
-    fake.seed(daemonset("cilium", "kube-system", CILIUM_LABELS, image="quay.io/cilium/cilium:v1.18.0"))
-    if kube_proxy:
-        fake.seed(kube_proxy_daemonset())
-        fake.seed(configmap("kube-proxy", "kube-system", {"config.conf": "mode: iptables"}, KP_LABELS))
 
 
 @pytest.fixture

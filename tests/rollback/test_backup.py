@@ -15,7 +15,7 @@ from exporter.rollback.backup import (
     BackupError, ConfigMapBackupStore, FileBackupStore, restore_backup, take_backup,
 )
 
-from .conftest import seed_canary, seed_full, settings
+from .cluster import seed_canary, seed_full, settings
 
 
 def helm_secret(revision: int, status: str) -> dict:

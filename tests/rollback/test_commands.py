@@ -15,7 +15,7 @@ import re
 from exporter.rollback import permissions as perms
 from exporter.rollback.commands import cmd_backup, cmd_preflight, cmd_rollback, parse_scope
 
-from .conftest import MIGRATION, seed_canary, seed_full, settings
+from .cluster import MIGRATION, seed_canary, seed_full, settings
 
 S = settings()
 

@@ -26,7 +26,7 @@ from exporter.rollback.reader import KubePlanner
 from exporter.rollback.runner import RollbackRunner
 from exporter.rollback.state import STATE_ANNOTATION
 
-from .conftest import MIGRATION, T0, seed_canary, seed_full, settings
+from .cluster import MIGRATION, T0, seed_canary, seed_full, settings
 
 TRIGGER = Trigger("KprServiceConnectLatencyWorse fired", ("a99282f49545a961",))
 

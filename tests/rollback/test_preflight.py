@@ -19,7 +19,7 @@ from exporter.rollback.preflight import (
 )
 from tests.fakekube.fixtures import configmap, daemonset, node, service
 
-from .conftest import CILIUM_LABELS, settings
+from .cluster import CILIUM_LABELS, settings
 
 S = settings()
 
