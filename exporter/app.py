@@ -15,9 +15,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import prometheus_client
 from prometheus_client import CollectorRegistry
 
 from exporter.datapath.tracker import DatapathTracker
+from exporter.kube.backends import BackendMap, BackendWatcher
+from exporter.kube.client import KubeClient, client_from_settings
+from exporter.kube.datapath_feed import DatapathWatcher
+from exporter.kube.resources import PODS
 from exporter.model import Flow, LostEvents
 from exporter.roles import Clock, DatapathResolver, FlowSource, ServiceDirectory, system_clock
 from exporter.sli import Pipeline, StaticDatapathResolver
@@ -41,13 +46,17 @@ class Exporter:
         sleep: Sleep = asyncio.sleep,
         flow_source: FlowSource | None = None,
         directory: ServiceDirectory | None = None,
+        kube: KubeClient | None = None,
     ) -> None:
         self.settings = settings
+        # ``_created`` samples double the series count and nothing here reads them.
+        prometheus_client.disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         self._clock = clock
         self._sleep = sleep
         self._tasks: list[asyncio.Task[Any]] = []
         self.surface = Surface(registry=self.registry)
+        self.kube = kube if kube is not None else client_from_settings(settings.kube)
 
         self.tracker = DatapathTracker(clock=clock)
         self.registry.register(self.tracker)
@@ -57,9 +66,21 @@ class Exporter:
             else self.tracker
         )
 
+        self.backends: BackendMap | None = None
+        if directory is None and self.kube is not None and settings.kube.backend_map:
+            self.backends = BackendMap(max_entries=settings.kube.backend_map_max_entries)
+            self.registry.register(self.backends)
+            directory = self.backends
+
+        # The SLI pipeline's series are rendered by the pipeline itself (fast text
+        # format); its registry only serves OpenMetrics-only clients.
+        self.pipeline_registry = CollectorRegistry(auto_describe=True)
         self.pipeline = Pipeline(
-            settings.sli, self.registry, datapaths=self.resolver, directory=directory, clock=clock
+            settings.sli, self.pipeline_registry, datapaths=self.resolver,
+            directory=directory, clock=clock,
         )
+        self.surface.text_renderers.append(self.pipeline.render)
+        self.surface.openmetrics_registries.append(self.pipeline_registry)
         self.source: FlowSource = flow_source or HubbleReader(
             settings.hubble, registry=self.registry, clock=clock, sleep=sleep
         )
@@ -67,18 +88,37 @@ class Exporter:
         self.surface.readiness["hubble"] = self._hubble_readiness
 
         self.agents: AgentScraper | None = None
-        if settings.agents.static:
+        discover = (
+            static_discovery(settings.agents.static) if settings.agents.static
+            else self._discover_agents if self.kube is not None
+            else None
+        )
+        if discover is not None:
             self.agents = AgentScraper(
                 settings=settings.agents,
-                discover=static_discovery(settings.agents.static),
+                discover=discover,
                 on_kpr_gauge=self.tracker.observe_agent_gauge,
                 clock=clock,
                 sleep=sleep,
             )
             self.registry.register(AgentCollector(source=self.agents, resolver=self.resolver))
+            self.surface.readiness["agents"] = self.agents.readiness
 
         self.app = build_app(self.surface)
         self.server = Server(self.app, settings.web.listen_address)
+
+    async def _discover_agents(self) -> dict[str, str]:
+        """Cilium agent pods -> {node: metrics URL}, from the Kubernetes API."""
+        assert self.kube is not None
+        agents = self.settings.agents
+        pods = await self.kube.list(PODS, agents.namespace, label_selector=agents.selector)
+        found: dict[str, str] = {}
+        for pod in pods.items:
+            node = (pod.get("spec") or {}).get("nodeName")
+            ip = (pod.get("status") or {}).get("podIP")
+            if node and ip and (pod.get("status") or {}).get("phase") == "Running":
+                found[node] = agents.url_for(ip)
+        return found
 
     # --- readiness ---------------------------------------------------------------------
 
@@ -104,6 +144,13 @@ class Exporter:
         self._spawn(self._tick(), "sli-tick")
         if self.agents is not None:
             self._spawn(self.agents.run(), "agent-scraper")
+        if self.kube is not None:
+            if not self.settings.datapath.static:
+                watcher = DatapathWatcher(self.kube, self.settings.kube, self.tracker)
+                self._spawn(watcher.run(), "kube-datapath-watch")
+            if self.backends is not None:
+                self._spawn(BackendWatcher(self.kube, self.settings.kube, self.backends).run(),
+                            "kube-backend-watch")
         log.info("exporter started", extra={"kv": {
             "listen": self.server.url, "hubble": self.settings.hubble.address,
             "rollback_mode": self.settings.rollback.mode}})
@@ -129,6 +176,8 @@ class Exporter:
         if self.agents is not None:
             await self.agents.aclose()
         await self.server.stop()
+        if self.kube is not None:
+            await self.kube.close()
 
     @property
     def url(self) -> str:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 
 from exporter import __version__
 
@@ -26,13 +26,21 @@ class Surface:
     """What the HTTP surface serves; built by the composition root."""
 
     registry: CollectorRegistry
+    #: Extra text-format renderers appended to the registry's exposition (the SLI
+    #: pipeline writes its tens of thousands of samples itself, much faster).
+    text_renderers: list[Callable[[], bytes]] = field(default_factory=list)
+    #: Registries holding the same samples as ``text_renderers``, for OpenMetrics.
+    openmetrics_registries: list[CollectorRegistry] = field(default_factory=list)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     links: list[tuple[str, str]] = field(default_factory=list)  # extra (path, title) on /
 
 
+SURFACE = web.AppKey("surface", Surface)
+
+
 def build_app(surface: Surface) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
-    app["surface"] = surface
+    app[SURFACE] = surface
     app.router.add_get("/", _landing)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
@@ -40,11 +48,31 @@ def build_app(surface: Surface) -> web.Application:
     return app
 
 
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def wants_only_openmetrics(accept: str) -> bool:
+    """True when the client accepts OpenMetrics but not the classic text format.
+
+    Prometheus lists both (OpenMetrics first, text as a fallback); it gets the
+    text format, which the fast SLI renderer writes. A client that can read
+    nothing else gets OpenMetrics.
+    """
+    types = [part.split(";")[0].strip() for part in accept.split(",") if part.strip()]
+    return "application/openmetrics-text" in types and not any(
+        t in ("text/plain", "*/*", "text/*") for t in types
+    )
+
+
 async def _metrics(request: web.Request) -> web.Response:
-    surface: Surface = request.app["surface"]
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(surface.registry)
-    return web.Response(body=body, headers={"Content-Type": content_type})
+    surface: Surface = request.app[SURFACE]
+    if wants_only_openmetrics(request.headers.get("Accept", "")):
+        parts = [openmetrics.generate_latest(r).removesuffix(b"# EOF\n")
+                 for r in (surface.registry, *surface.openmetrics_registries)]
+        return web.Response(body=b"".join(parts) + b"# EOF\n",
+                            headers={"Content-Type": openmetrics.CONTENT_TYPE_LATEST})
+    body = generate_latest(surface.registry) + b"".join(r() for r in surface.text_renderers)
+    return web.Response(body=body, headers={"Content-Type": TEXT_FORMAT})
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -52,7 +80,7 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    surface: Surface = request.app["surface"]
+    surface: Surface = request.app[SURFACE]
     reasons = {name: why for name, check in surface.readiness.items() if (why := check())}
     if reasons:
         text = "".join(f"{name}: {why}\n" for name, why in sorted(reasons.items()))
@@ -61,7 +89,7 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _landing(request: web.Request) -> web.Response:
-    surface: Surface = request.app["surface"]
+    surface: Surface = request.app[SURFACE]
     links = [("/metrics", "Metrics"), ("/healthz", "Health"), ("/readyz", "Readiness"), *surface.links]
     items = "".join(f'<li><a href="{path}">{title}</a></li>' for path, title in links)
     page = (
