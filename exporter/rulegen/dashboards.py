@@ -1,0 +1,5 @@
+"""Grafana dashboards (placeholder until written)."""
+
+
+def dashboard_files() -> dict[str, str]:
+    return {}

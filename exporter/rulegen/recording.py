@@ -1,0 +1,151 @@
+"""Recording rules: the SLIs per service and datapath, and per node, over a short and a long window.
+
+Names follow ``level:metric:operation`` with the level ``kpr`` and the window as a suffix of the
+operation that does not depend on the profile (``..._short`` / ``..._long``), so dashboards and
+alerts keep working when the profile changes the window lengths. ``kpr:rule_profile:info``
+records which profile and windows are in force. Pure functions returning plain dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from exporter.rulegen import names as n
+from exporter.rulegen.profiles import Profile
+
+WINDOWS: Final = ("short", "long")
+QUANTILES: Final = (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99"))
+
+
+def record_name(metric: str, operation: str, window: str | None = None) -> str:
+    """``kpr:<metric>:<operation>[_<window>]``."""
+    return f"kpr:{metric}:{operation}" + (f"_{window}" if window else "")
+
+
+def by(labels: tuple[str, ...]) -> str:
+    return "sum by (" + ", ".join(labels) + ")"
+
+
+def sum_rate(selector: str, window: str, labels: tuple[str, ...], fn: str = "rate") -> str:
+    return f"{by(labels)} ({fn}({selector}[{window}]))"
+
+
+def or_zero(expr: str, base: str) -> str:
+    """``expr``, or 0 for every series of ``base`` that ``expr`` lacks.
+
+    Counters of failures and drops only appear once something failed or dropped; without the
+    ``or 0 * base`` term a service that never dropped would have no drop count at all instead
+    of 0, and its ratio would be missing instead of 0.
+    """
+    return f"{expr}\nor\n0 * {base}"
+
+
+def _rule(record: str, expr: str) -> dict[str, object]:
+    return {"record": record, "expr": expr}
+
+
+def service_rules(profile: Profile, which: str) -> list[dict[str, object]]:
+    """Handshake quantiles, connect failures, drops and L7 per service and datapath."""
+    w = profile.window(which)
+    labels = n.SERVICE_LABELS
+    l7_labels = labels + ("protocol",)
+    rules = [
+        _rule(
+            record_name("service_connect_duration_seconds", name, which),
+            f"histogram_quantile({q}, {sum_rate(n.CONNECT_DURATION + '_bucket', w, labels + ('le',))})",
+        )
+        for name, q in QUANTILES
+    ]
+    sensitive_sel = f'{n.SERVICE_DROPS}{{reason=~"{n.regex_alternation(n.KPR_SENSITIVE_ENUM_NAMES)}"}}'
+    failed_sel = f'{n.CONNECT_ATTEMPTS}{{result!="{n.RESULT_ESTABLISHED}"}}'
+    attempts = sum_rate(n.CONNECT_ATTEMPTS, w, labels, "increase")
+    flows = sum_rate(n.FLOWS, w, labels, "increase")
+    requests = sum_rate(n.REQUESTS, w, l7_labels, "increase")
+
+    def counted(name: str, expr: str) -> dict[str, object]:
+        return _rule(record_name(name, "increase", which), expr)
+
+    def share(name: str, numerator: str, denominator: str) -> dict[str, object]:
+        return _rule(record_name(name, "ratio", which),
+                     f"{record_name(numerator, 'increase', which)}\n/\n"
+                     f"{record_name(denominator, 'increase', which)}")
+
+    rules += [
+        counted("service_connect_attempts", attempts),
+        counted("service_connect_failures", or_zero(sum_rate(failed_sel, w, labels, "increase"), attempts)),
+        share("service_connect_failure", "service_connect_failures", "service_connect_attempts"),
+        counted("service_flows", flows),
+        counted("service_drops", or_zero(sum_rate(n.SERVICE_DROPS, w, labels, "increase"), flows)),
+        share("service_drop", "service_drops", "service_flows"),
+        counted("service_kpr_sensitive_drops", or_zero(sum_rate(sensitive_sel, w, labels, "increase"), flows)),
+        share("service_kpr_sensitive_drop", "service_kpr_sensitive_drops", "service_flows"),
+        _rule(
+            record_name("service_request_duration_seconds", "p99", which),
+            f"histogram_quantile(0.99, {sum_rate(n.REQUEST_DURATION + '_bucket', w, l7_labels + ('le',))})",
+        ),
+        counted("service_requests", requests),
+        counted("service_requests_5xx",
+                or_zero(sum_rate(f'{n.REQUESTS}{{code_class="5xx"}}', w, l7_labels, "increase"), requests)),
+        share("service_requests_5xx", "service_requests_5xx", "service_requests"),
+    ]
+    return rules
+
+
+def node_rules(profile: Profile, which: str) -> list[dict[str, object]]:
+    """Agent-reported drops per node: by reason and direction, and the KPR-sensitive share."""
+    w = profile.window(which)
+    sensitive_sel = f'{n.NODE_DROPS}{{reason=~"{n.regex_alternation(n.KPR_SENSITIVE_AGENT_TEXTS)}"}}'
+    rules: list[dict[str, object]] = [
+        _rule(record_name("node_drops", "rate", which),
+              sum_rate(n.NODE_DROPS, w, ("node", "datapath", "reason", "direction"))),
+    ]
+    for level, labels in (("node", n.NODE_LABELS), ("datapath", ("datapath",))):
+        forwards = sum_rate(n.NODE_FORWARDS, w, labels, "increase")
+        drops = sum_rate(n.NODE_DROPS, w, labels, "increase")
+        sensitive = sum_rate(sensitive_sel, w, labels, "increase")
+        packets = f"{forwards}\n+\n(\n  {drops}\n  or\n  0 * {forwards}\n)"
+        rules += [
+            _rule(record_name(f"{level}_packets", "increase", which), packets),
+            _rule(record_name(f"{level}_kpr_sensitive_drops", "increase", which),
+                  or_zero(sensitive, forwards)),
+            _rule(record_name(f"{level}_kpr_sensitive_drop", "ratio", which),
+                  f"{record_name(f'{level}_kpr_sensitive_drops', 'increase', which)}\n/\n"
+                  f"{record_name(f'{level}_packets', 'increase', which)}"),
+        ]
+    return rules
+
+
+def baseline_rules() -> list[dict[str, object]]:
+    """The frozen pre-switch baseline per service, one series even with several exporters."""
+    service = "max by (namespace, service)"
+    return [
+        _rule(record_name("baseline_connect_duration_seconds", "p99"),
+              f'{service} ({n.BASELINE_CONNECT}{{quantile="{n.QUANTILE_P99}"}})'),
+        _rule(record_name("baseline_drop", "ratio"), f"{service} ({n.BASELINE_DROP_RATIO})"),
+    ]
+
+
+def profile_info_rule(profile: Profile) -> dict[str, object]:
+    return {
+        "record": record_name("rule_profile", "info"),
+        "expr": "vector(1)",
+        "labels": {
+            "profile": profile.name,
+            "short_window": profile.window("short"),
+            "long_window": profile.window("long"),
+        },
+    }
+
+
+def recording_groups(profile: Profile) -> list[dict[str, object]]:
+    """Every recording group; node rules read other node rules, so order within a group matters."""
+    service: list[dict[str, object]] = [profile_info_rule(profile)]
+    node: list[dict[str, object]] = []
+    for which in WINDOWS:
+        service += service_rules(profile, which)
+        node += node_rules(profile, which)
+    return [
+        {"name": "kpr-exporter.service-slis", "rules": service},
+        {"name": "kpr-exporter.node-slis", "rules": node},
+        {"name": "kpr-exporter.baseline", "rules": baseline_rules()},
+    ]
