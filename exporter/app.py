@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 import prometheus_client
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from exporter.datapath.tracker import DatapathTracker
@@ -28,6 +29,7 @@ from exporter.roles import Clock, DatapathResolver, FlowSource, ServiceDirectory
 from exporter.sli import Pipeline, StaticDatapathResolver
 from exporter.sources.agents import AgentCollector, AgentScraper, static_discovery
 from exporter.sources.hubble import HubbleReader
+from exporter.snapshot import to_json as snapshot_json
 from exporter.web import Server, Surface, build_app
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,8 @@ class Exporter:
             self.surface.readiness["agents"] = self.agents.readiness
 
         self.app = build_app(self.surface)
+        self.app.router.add_get("/api/v1/snapshot", self._snapshot_api)
+        self.surface.links.append(("/api/v1/snapshot", "SLI snapshot (JSON)"))
         self.server = Server(self.app, settings.web.listen_address)
 
     async def _discover_agents(self) -> dict[str, str]:
@@ -119,6 +123,9 @@ class Exporter:
             if node and ip and (pod.get("status") or {}).get("phase") == "Running":
                 found[node] = agents.url_for(ip)
         return found
+
+    async def _snapshot_api(self, request: web.Request) -> web.Response:
+        return web.json_response(snapshot_json(self.pipeline.snapshot(self._clock())))
 
     # --- readiness ---------------------------------------------------------------------
 

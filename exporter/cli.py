@@ -112,8 +112,8 @@ def _backup_flags(p: argparse.ArgumentParser) -> None:
 
 def _baseline_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("show", "capture", "clear"))
-    p.add_argument("--metrics-url", default="http://127.0.0.1:9977/metrics",
-                   help="exporter to capture from (capture)")
+    p.add_argument("--exporter-url", default="http://127.0.0.1:9977",
+                   help="running exporter to capture from (capture)")
 
 
 def _report_flags(p: argparse.ArgumentParser) -> None:

@@ -83,3 +83,95 @@ async def demo(settings: Any, args: argparse.Namespace) -> int:
     finally:
         await demo_run.stop()
     return 0
+
+
+def _kube_or_explain(settings: Any, command: str) -> Any:
+    """A Kubernetes client, or None after printing what to do."""
+    from exporter.kube.client import client_from_settings
+    from exporter.kube.errors import KubeError
+
+    try:
+        kube = client_from_settings(settings.kube)
+    except KubeError as exc:
+        print(f"kpr-exporter {command}: {exc}", file=sys.stderr)
+        return None
+    if kube is None:
+        print(f"kpr-exporter {command}: no Kubernetes configuration found "
+              "(set KUBECONFIG, --kube.kubeconfig, or run inside the cluster)", file=sys.stderr)
+    return kube
+
+
+async def backup(settings: Any, args: argparse.Namespace) -> int:
+    from exporter.rollback.commands import cmd_backup
+
+    kube = _kube_or_explain(settings, "backup")
+    if kube is None:
+        return 1
+    async with kube:
+        return await cmd_backup(settings.rollback, kube, output=args.output, out=sys.stdout)
+
+
+async def rollback(settings: Any, args: argparse.Namespace) -> int:
+    from exporter.rollback.commands import cmd_rollback
+
+    kube = _kube_or_explain(settings, "rollback")
+    if kube is None:
+        return 1
+
+    def confirm(plan: str) -> bool:
+        if not sys.stdin.isatty():
+            print("refusing to act without --yes when not on a terminal", file=sys.stderr)
+            return False
+        return input("Run this plan? [y/N] ").strip().lower() in ("y", "yes")
+
+    async with kube:
+        return await cmd_rollback(settings.rollback, kube, dry_run=args.dry_run,
+                                  scope=args.scope, out=sys.stdout,
+                                  confirm=None if args.yes else confirm)
+
+
+async def preflight(settings: Any, args: argparse.Namespace) -> int:
+    from exporter.rollback.commands import cmd_preflight
+
+    kube = _kube_or_explain(settings, "preflight")
+    if kube is None:
+        return 1
+    async with kube:
+        return await cmd_preflight(settings.rollback, kube, out=sys.stdout)
+
+
+async def baseline(settings: Any, args: argparse.Namespace) -> int:
+    import aiohttp
+
+    from exporter import snapshot as snapshot_module
+    from exporter.baseline.cli import cmd_baseline
+    from exporter.baseline.store import make_store
+    from exporter.kube.client import client_from_settings
+
+    kube = client_from_settings(settings.kube) if settings.baseline.store == "configmap" else None
+    store = make_store(settings.baseline, kube=kube)
+
+    async def from_exporter() -> snapshot_module.SliSnapshot:
+        url = args.exporter_url.rstrip("/") + "/api/v1/snapshot"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            async with session.get(url) as response:
+                response.raise_for_status()
+                return snapshot_module.from_json(await response.json())
+
+    try:
+        return await cmd_baseline(args.action, store, settings=settings.baseline,
+                                  capture_source=from_exporter, out=sys.stdout)
+    except (aiohttp.ClientError, ValueError) as exc:
+        print(f"kpr-exporter baseline: cannot read the exporter at {args.exporter_url}: {exc}",
+              file=sys.stderr)
+        return 1
+    finally:
+        if kube is not None:
+            await kube.close()
+
+
+async def report(settings: Any, args: argparse.Namespace) -> int:
+    from exporter.report import cmd_report
+
+    return await cmd_report(args.prometheus, args.time_from, args.time_to, args.output,
+                            out=sys.stdout)

@@ -86,3 +86,48 @@ def _sub_seq(now: tuple[int, ...], before: tuple[int, ...]) -> tuple[int, ...]:
     if len(before) != len(now) or any(b > n for n, b in zip(now, before)):
         return now
     return tuple(n - b for n, b in zip(now, before))
+
+
+def to_json(snapshot: SliSnapshot) -> dict:
+    """A JSON-ready form of ``snapshot`` (served at ``/api/v1/snapshot``)."""
+    return {
+        "time": snapshot.time,
+        "connect_bounds": list(snapshot.connect_bounds),
+        "request_bounds": list(snapshot.request_bounds),
+        "services": [
+            {
+                "namespace": key.namespace, "service": key.service, "datapath": key.datapath,
+                "connect_counts": list(sli.connect_counts), "connect_sum": sli.connect_sum,
+                "attempts": sli.attempts, "flows": sli.flows, "drops": sli.drops,
+                "requests": sli.requests, "request_counts": list(sli.request_counts),
+                "request_sum": sli.request_sum,
+            }
+            for key, sli in snapshot.services.items()
+        ],
+    }
+
+
+def from_json(data: dict) -> SliSnapshot:
+    """The inverse of ``to_json``; raises ``ValueError`` on a malformed document."""
+    try:
+        services = {
+            SliKey(str(s["namespace"]), str(s["service"]), str(s["datapath"])): ServiceSli(
+                connect_counts=tuple(int(c) for c in s["connect_counts"]),
+                connect_sum=float(s["connect_sum"]),
+                attempts={str(k): int(v) for k, v in s["attempts"].items()},
+                flows=int(s["flows"]),
+                drops={str(k): int(v) for k, v in s["drops"].items()},
+                requests={str(k): int(v) for k, v in s["requests"].items()},
+                request_counts=tuple(int(c) for c in s["request_counts"]),
+                request_sum=float(s["request_sum"]),
+            )
+            for s in data["services"]
+        }
+        return SliSnapshot(
+            time=float(data["time"]),
+            connect_bounds=tuple(float(b) for b in data["connect_bounds"]),
+            request_bounds=tuple(float(b) for b in data["request_bounds"]),
+            services=services,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not an SLI snapshot document: {exc}") from exc
