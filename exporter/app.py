@@ -29,8 +29,10 @@ from exporter.roles import Clock, DatapathResolver, FlowSource, ServiceDirectory
 from exporter.sli import Pipeline, StaticDatapathResolver
 from exporter.sources.agents import AgentCollector, AgentScraper, static_discovery
 from exporter.sources.hubble import HubbleReader
+from exporter.rollback.api import TrackerView
 from exporter.snapshot import to_json as snapshot_json
 from exporter.web import Server, Surface, build_app
+from exporter.webhook.service import build_rollback_service
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,19 @@ class Exporter:
         self.surface.links.append(("/api/v1/snapshot", "SLI snapshot (JSON)"))
         self.server = Server(self.app, settings.web.listen_address)
 
+        # The webhook shares the main listener unless it has its own (required for TLS).
+        self.webhook_server: Server | None = None
+        webhook_app = self.app
+        if settings.webhook.listen_address:
+            webhook_app = web.Application(client_max_size=settings.webhook.max_body_bytes + 1)
+        self.rollback = build_rollback_service(
+            webhook_app, webhook=settings.webhook, rollback=settings.rollback,
+            view=TrackerView(self.tracker), kube=self.kube, registry=self.registry, clock=clock,
+        )
+        if settings.webhook.listen_address:
+            self.webhook_server = Server(webhook_app, settings.webhook.listen_address,
+                                         ssl_context=self.rollback.ssl_context)
+
     async def _discover_agents(self) -> dict[str, str]:
         """Cilium agent pods -> {node: metrics URL}, from the Kubernetes API."""
         assert self.kube is not None
@@ -147,6 +162,8 @@ class Exporter:
         for line in self.pipeline.status():
             log.info("SLI handler", extra={"kv": {"status": line}})
         await self.server.start()
+        if self.webhook_server is not None:
+            await self.webhook_server.start()
         self._spawn(self._consume(), "hubble-consumer")
         self._spawn(self._tick(), "sli-tick")
         if self.agents is not None:
@@ -158,6 +175,7 @@ class Exporter:
             if self.backends is not None:
                 self._spawn(BackendWatcher(self.kube, self.settings.kube, self.backends).run(),
                             "kube-backend-watch")
+        self._spawn(self.rollback.start(), "rollback-resume")
         log.info("exporter started", extra={"kv": {
             "listen": self.server.url, "hubble": self.settings.hubble.address,
             "rollback_mode": self.settings.rollback.mode}})
@@ -183,6 +201,8 @@ class Exporter:
         if self.agents is not None:
             await self.agents.aclose()
         await self.server.stop()
+        if self.webhook_server is not None:
+            await self.webhook_server.stop()
         if self.kube is not None:
             await self.kube.close()
 

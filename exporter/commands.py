@@ -38,7 +38,14 @@ async def _until_signalled(duration: float = 0.0) -> None:
 
 
 async def run(settings: Any, args: argparse.Namespace) -> int:
-    exporter = app_module.Exporter(settings)
+    from exporter.kube.errors import KubeError
+    from exporter.webhook.receiver import WebhookConfigError
+
+    try:
+        exporter = app_module.Exporter(settings)
+    except (WebhookConfigError, KubeError) as exc:
+        print(f"kpr-exporter run: {exc}", file=sys.stderr)
+        return 2
     await exporter.start()
     try:
         await _until_signalled()

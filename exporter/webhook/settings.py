@@ -63,10 +63,18 @@ class WebhookSettings:
         default=10000,
         metadata={"help": "How many alert keys (fingerprint, startsAt, status) to remember for dedup."},
     )
+    listen_address: str = field(
+        default="",
+        metadata={"help": "Separate listener for the webhook ([host]:port); empty serves it on "
+                          "web.listen_address. Required with webhook.tls (so /metrics stays plain)."},
+    )
     tls: WebhookTlsSettings = field(default_factory=WebhookTlsSettings)
 
     def problems(self) -> list[str]:
         found: list[str] = []
+        if self.tls.enabled and not self.listen_address:
+            found.append("webhook.tls needs webhook.listen_address: TLS applies to the webhook's "
+                         "own listener, not to /metrics")
         if not self.match_labels:
             found.append("webhook.match_labels must name at least one label (else every alert would act)")
         if self.max_body_bytes < 1024:
