@@ -1,0 +1,194 @@
+{{/*
+The exporter's pod template, shared by the relay-mode Deployment and the node-mode DaemonSet.
+Flags follow the exporter's command-line contract; everything else goes into the config file.
+*/}}
+
+{{- define "kpr-exporter.args" -}}
+{{- $dir := include "kpr-exporter.configDir" . -}}
+{{- $tls := include "kpr-exporter.hubbleTLSSecret" . -}}
+- run
+- --config.file={{ $dir }}/config/config.yaml
+- --web.listen-address=:{{ .Values.port }}
+- --hubble.address={{ include "kpr-exporter.hubbleAddress" . }}
+{{- if $tls }}
+- --hubble.tls.ca-file={{ $dir }}/hubble-tls/ca.crt
+{{- if or (eq .Values.mode "node") .Values.hubble.tls.mtls }}
+- --hubble.tls.cert-file={{ $dir }}/hubble-tls/tls.crt
+- --hubble.tls.key-file={{ $dir }}/hubble-tls/tls.key
+{{- end }}
+{{- if eq .Values.mode "node" }}
+- --hubble.tls.server-name={{ .Values.node.tls.serverName | default (printf "kpr-exporter.%s.hubble-grpc.cilium.io" (.Values.cilium.clusterName | replace "." "-")) }}
+{{- else if .Values.hubble.tls.serverName }}
+- --hubble.tls.server-name={{ .Values.hubble.tls.serverName }}
+{{- end }}
+{{- end }}
+{{- if and (eq .Values.mode "node") .Values.node.localAgentOnly }}
+- --agents.static=$(NODE_NAME)=http://$(HOST_IP):{{ .Values.cilium.agentMetricsPort }}/metrics
+{{- end }}
+- --rollback.mode={{ .Values.rollback.mode }}
+- --webhook.token-file={{ $dir }}/webhook/token
+- --log.format={{ .Values.log.format }}
+- --log.level={{ .Values.log.level }}
+{{- range .Values.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "kpr-exporter.podTemplate" -}}
+{{- $dir := include "kpr-exporter.configDir" . -}}
+{{- $tls := include "kpr-exporter.hubbleTLSSecret" . -}}
+{{- $socket := and (eq .Values.mode "node") (eq .Values.node.transport "socket") -}}
+metadata:
+  labels:
+    {{- include "kpr-exporter.selectorLabels" . | nindent 4 }}
+    {{- with .Values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+    {{- with .Values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "kpr-exporter.serviceAccountName" . }}
+  automountServiceAccountToken: true
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.priorityClassName }}
+  priorityClassName: {{ . }}
+  {{- end }}
+  terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
+  securityContext:
+    {{- toYaml .Values.podSecurityContext | nindent 4 }}
+    {{- if $socket }}
+    supplementalGroups:
+      {{- toYaml .Values.node.socket.supplementalGroups | nindent 6 }}
+    {{- end }}
+  containers:
+    - name: exporter
+      image: {{ include "kpr-exporter.image" . }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      args:
+        {{- include "kpr-exporter.args" . | nindent 8 }}
+      env:
+        {{- if eq .Values.mode "node" }}
+        - name: NODE_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: spec.nodeName
+        - name: HOST_IP
+          valueFrom:
+            fieldRef:
+              fieldPath: status.hostIP
+        {{- end }}
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        - name: POD_NAMESPACE
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.namespace
+        - name: PYTHONUNBUFFERED
+          value: "1"
+        {{- with .Values.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      ports:
+        - name: http-metrics
+          containerPort: {{ .Values.port }}
+          protocol: TCP
+      livenessProbe:
+        httpGet:
+          path: /healthz
+          port: http-metrics
+        {{- toYaml .Values.probes.liveness | nindent 8 }}
+      readinessProbe:
+        httpGet:
+          path: /readyz
+          port: http-metrics
+        {{- toYaml .Values.probes.readiness | nindent 8 }}
+      resources:
+        {{- toYaml .Values.resources | nindent 8 }}
+      securityContext:
+        {{- toYaml .Values.securityContext | nindent 8 }}
+      volumeMounts:
+        - name: config
+          mountPath: {{ $dir }}/config
+          readOnly: true
+        - name: webhook-token
+          mountPath: {{ $dir }}/webhook
+          readOnly: true
+        - name: tmp
+          mountPath: /tmp
+        - name: kill-switch
+          mountPath: {{ $dir }}/kill-switch
+          readOnly: true
+        {{- if eq .Values.baseline.store "file" }}
+        - name: baseline
+          mountPath: /var/lib/kpr-exporter
+        {{- end }}
+        {{- if $tls }}
+        - name: hubble-tls
+          mountPath: {{ $dir }}/hubble-tls
+          readOnly: true
+        {{- end }}
+        {{- if $socket }}
+        - name: hubble-sock-dir
+          mountPath: {{ trimSuffix "/" .Values.node.socket.hostPath }}
+          readOnly: true
+        {{- end }}
+  volumes:
+    - name: config
+      configMap:
+        name: {{ include "kpr-exporter.fullname" . }}
+    - name: webhook-token
+      secret:
+        secretName: {{ include "kpr-exporter.tokenSecretName" . }}
+        defaultMode: 0440
+        items:
+          - key: {{ .Values.webhook.token.key }}
+            path: token
+    - name: tmp
+      emptyDir:
+        sizeLimit: 64Mi
+    - name: kill-switch
+      configMap:
+        name: {{ include "kpr-exporter.killSwitchName" . }}
+        optional: true
+    {{- if eq .Values.baseline.store "file" }}
+    - name: baseline
+      {{- if .Values.baseline.existingClaim }}
+      persistentVolumeClaim:
+        claimName: {{ .Values.baseline.existingClaim }}
+      {{- else }}
+      emptyDir: {}
+      {{- end }}
+    {{- end }}
+    {{- if $tls }}
+    - name: hubble-tls
+      secret:
+        secretName: {{ $tls }}
+        defaultMode: 0440
+    {{- end }}
+    {{- if $socket }}
+    - name: hubble-sock-dir
+      hostPath:
+        path: {{ trimSuffix "/" .Values.node.socket.hostPath }}
+        type: Directory
+    {{- end }}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with (eq .Values.mode "node" | ternary .Values.node.tolerations .Values.tolerations) }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}

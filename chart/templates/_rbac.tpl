@@ -1,0 +1,103 @@
+{{/*
+The permission tables. Each entry is one RBAC rule plus the namespace it applies in ("" for
+the ClusterRole). Every rule is something the exporter's code does, with the object names from
+the effective config file; the chart tests compare these tables with the permissions the code
+declares (exporter/rollback/permissions.py and the Kubernetes watchers), so a rule the code
+does not use, or a use the chart does not grant, fails them. Rules name their objects
+(resourceNames) wherever Kubernetes can check a name: not for create, and not for objects
+whose names are only known at run time (CiliumNodeConfigs, agent pods, nodes).
+
+  always:   the watchers' reads (nodes, Services, EndpointSlices, agent and kube-proxy pods,
+            cilium-config, CiliumNodeConfigs), the rollback planner's reads (it plans against
+            the live cluster in dry-run too), and the baseline ConfigMap (baseline.store).
+  rollback: rollback.mode=enforce only. The writes of the rollback steps and its bookkeeping
+            (state ConfigMap, Lease, Events).
+  backup:   rbac.backup=true in dry-run, so `kpr-exporter backup` can run inside the pod
+            (enforce mode grants it already).
+*/}}
+
+{{- define "kpr-exporter.rbac.always" -}}
+{{- $cfg := include "kpr-exporter.effectiveConfig" . | fromYaml -}}
+{{- $kube := $cfg.kube -}}
+{{- $rb := $cfg.rollback -}}
+- namespace: ""
+  rule: {apiGroups: [""], resources: [nodes], verbs: [get, list, watch]}
+- namespace: ""
+  rule: {apiGroups: [""], resources: [services], verbs: [list, watch]}
+- namespace: ""
+  rule: {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}
+- namespace: {{ $kube.cilium_namespace | quote }}
+  rule: {apiGroups: [""], resources: [pods], verbs: [list, watch]}
+- namespace: {{ $kube.cilium_namespace | quote }}
+  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $kube.cilium_config_name | quote }}], verbs: [get, list, watch]}
+- namespace: {{ $kube.cilium_namespace | quote }}
+  rule: {apiGroups: [cilium.io], resources: [ciliumnodeconfigs], verbs: [get, list, watch]}
+{{- if ne $rb.cilium.namespace $kube.cilium_namespace }}
+- namespace: {{ $rb.cilium.namespace | quote }}
+  rule: {apiGroups: [""], resources: [pods], verbs: [list]}
+- namespace: {{ $rb.cilium.namespace | quote }}
+  rule: {apiGroups: [cilium.io], resources: [ciliumnodeconfigs], verbs: [get, list]}
+{{- end }}
+{{- if or (ne $rb.cilium.namespace $kube.cilium_namespace) (ne $rb.cilium.configmap $kube.cilium_config_name) }}
+- namespace: {{ $rb.cilium.namespace | quote }}
+  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $rb.cilium.configmap | quote }}], verbs: [get]}
+{{- end }}
+- namespace: {{ $kube.kube_proxy_namespace | quote }}
+  rule: {apiGroups: [""], resources: [pods], verbs: [list, watch]}
+{{- if ne $rb.kube_proxy.namespace $kube.kube_proxy_namespace }}
+- namespace: {{ $rb.kube_proxy.namespace | quote }}
+  rule: {apiGroups: [""], resources: [pods], verbs: [list]}
+{{- end }}
+- namespace: {{ $rb.kube_proxy.namespace | quote }}
+  rule: {apiGroups: [apps], resources: [daemonsets], resourceNames: [{{ $rb.kube_proxy.daemonset | quote }}], verbs: [get]}
+- namespace: {{ $rb.kube_proxy.namespace | quote }}
+  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $rb.kube_proxy.configmap | quote }}], verbs: [get]}
+- namespace: {{ $rb.namespace | quote }}
+  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $rb.state_configmap | quote }}, {{ $rb.backup_configmap | quote }}], verbs: [get]}
+- namespace: {{ $rb.namespace | quote }}
+  rule: {apiGroups: [coordination.k8s.io], resources: [leases], resourceNames: [{{ $rb.lease_name | quote }}], verbs: [get]}
+{{- if eq $cfg.baseline.store "configmap" }}
+- namespace: {{ $cfg.baseline.configmap.namespace | quote }}
+  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $cfg.baseline.configmap.name | quote }}], verbs: [get, update]}
+- namespace: {{ $cfg.baseline.configmap.namespace | quote }}
+  rule: {apiGroups: [""], resources: [configmaps], verbs: [create]}
+{{- end }}
+{{- end }}
+
+{{- define "kpr-exporter.rbac.rollback" -}}
+{{- $rb := (include "kpr-exporter.effectiveConfig" . | fromYaml).rollback -}}
+- namespace: ""
+  rule: {apiGroups: [""], resources: [nodes], verbs: [patch]}
+- namespace: {{ $rb.cilium.namespace | quote }}
+  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $rb.cilium.configmap | quote }}], verbs: [patch]}
+- namespace: {{ $rb.cilium.namespace | quote }}
+  rule: {apiGroups: [cilium.io], resources: [ciliumnodeconfigs], verbs: [update, delete]}
+- namespace: {{ $rb.cilium.namespace | quote }}
+  rule: {apiGroups: [""], resources: [pods], verbs: [delete]}
+- namespace: {{ $rb.kube_proxy.namespace | quote }}
+  rule: {apiGroups: [apps], resources: [daemonsets], resourceNames: [{{ $rb.kube_proxy.daemonset | quote }}], verbs: [patch]}
+- namespace: {{ $rb.kube_proxy.namespace | quote }}
+  rule: {apiGroups: [apps], resources: [daemonsets], verbs: [create]}
+- namespace: {{ $rb.kube_proxy.namespace | quote }}
+  rule: {apiGroups: [""], resources: [configmaps], verbs: [create]}
+{{ include "kpr-exporter.rbac.ownWrites" . }}
+- namespace: {{ $rb.namespace | quote }}
+  rule: {apiGroups: [coordination.k8s.io], resources: [leases], resourceNames: [{{ $rb.lease_name | quote }}], verbs: [update]}
+- namespace: {{ $rb.namespace | quote }}
+  rule: {apiGroups: [coordination.k8s.io], resources: [leases], verbs: [create]}
+- namespace: {{ $rb.namespace | quote }}
+  rule: {apiGroups: [""], resources: [events], verbs: [create]}
+{{- end }}
+
+{{- define "kpr-exporter.rbac.backup" -}}
+{{ include "kpr-exporter.rbac.ownWrites" . }}
+{{- end }}
+
+{{/* Writing the exporter's own state and backup ConfigMaps (rollback and backup). */}}
+{{- define "kpr-exporter.rbac.ownWrites" -}}
+{{- $rb := (include "kpr-exporter.effectiveConfig" . | fromYaml).rollback -}}
+- namespace: {{ $rb.namespace | quote }}
+  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $rb.state_configmap | quote }}, {{ $rb.backup_configmap | quote }}], verbs: [update, patch]}
+- namespace: {{ $rb.namespace | quote }}
+  rule: {apiGroups: [""], resources: [configmaps], verbs: [create]}
+{{- end }}

@@ -1,0 +1,118 @@
+"""The pod the chart renders starts the exporter the way its command line accepts.
+
+The container args of every value set go through the exporter's own argument parser and
+settings loader, with the rendered config file, so a renamed flag or config key fails here and
+not in a cluster. The Dockerfile's entry point and user match what the chart assumes.
+
+Flags and keys of settings sections not yet mounted in the settings tree are reported as a skip
+naming them (the tree grows section by section); once mounted, they must parse.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter import cli, config
+
+VALUE_SETS = ("default", "all-on", "node-socket", "node-tls", "enforce")
+# What the kubelet substitutes for $(VAR) references in args (downward API).
+DOWNWARD = {"NODE_NAME": "worker-1", "HOST_IP": "10.0.0.11"}
+
+
+def _section_of(flag: str) -> str:
+    return flag.removeprefix("--").split(".", 1)[0]
+
+
+def _expand(arg: str) -> str:
+    return re.sub(r"\$\(([A-Z_]+)\)", lambda m: DOWNWARD[m.group(1)], arg)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_rendered_args_and_config_file_load(render, ci_values, tmp_path: Path, name):
+    out = render({} if name == "default" else ci_values(name))
+    container = out.container()
+    env_names = {e["name"] for e in container["env"]}
+    for arg in container["args"]:
+        for ref in re.findall(r"\$\(([A-Z_]+)\)", arg):
+            assert ref in env_names, f"{arg} refers to ${ref} which the pod does not define"
+
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(out.config_map()["data"]["config.yaml"])
+    args = []
+    for arg in map(_expand, container["args"]):
+        if arg.startswith("--config.file="):
+            arg = f"--config.file={config_file}"
+        args.append(arg)
+
+    mounted = {o.path[0] for o in config.options()}
+    flags = [a.split("=", 1)[0] for a in args[1:]]
+    keys = set(yaml.safe_load(config_file.read_text()) or {})
+    missing = sorted({_section_of(f) for f in flags if f != "--config.file"} - mounted
+                     | keys - mounted)
+    if missing:
+        pytest.skip(f"settings sections not mounted yet: {', '.join(missing)}")
+
+    parsed = cli.build_parser().parse_args(args)
+    assert parsed.command == "run"
+    settings = cli.load_settings(parsed, env={})
+    effective = config.as_mapping(settings)
+    assert effective["web"]["listen_address"] == ":9977"
+    assert effective["hubble"]["address"] == _expand(
+        next(a for a in container["args"] if a.startswith("--hubble.address=")).split("=", 1)[1])
+    assert effective["rollback"]["mode"] == ("enforce" if name == "enforce" else "dry-run")
+    assert effective["webhook"]["token_file"] == "/etc/kpr-exporter/webhook/token"
+
+
+def test_the_contract_flags_the_chart_relies_on_exist_in_the_settings_tree():
+    """The brief's run flags are declared by the settings tree, as the chart passes them."""
+    flags = {o.flag for o in config.options()}
+    for flag in ("--web.listen-address", "--hubble.address", "--hubble.tls.ca-file",
+                 "--hubble.tls.cert-file", "--hubble.tls.key-file", "--hubble.tls.server-name",
+                 "--log.format", "--log.level"):
+        assert flag in flags, flag
+
+
+def _dockerfile(root: Path) -> list[str]:
+    lines, buf = [], ""
+    for raw in (root / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        buf += line.rstrip("\\").strip() + " "
+        if not line.endswith("\\"):
+            lines.append(buf.strip())
+            buf = ""
+    return lines
+
+
+def test_dockerfile_matches_the_chart(release, render):
+    lines = _dockerfile(release.root)
+    froms = [line.split()[1] for line in lines if line.startswith("FROM ")]
+    assert froms and all(f.startswith("python:3.11-slim") for f in froms)
+    final = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")):]
+    user = [line.split()[1] for line in final if line.startswith("USER ")]
+    assert user, "the runtime stage must switch to a non-root user"
+    uid, _, gid = user[-1].partition(":")
+    assert uid.isdigit() and int(uid) != 0, "numeric non-root uid, so runAsNonRoot can verify it"
+    pod = render().workload()["spec"]["template"]["spec"]["securityContext"]
+    assert pod["runAsUser"] == int(uid)
+    if gid:
+        assert pod["runAsGroup"] == int(gid)
+    assert 'ENTRYPOINT ["kpr-exporter"]' in final
+    assert any(re.match(r"RUN pip install /wheels/", line) for line in final)
+    # The default image is the chart's appVersion, which is the package's version.
+    project = (release.root / "pyproject.toml").read_text()
+    version = re.search(r'^version = "([^"]+)"', project, re.M).group(1)
+    chart = yaml.safe_load((release.chart_dir / "Chart.yaml").read_text())
+    assert chart["appVersion"] == version
+
+
+def test_dockerignore_keeps_the_build_context_to_the_package(release):
+    rules = [r for r in (release.root / ".dockerignore").read_text().splitlines()
+             if r and not r.startswith("#")]
+    assert rules[0] == "*"
+    assert {"!pyproject.toml", "!README.md", "!exporter/"} <= set(rules)

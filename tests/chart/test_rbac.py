@@ -1,0 +1,290 @@
+"""The rendered RBAC grants exactly what the code declares it uses.
+
+Both sides are flattened to grants (namespace, API group, resource, verb, object name; "" for
+the namespace of a ClusterRole and for "any name"), with a named grant dropped when the same
+verb is granted for any name. The code's side is built from the object names in the rendered
+config file, i.e. what the pod runs with.
+
+Matrix:
+- dry-run writes nothing but the baseline ConfigMap (none with the file store); it grants the
+  reads of the rollback planner (dry-run plans against the live cluster) and the watchers';
+- enforce adds exactly the rollback's writes (exporter/rollback/permissions.py, uses
+  "rollback"), nothing else; switching back to dry-run drops them;
+- rbac.backup in dry-run adds exactly the backup's non-optional writes;
+- the optional Helm-release Secret listing and the preflight-only reads are never granted;
+- the watchers' reads (the Mirrors exporter/kube's DatapathWatcher and BackendWatcher build:
+  list + watch of a resource, in a namespace, maybe one name by field selector) are granted,
+  and together with the rollback's and the baseline's needs they are all that is granted;
+- names follow config overrides; every role is bound to the exporter's ServiceAccount, once;
+  rbac.create=false renders none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.rollback import permissions
+from exporter.rollback.settings import RollbackSettings
+
+Grant = tuple[str, str, str, str, str]  # namespace, group, resource, verb, name
+READ_VERBS = frozenset({"get", "list", "watch"})
+RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+
+
+def _minimal(grants: Iterable[Grant]) -> set[Grant]:
+    grants = set(grants)
+    return {g for g in grants if not (g[4] and (*g[:4], "") in grants)}
+
+
+def _rendered(out) -> set[Grant]:
+    grants: set[Grant] = set()
+    for role in out.of_kind("Role") + out.of_kind("ClusterRole"):
+        namespace = role["metadata"].get("namespace", "") if role["kind"] == "Role" else ""
+        for rule in role["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        for name in rule.get("resourceNames") or [""]:
+                            grants.add((namespace, group, resource, verb, name))
+    return _minimal(grants)
+
+
+def _declared(perms: Iterable[Any], verbs: frozenset[str] | None = None) -> set[Grant]:
+    grants: set[Grant] = set()
+    for p in perms:
+        for verb in p.verbs:
+            if verbs is not None and verb not in verbs:
+                continue
+            for name in p.resource_names or ("",):
+                grants.add((p.namespace, p.api_group, p.resource, verb, name))
+    return _minimal(grants)
+
+
+def _build(cls: type, doc: dict[str, Any]) -> Any:
+    """A settings dataclass from its config-file section (nested sections included)."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in doc:
+            continue
+        value = doc[f.name]
+        kwargs[f.name] = _build(hints[f.name], value) if dataclasses.is_dataclass(hints[f.name]) else value
+    return cls(**kwargs)
+
+
+def _config(out) -> dict[str, Any]:
+    return yaml.safe_load(out.config_map()["data"]["config.yaml"])
+
+
+def _rollback_settings(out) -> RollbackSettings:
+    return _build(RollbackSettings, _config(out)["rollback"])
+
+
+def _writes(grants: Iterable[Grant]) -> set[Grant]:
+    return {g for g in grants if g[3] not in READ_VERBS}
+
+
+def _needs(out, uses: tuple[str, ...], *, optional: bool = False) -> list[Any]:
+    return [p for p in permissions.required(_rollback_settings(out), uses) if optional or not p.optional]
+
+
+ENFORCE = {"rollback": {"mode": "enforce"}}
+
+
+def _baseline_writes(out) -> set[Grant]:
+    """The ConfigMap store of the baseline (exporter/baseline/store.py): get, create, replace."""
+    from exporter.baseline.settings import CONFIGMAP, BaselineSettings
+
+    settings = _build(BaselineSettings, _config(out)["baseline"])
+    if settings.store != CONFIGMAP:
+        return set()
+    ns, name = settings.configmap.namespace, settings.configmap.name
+    return {(ns, "", "configmaps", "create", ""), (ns, "", "configmaps", "update", name)}
+
+
+def test_dry_run_writes_nothing_but_its_baseline(render):
+    out = render()
+    assert _rollback_settings(out).mode == "dry-run"
+    baseline = _baseline_writes(out)
+    assert baseline, "the chart keeps the baseline in a ConfigMap by default"
+    assert _writes(_rendered(out)) == baseline
+    namespace = out.config_map()["metadata"]["namespace"]
+    assert ("kpr-exporter-baseline" in {g[4] for g in baseline}
+            and {g[0] for g in baseline} == {namespace})
+
+
+def test_file_baseline_needs_no_write(render):
+    out = render({"baseline": {"store": "file", "existingClaim": "kpr-data"}})
+    assert _writes(_rendered(out)) == set()
+    pod = out.workload()["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "baseline")
+    assert volume["persistentVolumeClaim"] == {"claimName": "kpr-data"}
+    assert _config(out)["baseline"] == {"store": "file", "file": "/var/lib/kpr-exporter/baseline.json"}
+
+
+def test_dry_run_grants_what_the_planner_reads(render):
+    out = render()
+    reads = _declared(_needs(out, (permissions.ROLLBACK,)), READ_VERBS)
+    assert reads, "the planner reads something"
+    missing = reads - _rendered(out)
+    assert not missing, f"dry-run plans against the cluster but cannot: {sorted(missing)}"
+
+
+def test_enforce_adds_exactly_the_rollback_writes(render):
+    dry, enforce = render(), render(ENFORCE)
+    needed = _needs(enforce, (permissions.ROLLBACK,))
+    added = _rendered(enforce) - _rendered(dry)
+    assert added == _declared(needed) - _rendered(dry)
+    assert added == _writes(_declared(needed)) - _baseline_writes(dry)
+    assert _declared(needed) <= _rendered(enforce)
+
+
+def test_rollback_objects_are_separate_and_bound(render, release):
+    dry, enforce = render(), render(ENFORCE)
+    dry_names = {d["metadata"]["name"] for d in dry.docs if d["kind"] in RBAC_KINDS}
+    enforce_only = [d for d in enforce.docs
+                    if d["kind"] in RBAC_KINDS and d["metadata"]["name"] not in dry_names]
+    assert enforce_only
+    assert all("-rollback" in d["metadata"]["name"] for d in enforce_only)
+    # The read objects themselves are identical in both modes.
+    key = lambda d: (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"])  # noqa: E731
+    dry_objects = {key(d): d for d in dry.docs if d["kind"] in RBAC_KINDS}
+    assert {key(d): d for d in enforce.docs if key(d) in dry_objects} == dry_objects
+
+
+def test_backup_switch_adds_exactly_the_backup_writes(render):
+    dry = render()
+    with_backup = render({"rbac": {"backup": True}})
+    needed = _needs(with_backup, (permissions.BACKUP,))
+    assert _declared(needed) <= _rendered(with_backup)
+    assert _rendered(with_backup) - _rendered(dry) == _writes(_declared(needed)) - _baseline_writes(dry)
+    # enforce already covers the backup
+    enforce = render(ENFORCE)
+    assert _declared(needed) <= _rendered(enforce)
+    assert _rendered(render({**ENFORCE, "rbac": {"backup": True}})) == _rendered(enforce)
+
+
+def test_optional_and_preflight_only_permissions_are_not_granted(render):
+    out = render({**ENFORCE, "rbac": {"backup": True}})
+    granted = _rendered(out)
+    everything = permissions.required(_rollback_settings(out))
+    optional = [p for p in everything if p.optional]
+    assert optional, "the Helm-release Secret listing is declared optional"
+    assert not _declared(optional) & granted
+    assert not any(g[2] == "secrets" for g in granted)
+    preflight_only = [p for p in everything if set(p.used_by) == {permissions.PREFLIGHT}]
+    stray = _declared(preflight_only) - _declared(
+        _needs(out, (permissions.ROLLBACK, permissions.BACKUP)))
+    # (the backend map watches Services in every namespace, as preflight lists them)
+    stray -= _kube_reads_or_none(out)
+    assert stray, "preflight declares reads of its own"
+    assert not stray & granted
+
+
+def _kube_reads_or_none(out) -> set[Grant]:
+    """What the Kubernetes watchers read, for the rendered config; empty when undeclared.
+
+    exporter/kube has no permission table of its own (yet); its watchers declare what they
+    read by the Mirrors they build (resource, namespace, field selector), and each Mirror
+    lists and watches. Built here without a client: constructing a watcher talks to nobody.
+    """
+    mirrors = _watcher_mirrors(out)
+    grants: set[Grant] = set()
+    for mirror in mirrors or ():
+        selector = mirror._watch_args.get("field_selector", "")
+        name = selector.removeprefix("metadata.name=") if selector.startswith("metadata.name=") else ""
+        for verb in ("list", "watch"):
+            grants.add((mirror.namespace or "", mirror.resource.group, mirror.resource.plural,
+                        verb, name))
+    return _minimal(grants)
+
+
+def _watcher_mirrors(out) -> list[Any] | None:
+    try:
+        from exporter.kube.backends import BackendMap, BackendWatcher
+        from exporter.kube.datapath_feed import DatapathWatcher
+        from exporter.kube.mirror import Mirror
+        from exporter.kube.settings import KubeSettings
+    except ImportError:
+        return None
+    settings = _build(KubeSettings, _config(out)["kube"])
+    try:
+        watchers = [DatapathWatcher(None, settings, None),  # type: ignore[arg-type]
+                    BackendWatcher(None, settings, BackendMap())]  # type: ignore[arg-type]
+    except (TypeError, AttributeError):
+        return None
+    found: list[Any] = []
+    for watcher in watchers:
+        for value in vars(watcher).values():
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, Mirror):
+                    found.append(item)
+    return found
+
+
+def test_the_watchers_reads_are_granted(render):
+    """Every resource the watchers list and watch is readable, in every mode."""
+    for values in ({}, ENFORCE):
+        out = render(values)
+        mirrors = _watcher_mirrors(out)
+        if mirrors is None:
+            pytest.skip("exporter/kube's watchers cannot be inspected (DatapathWatcher, "
+                        "BackendWatcher)")
+        assert len(mirrors) >= 6, [m.describe() for m in mirrors]
+        missing = _kube_reads_or_none(out) - _rendered(out)
+        assert not missing, f"the watchers would be refused: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("values", [{}, ENFORCE], ids=["dry-run", "enforce"])
+def test_every_grant_is_declared_by_the_code(render, values):
+    out = render(values)
+    if _watcher_mirrors(out) is None:
+        pytest.skip("exporter/kube's watchers cannot be inspected; their reads cannot be compared")
+    uses = (permissions.ROLLBACK,)
+    rollback = _declared(_needs(out, uses)) if values else _declared(_needs(out, uses), READ_VERBS)
+    expected = rollback | _kube_reads_or_none(out) | _baseline_writes(out)
+    expected |= {(*g[:3], "get", g[4]) for g in _baseline_writes(out) if g[3] == "update"}
+    assert _rendered(out) == _minimal(expected)
+
+
+def test_names_and_namespaces_follow_the_config(render):
+    overrides = {
+        **ENFORCE,
+        "cilium": {"namespace": "cilium", "configMapName": "cilium-cfg"},
+        "kubeProxy": {"namespace": "kp", "daemonSetName": "kp-ds", "configMapName": "kp-cm"},
+        "config": {"rollback": {"state_configmap": "my-state", "lease_name": "my-lease"}},
+    }
+    out = render(overrides)
+    granted = _rendered(out)
+    needed = _declared(_needs(out, (permissions.ROLLBACK,)))
+    assert needed <= granted
+    names = {g[4] for g in granted}
+    assert {"cilium-cfg", "kp-ds", "kp-cm", "my-state", "my-lease"} <= names
+    assert not {"cilium-config", "kube-proxy", "kpr-exporter-rollback"} & names
+    assert {g[0] for g in granted} == {"", "cilium", "kp", out.config_map()["metadata"]["namespace"]}
+
+
+def test_each_role_is_bound_once_to_the_service_account(render, release):
+    out = render({**ENFORCE, "serviceAccount": {"name": "kpr-sa"}})
+    roles = {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"])
+             for d in out.of_kind("Role") + out.of_kind("ClusterRole")}
+    bound = []
+    for b in out.of_kind("RoleBinding") + out.of_kind("ClusterRoleBinding"):
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": "kpr-sa",
+                                  "namespace": release.namespace}]
+        namespace = b["metadata"].get("namespace", "")
+        bound.append((b["roleRef"]["kind"], namespace, b["roleRef"]["name"]))
+    assert sorted(bound) == sorted(roles)
+    assert out.one("ServiceAccount")["metadata"]["name"] == "kpr-sa"
+    assert out.workload()["spec"]["template"]["spec"]["serviceAccountName"] == "kpr-sa"
+
+
+def test_rbac_can_be_left_to_the_user(render):
+    out = render({**ENFORCE, "rbac": {"create": False}})
+    assert not [d for d in out.docs if d["kind"] in RBAC_KINDS]

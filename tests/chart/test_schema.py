@@ -1,0 +1,104 @@
+"""Helm lint and values.schema.json: clean charts lint clean, bad values are refused.
+
+Matrix: lint with the default values and with every chart/ci/*-values.yaml (no warnings, no
+errors); values the schema must reject (read through Helm's own YAML parser where the YAML
+spelling matters, e.g. `mode: yes` is a boolean); values it must accept; rendering refuses
+what the schema refuses.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+helm = pytest.importorskip("helm_python")
+
+CI_VALUES = ("all-on", "node-socket", "node-tls", "enforce")
+WARNING = 2
+
+
+def _problems(report: dict) -> list[dict]:
+    return [m for m in report["messages"] if m["severity"] >= WARNING]
+
+
+def test_lint_default_values_is_clean(release):
+    report = helm.lint(release.chart_dir, strict=True)
+    assert report["errors"] == []
+    assert _problems(report) == []
+
+
+@pytest.mark.parametrize("name", CI_VALUES)
+def test_lint_ci_values_is_clean(release, ci_values, name):
+    report = helm.lint(release.chart_dir, ci_values(name), strict=True, namespace=release.namespace)
+    assert report["errors"] == []
+    assert _problems(report) == []
+
+
+BAD_YAML = {
+    "unknown mode": "mode: bogus\n",
+    "rollback mode spelt yes": "rollback:\n  mode: yes\n",
+    "rollback mode true": "rollback:\n  mode: true\n",
+    "rollback mode misspelt": "rollback:\n  mode: dryrun\n",
+    "unknown top-level key": "rolback:\n  mode: enforce\n",
+    "unknown nested key": "serviceMonitor:\n  enable: true\n",
+    "port out of range": "port: 70000\n",
+    "port as text": "port: http\n",
+    "node transport": "mode: node\nnode:\n  transport: tcp\n",
+    "node tls without a secret": "mode: node\nnode:\n  transport: tls\n  tls:\n    existingSecret: ''\n",
+    "relay tls without a secret": "hubble:\n  tls:\n    enabled: true\n",
+    "log level": "log:\n  level: verbose\n",
+    "bad duration": "serviceMonitor:\n  interval: 30 seconds\n",
+    "no matchers": "alertmanagerConfig:\n  matchers: []\n",
+    "bad matchType": "alertmanagerConfig:\n  matchers:\n    - {name: a, value: b, matchType: '=='}\n",
+    "empty image repository": "image:\n  repository: ''\n",
+    "bad namespace": "cilium:\n  namespace: Kube_System\n",
+}
+
+
+@pytest.mark.parametrize("text", BAD_YAML.values(), ids=BAD_YAML.keys())
+def test_schema_rejects(chart, text):
+    values = helm.values_from_yaml(text)
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(chart.merge_values(values))
+
+
+@pytest.mark.parametrize("text", [BAD_YAML["unknown mode"], BAD_YAML["rollback mode spelt yes"]])
+def test_render_and_lint_refuse_what_the_schema_refuses(chart, release, text):
+    values = helm.values_from_yaml(text)
+    with pytest.raises(helm.HelmValuesError):
+        chart.render(values, name=release.name, namespace=release.namespace)
+    assert helm.lint(release.chart_dir, values)["errors"]
+
+
+GOOD_YAML = {
+    "defaults": "",
+    "enforce": "rollback:\n  mode: enforce\n",
+    "node socket": "mode: node\n",
+    "node tls": "mode: node\nnode:\n  transport: tls\n",
+    "relay tls": "hubble:\n  tls:\n    enabled: true\n    existingSecret: relay-certs\n",
+    "fast profile": "alerts:\n  profile: fast\n",
+    "explicit address": "hubble:\n  address: hubble-relay.cilium.svc:80\n",
+    "global values": "global:\n  imageRegistry: r.example\n",
+    "free-form config": "config:\n  agents:\n    interval_seconds: 30\n",
+}
+
+
+@pytest.mark.parametrize("text", GOOD_YAML.values(), ids=GOOD_YAML.keys())
+def test_schema_accepts(chart, text):
+    chart.validate_schema(chart.merge_values(helm.values_from_yaml(text)))
+
+
+def test_every_default_value_is_described_by_the_schema(chart):
+    """additionalProperties is false everywhere we own the shape, so the schema covers values.yaml."""
+    schema = chart.schema
+
+    def walk(values: dict, node: dict, path: str) -> None:
+        props = node.get("properties")
+        if props is None:
+            return
+        assert node.get("additionalProperties") is False, f"{path or '<root>'} is not closed"
+        for key, value in values.items():
+            assert key in props, f"{path}{key} has no schema"
+            if isinstance(value, dict):
+                walk(value, props[key], f"{path}{key}.")
+
+    walk(chart.values, schema, "")
