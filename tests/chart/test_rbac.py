@@ -196,6 +196,10 @@ def _kube_reads_or_none(out) -> set[Grant]:
     """
     mirrors = _watcher_mirrors(out)
     grants: set[Grant] = set()
+    agents = _config(out)["agents"]
+    if mirrors is not None and not agents.get("static"):
+        # the agent scraper's discovery (exporter/app.py): list the agent pods
+        grants.add((agents["namespace"], "", "pods", "list", ""))
     for mirror in mirrors or ():
         selector = mirror._watch_args.get("field_selector", "")
         name = selector.removeprefix("metadata.name=") if selector.startswith("metadata.name=") else ""
