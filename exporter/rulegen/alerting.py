@@ -190,7 +190,7 @@ def _query(record: str, fn: str, selector: str) -> str:
     )
 
 
-def _rule(alert: str, expr: str, pending: int, labels: dict[str, str], summary: str,
+def alert_rule(alert: str, expr: str, pending: int, labels: dict[str, str], summary: str,
           description: str, runbook: str) -> dict[str, object]:
     return {
         "alert": alert,
@@ -228,7 +228,7 @@ def regression_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
         short_rec = _windowed(reg.record, "short")
         control = _query(short_rec, reg.humanize,
                          f'namespace=%q,service=%q,datapath="{n.DATAPATH_KUBE_PROXY}"')
-        rules.append(_rule(
+        rules.append(alert_rule(
             reg.alert, canary_expr(reg, p), p.for_regression,
             {**ROLLBACK_LABELS, "sli": reg.sli, "comparison": CANARY, "kpr_scope": "canary"},
             reg.summary,
@@ -239,7 +239,7 @@ def regression_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
         if reg.baseline is None:
             continue
         frozen = _query(reg.baseline, reg.humanize, "namespace=%q,service=%q")
-        rules.append(_rule(
+        rules.append(alert_rule(
             reg.alert, baseline_expr(reg, p), p.for_regression,
             {**ROLLBACK_LABELS, "sli": reg.sli, "comparison": BASELINE, "kpr_scope": "cluster"},
             reg.summary,
@@ -270,7 +270,7 @@ def _node_regression(p: Profile, runbook: str) -> dict[str, object]:
         "{{ with query `" + record_name("datapath_kpr_sensitive_drop", "ratio", "short")
         + KUBE_PROXY + "` }}{{ . | first | value | humanizePercentage }}{{ else }}no data{{ end }}"
     )
-    return _rule(
+    return alert_rule(
         "KprNodeSensitiveDropsRegression", expr, p.for_regression,
         {**ROLLBACK_LABELS, "sli": "kpr_sensitive_drops", "comparison": CANARY},
         "An eBPF (KPR) node drops more packets for KPR-sensitive reasons than the kube-proxy nodes.",

@@ -8,7 +8,7 @@ a rollback must not trigger another one. Pure functions returning plain dicts.
 from __future__ import annotations
 
 from exporter.rulegen import names as n
-from exporter.rulegen.alerting import _rule, human_ratio, number, paren
+from exporter.rulegen.alerting import alert_rule, human_ratio, number, paren
 from exporter.rulegen.profiles import Profile, format_duration
 from exporter.rulegen.recording import record_name
 
@@ -35,7 +35,7 @@ def measurement_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
     flows_long = f"sum by (namespace, service) ({record_name('service_flows', 'increase', 'long')})"
     flows_short = f"sum by (namespace, service) ({record_name('service_flows', 'increase', 'short')})"
     return [
-        _rule(
+        alert_rule(
             "KprExporterAbsent", f"absent({n.HUBBLE_UP})", pending, WARNING,
             "Prometheus has no metrics from any kpr-exporter.",
             "Prometheus {{ $externalURL }} has scraped no kpr-exporter for "
@@ -44,14 +44,14 @@ def measurement_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
             + INCONCLUSIVE,
             runbook,
         ),
-        _rule(
+        alert_rule(
             "KprHubbleStreamDown", f"{n.HUBBLE_UP} == 0", pending, WARNING,
             "A kpr-exporter has no Hubble flow stream.",
             "kpr-exporter {{ $labels.instance }} has had no working GetFlows stream to Hubble "
             f"for {format_duration(pending)}, so its flow-derived SLIs stand still. " + INCONCLUSIVE,
             runbook,
         ),
-        _rule(
+        alert_rule(
             "KprHubbleLostEvents", lost, pending, WARNING,
             "Hubble is losing flow events; the SLIs undercount.",
             "Hubble reported {{ $value | humanizePercentage }} as many lost events "
@@ -60,7 +60,7 @@ def measurement_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
             "are missing from the SLIs in an unknown way. " + INCONCLUSIVE,
             runbook,
         ),
-        _rule(
+        alert_rule(
             "KprAgentScrapeDown", f"{n.AGENT_UP} == 0", pending, WARNING,
             "The Cilium agent metrics of a node cannot be scraped.",
             "kpr-exporter could not scrape the Cilium agent on node {{ $labels.node }} for "
@@ -68,7 +68,7 @@ def measurement_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
             "feature gauge are missing for it. " + INCONCLUSIVE,
             runbook,
         ),
-        _rule(
+        alert_rule(
             "KprServiceFlowDataMissing",
             f"{flows_long} >= {p.min_flows}\nunless on(namespace, service)\n{flows_short} > 0",
             pending, WARNING,
@@ -79,7 +79,7 @@ def measurement_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
             "trace-sock events). " + INCONCLUSIVE,
             runbook,
         ),
-        _rule(
+        alert_rule(
             "KprBaselineMissing",
             f'max({n.MIGRATION_PHASE}{{phase="{n.PHASE_AFTER}"}}) == 1\nunless on()\n'
             f"count({n.BASELINE_CONNECT}) > 0",
@@ -92,7 +92,7 @@ def measurement_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
             "cannot run. Capture or restore the baseline (kpr-exporter baseline). " + INCONCLUSIVE,
             runbook,
         ),
-        _rule(
+        alert_rule(
             "KprNodeDatapathUnknown",
             f'{n.DATAPATH_INFO}{{datapath="unknown"}} == 1', pending, WARNING,
             "The datapath of a node cannot be determined.",
@@ -101,7 +101,7 @@ def measurement_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
             "in no comparison. " + INCONCLUSIVE,
             runbook,
         ),
-        _rule(
+        alert_rule(
             "KprDatapathSignalsDisagree",
             f'{n.DATAPATH_DISAGREEMENT}{{kind!="{n.DISAGREEMENT_STRICT}"}} == 1',
             pending, WARNING,
@@ -112,7 +112,7 @@ def measurement_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
             "not honour), so the node's samples may carry the wrong datapath. " + INCONCLUSIVE,
             runbook,
         ),
-        _rule(
+        alert_rule(
             "KprNodeConfiguredStrict",
             f'{n.DATAPATH_DISAGREEMENT}{{kind="{n.DISAGREEMENT_STRICT}"}} == 1',
             pending, WARNING,
@@ -136,7 +136,7 @@ def rollback_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
         return f"sum by (result, mode) {paren(inner)} > 0"
 
     return [
-        _rule(
+        alert_rule(
             "KprRollbackExecuted", added(done), p.for_rollback, {"severity": "info"},
             "kpr-exporter carried out (or, in dry-run, planned) a rollback.",
             "{{ $value | humanize }} rollback(s) with result {{ $labels.result }} in mode "
@@ -145,7 +145,7 @@ def rollback_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
             "is off on the affected nodes; the regression alerts should resolve.",
             runbook,
         ),
-        _rule(
+        alert_rule(
             "KprRollbackFailed", added(failed), p.for_rollback, {"severity": "critical"},
             "A requested rollback failed or was refused.",
             "{{ $value | humanize }} rollback(s) ended with result {{ $labels.result }} in mode "
