@@ -1,0 +1,283 @@
+"""``docs/metrics.md`` is the one metric contract: the code exports exactly what it lists.
+
+Every producer is built in-process with small, realistic inputs (no server, no stream):
+the SLI pipeline fed the reference example flows and rendered by its fast renderer, the
+Hubble reader's self-metrics, the agent collector over one scraped node, the datapath
+tracker, the backend map, the webhook receiver and rollback runner, the judge's and the
+baseline's collectors. Their exposition is parsed and compared with the document's tables.
+
+Matrix:
+
+* every exported ``kpr_*`` family has a row, and every row is exported;
+* type and label names of each row match the exposition;
+* enumerated label values the code defines (outcomes, results, phases, sources, kinds,
+  tables, handlers, states, SLIs, quantiles ...) are each written in the metric's row or
+  in a ``- `label`:`` line of its section;
+* every ``kpr_*`` literal in a module that imports prometheus_client is a family built
+  here, so a new producer cannot escape the comparison.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter import model
+from exporter.baseline.collector import BaselineCollector
+from exporter.baseline.model import QUANTILES
+from exporter.datapath import decide
+from exporter.datapath.tracker import DatapathTracker
+from exporter.sources.settings import HubbleSettings
+from exporter.judge import verdict as jv
+from exporter.judge.collector import VerdictCollector
+from exporter.kube.backends import BackendMap
+from exporter.rollback import api as rollback_api
+from exporter.rollback.api import TrackerView
+from exporter.rollback.settings import RollbackSettings
+from exporter.sli import Pipeline, SliSettings, StaticDatapathResolver
+from exporter.sli.context import EVICTIONS, TABLES
+from exporter.sli.pipeline import ATTRIBUTION
+from exporter.sli.registry import HANDLERS
+from exporter.sli.tcp import RESULTS as CONNECT_RESULTS
+from exporter.sources.agents import ERROR_KINDS, AgentCollector, AgentSnapshot, AgentState
+from exporter.sources.hubble import HubbleReader
+from exporter.webhook.receiver import OUTCOMES
+from exporter.webhook.service import build_rollback_service
+from exporter.webhook.settings import WebhookSettings
+from tests.sli.flowjson import load_examples
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT = ROOT / "docs" / "metrics.md"
+NOW = 1_764_000_000.0
+#: Flow-derived rows list only their extra labels; these come first.
+SLI_CONTEXT = ("namespace", "service", "datapath")
+
+
+@dataclass(frozen=True)
+class Family:
+    type: str
+    labels: frozenset[str]
+    samples: int
+
+
+# --- what the code exports ------------------------------------------------------------
+
+def _pipeline_text() -> str:
+    nodes = {"node-a": model.KUBE_PROXY, "node-b": model.EBPF}
+    pipeline = Pipeline(SliSettings(), CollectorRegistry(), datapaths=StaticDatapathResolver(nodes),
+                        clock=lambda: NOW)
+    for flow in load_examples().values():
+        pipeline.process(flow)
+    return pipeline.render().decode()  # what /metrics serves for the SLI engine
+
+
+def _registry_text() -> str:
+    registry = CollectorRegistry()
+    HubbleReader(HubbleSettings(), registry=registry, clock=lambda: NOW)
+
+    clock = [NOW - 60]
+    tracker = DatapathTracker(clock=lambda: clock[0])
+    tracker.observe_agent_gauge("worker-1", 0.0)
+    tracker.observe_agent_gauge("worker-2", 0.0)
+    clock[0] = NOW
+    tracker.observe_agent_gauge("worker-1", 1.0)  # switches: phase canary, a switch time
+    tracker.set_kube_proxy_nodes({"worker-1", "worker-2"})  # kube-proxy left on an eBPF node
+    registry.register(tracker)
+
+    snapshot = AgentSnapshot(drops={("Service backend not found", "EGRESS"): 47.0},
+                             forwards={"INGRESS": 1509.0}, kpr_enabled=1.0)
+    states = {"worker-1": AgentState("worker-1", "http://127.0.0.1:9962/metrics", True, 0.012,
+                                     NOW, NOW, snapshot)}
+    registry.register(AgentCollector(source=SimpleNamespace(states=lambda: states),
+                                     resolver=tracker))
+    registry.register(BackendMap(max_entries=16))
+
+    build_rollback_service(web.Application(), webhook=WebhookSettings(),
+                           rollback=RollbackSettings(), view=TrackerView(tracker), kube=None,
+                           registry=registry, clock=lambda: NOW)
+
+    verdicts = [SimpleNamespace(namespace="shop", service="cart", sli=jv.CONNECT_DURATION,
+                                comparison=jv.CANARY_VS_CONTROL, value=0.0, effect_size=-0.28)]
+    registry.register(VerdictCollector(SimpleNamespace(verdicts=verdicts, evaluated_at=NOW)))
+    bounds = (0.0005, 0.001, 0.0025)
+    cohort = SimpleNamespace(connect_counts=(4, 10, 5, 1), flow_exposure=1000, drops=2)
+    baseline = SimpleNamespace(captured_at=NOW - 86400, connect_bounds=bounds,
+                               services={("shop", "cart"): cohort})
+    registry.register(BaselineCollector(lambda: baseline))
+    return generate_latest(registry).decode()
+
+
+def _families(text: str) -> dict[str, Family]:
+    out: dict[str, Family] = {}
+    for fam in text_string_to_metric_families(text):
+        name = fam.name + "_total" if fam.type == "counter" else fam.name
+        labels = frozenset(k for s in fam.samples for k in s.labels) - {"le"}
+        out[name] = Family(fam.type, labels, len(fam.samples))
+    # prometheus_client adds a ``<counter>_created`` gauge family unless created metrics
+    # are disabled, as the exporter does; it is not part of the contract.
+    return {name: fam for name, fam in out.items()
+            if not (name.endswith("_created") and name.removesuffix("_created") + "_total" in out)}
+
+
+@pytest.fixture(scope="module")
+def exported() -> dict[str, Family]:
+    families = _families(_pipeline_text())
+    families.update(_families(_registry_text()))
+    return {name: fam for name, fam in families.items() if name.startswith("kpr_")}
+
+
+# --- what the document says -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Row:
+    type: str
+    labels: frozenset[str]
+    text: str  # the row itself
+    section: str  # the whole section (## ...) the row is in
+
+
+def documented() -> dict[str, Row]:
+    rows: dict[str, Row] = {}
+    text = CONTRACT.read_text(encoding="utf-8")
+    for section in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        header: list[str] = []
+        for line in section.splitlines():
+            if not line.startswith("|"):
+                header = [] if not line.strip() else header
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if cells[0] == "metric":
+                header = cells
+                continue
+            name = re.fullmatch(r"`(kpr_[a-z0-9_]+)`", cells[0])
+            if not name or not header:
+                continue
+            column = "extra labels" if "extra labels" in header else "labels"
+            labels = set(re.findall(r"`([a-z_]+)`", cells[header.index(column)]))
+            if column == "extra labels":
+                labels.update(SLI_CONTEXT)
+            kind = cells[header.index("type")].split()[0]
+            assert name.group(1) not in rows, f"{name.group(1)} has two rows"
+            rows[name.group(1)] = Row(kind, frozenset(labels), line, section)
+    return rows
+
+
+def test_the_contract_has_rows() -> None:
+    rows = documented()
+    assert len(rows) >= 30 and "kpr_service_connect_duration_seconds" in rows
+
+
+def test_every_exported_family_is_documented(exported: Mapping[str, Family]) -> None:
+    missing = sorted(set(exported) - set(documented()))
+    assert not missing, f"exported but not in docs/metrics.md: {missing}"
+
+
+def test_every_documented_family_is_exported(exported: Mapping[str, Family]) -> None:
+    ghosts = sorted(set(documented()) - set(exported))
+    assert not ghosts, f"in docs/metrics.md but exported by no code: {ghosts}"
+
+
+#: Families with no sample in the in-process build, and why; their label names are checked
+#: by their producer's own tests.
+NO_SAMPLE_HERE = {
+    "kpr_hubble_nodes": "relay peers are exported only while a GetFlows stream is up",
+}
+
+
+def test_types_and_label_names_match(exported: Mapping[str, Family]) -> None:
+    rows = documented()
+    wrong = []
+    for name, fam in sorted(exported.items()):
+        row = rows.get(name)
+        if row is None:
+            continue
+        if name in NO_SAMPLE_HERE:
+            assert not fam.samples, f"{name} has samples now: remove it from NO_SAMPLE_HERE"
+            if row.type != fam.type:
+                wrong.append(f"{name}: documented {row.type}, exported {fam.type}")
+            continue
+        assert fam.samples, f"{name}: the in-process build produced no sample; feed it one"
+        if row.type != fam.type or row.labels != fam.labels:
+            wrong.append(f"{name}: documented {row.type} {sorted(row.labels)}, "
+                         f"exported {fam.type} {sorted(fam.labels)}")
+    assert not wrong, "\n".join(wrong)
+
+
+#: (metric, label, values the code defines). Values must appear, in backticks, in the
+#: metric's row or in a "- `label`: ..." line of its section.
+LABEL_VALUES = [
+    ("kpr_service_connect_attempts_total", "result", CONNECT_RESULTS),
+    ("kpr_service_flows_total", "verdict", tuple(model.VERDICT_NAMES.values())),
+    ("kpr_service_drops_total", "reason", tuple(sorted(model.KPR_SENSITIVE_DROP_REASONS))),
+    ("kpr_agent_scrape_errors_total", "kind", (*ERROR_KINDS, "internal")),
+    ("kpr_node_datapath_info", "source", decide.SOURCES),
+    ("kpr_node_datapath_disagreement", "kind", decide.PROBLEM_KINDS),
+    ("kpr_migration_phase", "phase", decide.PHASES),
+    ("kpr_baseline_connect_duration_seconds", "quantile", tuple(str(q) for q in QUANTILES)),
+    ("kpr_verdict", "sli", jv.SLIS),
+    ("kpr_verdict", "comparison", jv.COMPARISONS),
+    ("kpr_hubble_lost_events_total", "source", tuple(model.LOST_SOURCE_NAMES.values())),
+    ("kpr_hubble_nodes", "state", tuple(model.NODE_STATE_NAMES.values())),
+    ("kpr_connection_table_entries", "table", TABLES),
+    ("kpr_connection_table_evictions_total", "reason", tuple({r for _, r in EVICTIONS})),
+    ("kpr_handler_errors_total", "handler", (*HANDLERS, ATTRIBUTION)),
+    ("kpr_backend_map_entries", "map", ("backend", "frontend")),
+    ("kpr_webhook_requests_total", "outcome", OUTCOMES),
+    ("kpr_rollbacks_total", "result", rollback_api.RESULTS),
+    ("kpr_rollbacks_total", "mode", rollback_api.MODES),
+]
+
+
+@pytest.mark.parametrize(("metric", "label", "values"), LABEL_VALUES,
+                         ids=[f"{m}-{lbl}" for m, lbl, _ in LABEL_VALUES])
+def test_label_values_are_documented(metric: str, label: str, values: tuple[str, ...]) -> None:
+    row = documented()[metric]
+    assert label in row.labels
+    bullets = re.findall(rf"^- `{label}`:.*(?:\n  .*)*", row.section, re.MULTILINE)
+    where = row.text + "\n".join(bullets)
+    missing = [v for v in values if f"`{v}`" not in where]
+    assert not missing, f"{metric}{{{label}}}: values {missing} are not in docs/metrics.md"
+
+
+def test_label_values_seen_in_the_exposition_are_known() -> None:
+    """The pre-initialised children match the code's value lists (so the table above is fed
+    by the same values the exporter shows before any event)."""
+    seen: dict[tuple[str, str], set[str]] = {}
+    for text in (_pipeline_text(), _registry_text()):
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                for label, value in s.labels.items():
+                    seen.setdefault((s.name, label), set()).add(value)
+    assert seen[("kpr_webhook_requests_total", "outcome")] == set(OUTCOMES)
+    assert seen[("kpr_rollbacks_total", "result")] == set(rollback_api.RESULTS)
+    assert seen[("kpr_migration_phase", "phase")] == set(decide.PHASES)
+    assert seen[("kpr_hubble_lost_events_total", "source")] == set(model.LOST_SOURCE_NAMES.values())
+    assert seen[("kpr_handler_errors_total", "handler")] == {*HANDLERS, ATTRIBUTION}
+    assert seen[("kpr_backend_map_entries", "map")] == {"backend", "frontend"}
+    assert seen[("kpr_node_datapath_disagreement", "kind")] == {decide.KUBE_PROXY_ON_EBPF_NODE}
+
+
+_METRIC_LITERAL = re.compile(r"""["'](kpr_[a-z0-9_]+)["']""")
+
+
+def test_every_metric_name_in_producer_code_is_built_here(exported: Mapping[str, Family]) -> None:
+    """A module that imports prometheus_client and names a ``kpr_*`` family must be one of
+    the producers above; otherwise its family would escape the contract check."""
+    known = set(exported) | {n.removesuffix("_total") for n in exported}
+    strays = []
+    for path in sorted((ROOT / "exporter").rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        if not re.search(r"^\s*(from|import) prometheus_client", source, re.MULTILINE):
+            continue
+        for name in _METRIC_LITERAL.findall(source):
+            if name not in known:
+                strays.append(f"{path.relative_to(ROOT)}: {name}")
+    assert not strays, f"metric names not exported by the producers this test builds: {strays}"
