@@ -27,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from exporter.datapath.decide import (
     KPR_KEY,
     PHASES,
+    PROBLEM_KINDS,
     Decision,
     NodeConfig,
     NodeSignals,
@@ -164,8 +165,8 @@ class DatapathTracker:
         info, switch, phases, disagreement = self._families()
         for node, decision in sorted(decisions.items()):
             info.add_metric([node, decision.datapath, decision.source], 1)
-            for kind in sorted(decision.problem_kinds):
-                disagreement.add_metric([node, kind], 1)
+            for kind in PROBLEM_KINDS:  # every kind pre-initialised: 0 is "agrees"
+                disagreement.add_metric([node, kind], 1 if kind in decision.problem_kinds else 0)
         for node, when in sorted(switched.items()):
             switch.add_metric([node], when)
         for name in PHASES:

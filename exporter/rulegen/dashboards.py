@@ -303,11 +303,11 @@ def datapath_health() -> dict[str, Any]:
                           "{{node}} {{kind}}")], width=8),
             Panel("table", "Datapath disagreements",
                   "Nodes whose datapath signals contradict each other, or whose "
-                  "kube-proxy-replacement value is not honoured (e.g. strict).", "none",
-                  [Target(f"max by (node, kind) ({sel(n.DATAPATH_DISAGREEMENT, NODE)}) == 1", "", True)],
+                  "kube-proxy-replacement value is not honoured (e.g. strict); 1 while it "
+                  "lasts, 0 when the signals agree.", "none",
+                  [Target(f"max by (node, kind) ({sel(n.DATAPATH_DISAGREEMENT, NODE)})", "", True)],
                   width=24, height=6,
-                  transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True,
-                                                                                    "Value": True}}}]),
+                  transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}}}]),
         ]),
         Row("Hubble stream", [
             Panel("state-timeline", "Hubble stream",

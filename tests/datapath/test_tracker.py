@@ -191,7 +191,7 @@ def test_exposition(tracker, clock):
     assert sample(registry, "kpr_node_datapath_disagreement", node="worker-1",
                   kind="restart-pending") == 1  # strict reads as off, the agent runs eBPF
     assert sample(registry, "kpr_node_datapath_disagreement", node="worker-2",
-                  kind="restart-pending") is None
+                  kind="restart-pending") == 0  # pre-initialised: agrees
     text = generate_latest(registry).decode()
     assert "# TYPE kpr_node_datapath_info gauge" in text
 
