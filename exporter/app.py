@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -29,6 +30,13 @@ from exporter.roles import Clock, DatapathResolver, FlowSource, ServiceDirectory
 from exporter.sli import Pipeline, StaticDatapathResolver
 from exporter.sources.agents import AgentCollector, AgentScraper, static_discovery
 from exporter.sources.hubble import HubbleReader
+from exporter.baseline.collector import BaselineCollector
+from exporter.baseline.keeper import BaselineKeeper
+from exporter.baseline.service import BaselineService
+from exporter.baseline.store import StoreError, make_store
+from exporter.judge.api import QueryError, verdicts_body
+from exporter.judge.collector import VerdictCollector
+from exporter.judge.driver import Judge
 from exporter.rollback.api import TrackerView
 from exporter.snapshot import to_json as snapshot_json
 from exporter.web import Server, Surface, build_app
@@ -51,6 +59,7 @@ class Exporter:
         flow_source: FlowSource | None = None,
         directory: ServiceDirectory | None = None,
         kube: KubeClient | None = None,
+        planner: Any = None,
     ) -> None:
         self.settings = settings
         # ``_created`` samples double the series count and nothing here reads them.
@@ -108,9 +117,20 @@ class Exporter:
             self.registry.register(AgentCollector(source=self.agents, resolver=self.resolver))
             self.surface.readiness["agents"] = self.agents.readiness
 
+        # Judgement: the frozen baseline and the judge read periodic SLI snapshots.
+        self.baseline = BaselineService(
+            BaselineKeeper(settings.baseline, clock=clock),
+            make_store(settings.baseline, kube=self.kube), clock=clock,
+        )
+        self.registry.register(BaselineCollector(lambda: self.baseline.baseline))
+        self.judge = Judge(settings.judge)
+        self.registry.register(VerdictCollector(self.judge))
+
         self.app = build_app(self.surface)
         self.app.router.add_get("/api/v1/snapshot", self._snapshot_api)
-        self.surface.links.append(("/api/v1/snapshot", "SLI snapshot (JSON)"))
+        self.app.router.add_get("/api/v1/verdicts", self._verdicts_api)
+        self.surface.links += [("/api/v1/verdicts", "Verdicts (JSON)"),
+                               ("/api/v1/snapshot", "SLI snapshot (JSON)")]
         self.server = Server(self.app, settings.web.listen_address)
 
         # The webhook shares the main listener unless it has its own (required for TLS).
@@ -121,6 +141,7 @@ class Exporter:
         self.rollback = build_rollback_service(
             webhook_app, webhook=settings.webhook, rollback=settings.rollback,
             view=TrackerView(self.tracker), kube=self.kube, registry=self.registry, clock=clock,
+            planner=planner,
         )
         if settings.webhook.listen_address:
             self.webhook_server = Server(webhook_app, settings.webhook.listen_address,
@@ -141,6 +162,13 @@ class Exporter:
 
     async def _snapshot_api(self, request: web.Request) -> web.Response:
         return web.json_response(snapshot_json(self.pipeline.snapshot(self._clock())))
+
+    async def _verdicts_api(self, request: web.Request) -> web.Response:
+        try:
+            body = verdicts_body(self.judge, dict(request.query))
+        except QueryError as exc:
+            return web.json_response({"status": "error", "error": str(exc)}, status=400)
+        return web.json_response(body, dumps=lambda o: json.dumps(o, allow_nan=False))
 
     # --- readiness ---------------------------------------------------------------------
 
@@ -176,6 +204,7 @@ class Exporter:
                 self._spawn(BackendWatcher(self.kube, self.settings.kube, self.backends).run(),
                             "kube-backend-watch")
         self._spawn(self.rollback.start(), "rollback-resume")
+        self._spawn(self._judge_loop(), "judge")
         log.info("exporter started", extra={"kv": {
             "listen": self.server.url, "hubble": self.settings.hubble.address,
             "rollback_mode": self.settings.rollback.mode}})
@@ -220,6 +249,39 @@ class Exporter:
                 process(event)
             elif type(event) is LostEvents:
                 lost(event)
+
+    def sources_problem(self) -> str:
+        """Why the judge must not trust the data right now ("" when it may)."""
+        status = self.source.status()
+        if not status.up:
+            return f"Hubble stream at {status.address} is down" + (
+                f" ({status.error})" if status.error else "")
+        if self.agents is not None and (why := self.agents.readiness()):
+            return why
+        return ""
+
+    async def judge_once(self) -> None:
+        """One round: snapshot -> baseline -> judge."""
+        now = self._clock()
+        snapshot = self.pipeline.snapshot(now)
+        phase = self.tracker.phase
+        await self.baseline.observe(snapshot, phase)
+        problem = self.sources_problem()
+        self.judge.evaluate(now, [snapshot], baseline=self.baseline.baseline, phase=phase,
+                            sources_ok=not problem, sources_reason=problem)
+
+    async def _judge_loop(self) -> None:
+        try:
+            await self.baseline.start()
+        except StoreError as exc:
+            log.error("cannot load the baseline; running without one until it can be read",
+                      extra={"kv": {"error": str(exc)}})
+        while True:
+            try:
+                await self.judge_once()
+            except Exception:  # noqa: BLE001 - a bad round must not end judgement
+                log.exception("judge round failed")
+            await self._sleep(self.settings.judge.evaluation_interval_seconds)
 
     async def _tick(self) -> None:
         while True:

@@ -81,6 +81,8 @@ async def demo(settings: Any, args: argparse.Namespace) -> int:
         sim_settings = replace(sim_settings, grpc_listen_address="127.0.0.1:0")
     if "--agents.listen-address" not in given and sim_settings.agents_listen_address == defaults.agents_listen_address:
         sim_settings = replace(sim_settings, agents_listen_address="127.0.0.1:0")
+    if "--speed" not in given and sim_settings.speed == defaults.speed:
+        sim_settings = replace(sim_settings, speed=10.0)  # the story in a few minutes
     demo_run = Demo(replace(settings, simulator=sim_settings), out=sys.stdout,
                     interval=args.interval, with_prometheus=args.with_prometheus,
                     report_dir=args.report)

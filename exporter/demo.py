@@ -3,21 +3,35 @@
 The exporter learns each node's datapath from the simulated agents' KPR feature
 gauge, exactly as it would from real Cilium >= 1.17 agents. Every ``interval``
 seconds the terminal shows the phase, flows/s per node, handshake p50/p99 per
-datapath over the last interval, and the Hubble reconnects.
+datapath over the last interval, the judge's verdicts and the rollback state.
+
+The story runs on scenario time (``--speed`` x wall time; 10 by default here) with
+judge windows scaled to a demo. Without a Prometheus, the demo stands in for the
+alerting rule on sustained ``kpr_verdict == 1``: it posts the Alertmanager payload
+that rule would produce to the exporter's own webhook, with the bearer token, and
+the rollback runs in dry-run against the simulated cluster's view.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
+import secrets
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TextIO
 
+import aiohttp
+
 from exporter import app as app_module
+from exporter.judge.verdict import CANARY_VS_CONTROL, WORSE
 from exporter.judge.histogram import histogram_quantile
 from exporter.model import DATAPATHS, Event, Flow, SourceStatus
 from exporter.roles import FlowSource
+from exporter.simulator.cluster import SimulatedPlanner
 from exporter.simulator.runner import Simulator
 from exporter.snapshot import SliSnapshot
 
@@ -56,13 +70,23 @@ class Demo:
         self.exporter: app_module.Exporter | None = None
         self.counter: CountingSource | None = None
         self._started = 0.0
+        self._token_dir = tempfile.TemporaryDirectory(prefix="kpr-demo-")
+        self._token = secrets.token_urlsafe(24)
+        self._alerted: set[tuple[str, str, str]] = set()
+        self.alerts_sent = 0
 
     async def start(self) -> None:
         ports = await self.simulator.start()
         nodes = list(self.simulator.scenario.cluster.node_names)
         settings = app_module.for_simulator(self.settings, ports.grpc, ports.agents, nodes)
+        token_file = os.path.join(self._token_dir.name, "token")
+        with open(token_file, "w") as fh:
+            fh.write(self._token)
+        settings = demo_settings(settings, token_file)
+        planner = SimulatedPlanner(self.simulator.scenario, self.simulator.scenario_time,
+                                   settings.rollback)
         # The exporter builds its own reader; the demo wraps it to count flows per node.
-        self.exporter = app_module.Exporter(settings)
+        self.exporter = app_module.Exporter(settings, planner=planner)
         self.counter = CountingSource(self.exporter.source)
         self.exporter.source = self.counter
         await self.exporter.start()
@@ -95,6 +119,7 @@ class Demo:
         if self.exporter is not None:
             await self.exporter.stop()
         await self.simulator.stop()
+        self._token_dir.cleanup()
         self._print("demo stopped")
 
     # --- the live summary ------------------------------------------------------------
@@ -109,6 +134,43 @@ class Demo:
             now_seen = Counter(self.counter.per_node)
             self._print(self.summary(now_snap.minus(previous), now_seen - seen))
             previous, seen = now_snap, now_seen
+            if not self.with_prometheus:
+                await self._alert_on_worse()
+
+    async def _alert_on_worse(self) -> None:
+        """Stand in for the rule on sustained kpr_verdict == 1 (canary vs control)."""
+        assert self.exporter is not None
+        worse = [v for v in self.exporter.judge.verdicts
+                 if v.outcome == WORSE and v.comparison == CANARY_VS_CONTROL
+                 and (v.namespace, v.service, v.sli) not in self._alerted]
+        if not worse:
+            return
+        alerts = []
+        for v in worse:
+            self._alerted.add((v.namespace, v.service, v.sli))
+            labels = {"alertname": "KprVerdictWorse", "kpr_action": "rollback",
+                      "severity": "critical", "namespace": v.namespace, "service": v.service,
+                      "sli": v.sli, "comparison": v.comparison, "kpr_scope": "canary"}
+            fingerprint = hashlib.sha256(repr(sorted(labels.items())).encode()).hexdigest()[:16]
+            alerts.append({"status": "firing", "labels": labels,
+                           "annotations": {"summary": "eBPF nodes are worse than kube-proxy nodes",
+                                           "description": v.reason},
+                           "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "",
+                           "fingerprint": fingerprint})
+        payload = {"version": "4", "groupKey": "{}:{alertname=\"KprVerdictWorse\"}",
+                   "truncatedAlerts": 0, "status": "firing", "receiver": "kpr-exporter",
+                   "groupLabels": {"alertname": "KprVerdictWorse"},
+                   "commonLabels": {"alertname": "KprVerdictWorse", "kpr_action": "rollback"},
+                   "commonAnnotations": {}, "externalURL": "", "alerts": alerts}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(self.exporter.url + "/webhook/alertmanager", json=payload,
+                                    headers={"Authorization": f"Bearer {self._token}"}) as r:
+                answer = await r.text()
+        self.alerts_sent += 1
+        self._print(f"  >> alert KprVerdictWorse firing for "
+                    f"{', '.join(f'{v.namespace}/{v.service} {v.sli}' for v in worse)}\n"
+                    f"  >> webhook answered {r.status}: {answer.strip()}")
 
     def summary(self, window: SliSnapshot, flows: Counter[str]) -> str:
         assert self.exporter is not None
@@ -131,7 +193,36 @@ class Demo:
             p50 = histogram_quantile(0.5, window.connect_bounds, counts)
             p99 = histogram_quantile(0.99, window.connect_bounds, counts)
             lines.append(f"              {datapath:<10} {p50 * 1e3:7.2f}ms  {p99 * 1e3:7.2f}ms  {total:8d}")
+        lines.extend(self._verdict_lines())
+        lines.extend(self._rollback_lines())
         return "\n".join(lines) + "\n"
+
+    def _verdict_lines(self) -> list[str]:
+        assert self.exporter is not None
+        judge = self.exporter.judge
+        if not judge.verdicts:
+            return ["  verdicts    (none yet)"]
+        symbol = {WORSE: "WORSE", "not_worse": "ok", "inconclusive": "?"}
+        by_service: dict[tuple[str, str], list[str]] = {}
+        for v in judge.verdicts:
+            if v.comparison != CANARY_VS_CONTROL:
+                continue
+            word = "better" if v.better else symbol.get(v.outcome, v.outcome)
+            by_service.setdefault((v.namespace, v.service), []).append(f"{v.sli}={word}")
+        lines = ["  verdicts    canary-vs-control" + (f"  ({judge.problem})" if judge.problem else "")]
+        for (ns, svc), parts in sorted(by_service.items()):
+            lines.append(f"              {ns}/{svc:<14} " + "  ".join(parts))
+        return lines
+
+    def _rollback_lines(self) -> list[str]:
+        assert self.exporter is not None
+        runner = self.exporter.rollback.runner
+        if runner.last_result is None:
+            return [f"  rollback    none ({self.exporter.settings.rollback.mode})"]
+        lines = [f"  rollback    {runner.last_result.status}: {runner.last_result.message}"]
+        if runner.last_plan is not None:
+            lines.extend("              " + line for line in runner.last_plan.render().splitlines()[:12])
+        return lines
 
     def _print(self, text: str) -> None:
         self.out.write(text + ("" if text.endswith("\n") else "\n"))
@@ -147,3 +238,17 @@ def _merge(window: SliSnapshot, datapath: str) -> list[int]:
         for i, c in enumerate(sli.connect_counts):
             merged[i] += c
     return merged
+
+
+def demo_settings(settings: Any, token_file: str) -> Any:
+    """Judge and baseline windows scaled to a demo of a few minutes; the webhook token."""
+    from dataclasses import replace
+
+    judge = replace(settings.judge, short_window_seconds=min(settings.judge.short_window_seconds, 20.0),
+                    long_window_seconds=min(settings.judge.long_window_seconds, 60.0),
+                    evaluation_interval_seconds=min(settings.judge.evaluation_interval_seconds, 5.0),
+                    stale_after_seconds=min(settings.judge.stale_after_seconds, 30.0))
+    baseline = replace(settings.baseline, window_seconds=min(settings.baseline.window_seconds, 20.0),
+                       store="file", file=os.path.join(os.path.dirname(token_file), "baseline.json"))
+    webhook = replace(settings.webhook, token_file=token_file)
+    return replace(settings, judge=judge, baseline=baseline, webhook=webhook)

@@ -16,6 +16,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -36,6 +37,10 @@ from exporter.webhook.receiver import (
 from exporter.webhook.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
+
+
+class Planner(Protocol):
+    async def plan(self, scope: Scope, trigger: Trigger) -> Plan: ...
 
 
 class OfflinePlanner:
@@ -88,14 +93,23 @@ def build_rollback_service(
     kube: KubeClient | None,
     registry: CollectorRegistry,
     clock: Callable[[], float] = time.time,
+    planner: Planner | None = None,
 ) -> RollbackService:
-    """Mount the receiver on ``app``; raises ``WebhookConfigError`` when unsafe to start."""
+    """Mount the receiver on ``app``; raises ``WebhookConfigError`` when unsafe to start.
+
+    ``planner`` replaces the planner chosen by the Kubernetes access (the demo plans
+    against its simulated cluster); it is only accepted in dry-run mode.
+    """
     token = token_source(webhook, rollback.mode)
     if rollback.mode == ENFORCE and kube is None:
         raise WebhookConfigError("rollback mode enforce needs Kubernetes access (kube.enabled)")
-    if kube is None:
-        planner = OfflinePlanner(clock)
+    if planner is not None:
+        if rollback.mode == ENFORCE:
+            raise WebhookConfigError("a substitute planner is for dry-run only")
         rollbacker: KubeRollbacker | DryRunRollbacker = DryRunRollbacker()
+    elif kube is None:
+        planner = OfflinePlanner(clock)
+        rollbacker = DryRunRollbacker()
     else:
         planner = KubePlanner(kube, rollback, store=backup_store(kube, rollback), clock=clock)
         rollbacker = KubeRollbacker(kube, rollback, clock=clock) if rollback.mode == ENFORCE \
