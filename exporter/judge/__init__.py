@@ -1,1 +1,17 @@
-"""The judge: worse / not worse / inconclusive, per service and SLI, with its reasons. Pure."""
+"""The judge: worse / not worse / inconclusive, per service and SLI, with its reasons. Pure.
+
+Modules:
+
+* ``settings``  - ``JudgeSettings`` (section ``judge``);
+* ``histogram`` - quantiles (PromQL-style interpolation), Mann-Whitney U and Hodges-Lehmann
+  on bucket counts, the tail split;
+* ``counts``    - the exact conditional rate test for drops and connect failures;
+* ``history``   - compact snapshot history, windows and cohorts;
+* ``compare``   - one SLI in one window -> ``WindowVerdict``;
+* ``verdict``   - outcomes, names, ``Verdict`` and how two windows combine;
+* ``driver``    - ``Judge``: periodic evaluation of every service and comparison;
+* ``collector`` - ``kpr_verdict`` and ``kpr_verdict_effect_size``;
+* ``api``       - the body of ``GET /api/v1/verdicts``.
+
+No I/O and no transport imports here (an import-linter contract enforces it).
+"""

@@ -1,0 +1,30 @@
+"""Fixtures for the baseline tests: a settable clock, and the fake Kubernetes API with a client."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.kube.client import KubeClient
+from tests.fakekube.fixtures import fake_kube  # noqa: F401  (re-exported fixture)
+
+
+class Clock:
+    """Wall clock the test sets by hand."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def kube(fake_kube):  # noqa: F811
+    client = KubeClient.connect(fake_kube.kubeconfig, request_timeout=5.0)
+    yield client
+    await client.close()
