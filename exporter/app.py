@@ -267,8 +267,10 @@ class Exporter:
         phase = self.tracker.phase
         await self.baseline.observe(snapshot, phase)
         problem = self.sources_problem()
-        self.judge.evaluate(now, [snapshot], baseline=self.baseline.baseline, phase=phase,
-                            sources_ok=not problem, sources_reason=problem)
+        # Thousands of services take a second or two of statistics: off the event loop.
+        await asyncio.to_thread(
+            self.judge.evaluate, now, [snapshot], baseline=self.baseline.baseline, phase=phase,
+            sources_ok=not problem, sources_reason=problem)
 
     async def _judge_loop(self) -> None:
         try:
