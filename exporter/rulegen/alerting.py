@@ -24,8 +24,10 @@ from exporter.rulegen.recording import record_name
 EBPF: Final = f'{{datapath="{n.DATAPATH_EBPF}"}}'
 KUBE_PROXY: Final = f'{{datapath="{n.DATAPATH_KUBE_PROXY}"}}'
 ROLLBACK_LABELS: Final = {"severity": "critical", "kpr_action": "rollback"}
-CANARY: Final = "canary-vs-control"
-BASELINE: Final = "after-vs-baseline"
+CANARY: Final = n.COMPARISON_CANARY
+BASELINE: Final = n.COMPARISON_BASELINE
+#: kpr_scope the webhook reads, per comparison (canary: the eBPF nodes; baseline: the cluster).
+SCOPES: Final = ((CANARY, "canary"), (BASELINE, "cluster"))
 
 
 def number(value: float) -> str:
@@ -182,10 +184,11 @@ def baseline_expr(reg: Regression, p: Profile) -> str:
     return f"{expr}\nunless ignoring(datapath)\n{paren(_control_guard(reg, p))}"
 
 
-def _query(record: str, fn: str, selector: str) -> str:
-    """Go template that prints another series' value for the alert's namespace/service."""
+def _query(record: str, fn: str, selector: str,
+           args: str = "$labels.namespace $labels.service") -> str:
+    """Go template that prints another series' value for the alert's labels (``args``)."""
     return (
-        "{{ with printf `" + record + "{" + selector + "}` $labels.namespace $labels.service | query }}"
+        "{{ with printf `" + record + "{" + selector + "}` " + args + " | query }}"
         "{{ . | first | value | " + fn + " }}{{ else }}no data{{ end }}"
     )
 
@@ -249,6 +252,40 @@ def regression_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
             runbook,
         ))
     rules.append(_node_regression(p, runbook))
+    rules += judge_rules(p, runbook)
+    return rules
+
+
+def judge_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
+    """The exporter's own statistical judge said "worse" (``kpr_verdict == 1``) for ``for:``.
+
+    One rule per comparison, so each carries its ``kpr_scope`` as a static label and a
+    comparison the webhook does not know never requests anything. Inconclusive (NaN), better
+    (-1) and not worse (0) never match ``== 1``.
+    """
+    pending = format_duration(p.for_regression)
+    rules = []
+    for comparison, scope in SCOPES:
+        selector = f'{n.VERDICT}{{comparison="{comparison}"}}'
+        effect = _query(n.VERDICT_EFFECT, "humanizePercentage",
+                        "namespace=%q,service=%q,sli=%q,comparison=%q",
+                        "$labels.namespace $labels.service $labels.sli $labels.comparison")
+        target = ("the eBPF (canary) nodes" if scope == "canary" else "the cluster")
+        rules.append(alert_rule(
+            "KprJudgeServiceWorse",
+            f"max by (namespace, service, sli, comparison) ({selector} == {n.VERDICT_WORSE})",
+            p.for_regression,
+            {**ROLLBACK_LABELS, "kpr_scope": scope},
+            "The exporter's statistical judge finds a Service worse through eBPF (KPR) nodes.",
+            "The kpr-exporter judge has found {{ $labels.namespace }}/{{ $labels.service }} "
+            "worse through eBPF nodes on SLI {{ $labels.sli }} ({{ $labels.comparison }}) in "
+            f"both its short and long window, for {pending}; relative change in the short "
+            f"window: {effect}. "
+            "Evidence (inputs, windows, statistic, threshold): GET "
+            "/api/v1/verdicts?namespace={{ $labels.namespace }}&service={{ $labels.service }} "
+            f"on the kpr-exporter. Requests a rollback of {target}.",
+            runbook,
+        ))
     return rules
 
 

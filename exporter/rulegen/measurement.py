@@ -123,6 +123,18 @@ def measurement_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
             "although the configuration looks migrated. " + INCONCLUSIVE,
             runbook,
         ),
+        alert_rule(
+            "KprJudgeStalled",
+            f"time() - {n.JUDGE_LAST_EVALUATION} > {p.judge_stalled_after}",
+            pending, WARNING,
+            "The exporter's statistical judge has stopped evaluating.",
+            "The judge of kpr-exporter {{ $labels.instance }} last evaluated "
+            "{{ $value | humanizeDuration }} ago (bound "
+            f"{format_duration(p.judge_stalled_after)}), so its {n.VERDICT} series are stale: "
+            "KprJudgeServiceWorse can neither fire nor resolve on fresh evidence. "
+            + INCONCLUSIVE,
+            runbook,
+        ),
     ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from exporter.datapath.decide import STRICT_NOT_HONOURED
+from exporter.judge.verdict import AFTER_VS_BASELINE, CANARY_VS_CONTROL
 from exporter.model import EBPF, KPR_SENSITIVE_DROP_REASONS, KUBE_PROXY
 from exporter.rollback.api import FAILED, PLANNED, REFUSED, SUCCEEDED
 
@@ -35,6 +36,8 @@ MIGRATION_PHASE: Final = "kpr_migration_phase"
 BASELINE_CONNECT: Final = "kpr_baseline_connect_duration_seconds"
 BASELINE_DROP_RATIO: Final = "kpr_baseline_drop_ratio"
 VERDICT: Final = "kpr_verdict"
+VERDICT_EFFECT: Final = "kpr_verdict_effect_size"
+JUDGE_LAST_EVALUATION: Final = "kpr_judge_last_evaluation_timestamp_seconds"
 
 # --- self-observability -----------------------------------------------------------
 HUBBLE_UP: Final = "kpr_hubble_up"
@@ -57,6 +60,9 @@ DATAPATH_KUBE_PROXY: Final = KUBE_PROXY
 RESULT_ESTABLISHED: Final = "established"
 QUANTILE_P99: Final = "0.99"
 PHASE_AFTER: Final = "after"
+VERDICT_WORSE: Final = 1  # kpr_verdict: 1 worse, 0 not worse, -1 better, NaN inconclusive
+COMPARISON_CANARY: Final = CANARY_VS_CONTROL
+COMPARISON_BASELINE: Final = AFTER_VS_BASELINE
 DISAGREEMENT_STRICT: Final = STRICT_NOT_HONOURED
 ROLLBACK_DONE_RESULTS: Final = (SUCCEEDED, PLANNED)
 ROLLBACK_FAILED_RESULTS: Final = (FAILED, REFUSED)

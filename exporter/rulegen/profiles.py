@@ -86,6 +86,7 @@ class Profile:
     min_node_packets: int
     thresholds: Mapping[str, Threshold]
     lost_events_ratio: float
+    judge_stalled_after: int  # seconds since the judge's last evaluation that count as stalled
 
     def window(self, which: str) -> str:
         """The PromQL range of window ``short`` or ``long``."""
@@ -225,6 +226,10 @@ def _build(name: str, body: Mapping[str, Any], problems: list[str]) -> Profile |
         parsed_thresholds[key] = Threshold(float(factor), float(floor))
     counts = {key: int(number(guards, key, "guards", minimum=1, integer=True)) for key in GUARD_NAMES}
     lost = number(thresholds, "lost_events_ratio", "thresholds", minimum=0.0)
+    judge_stalled = duration(thresholds, "judge_stalled_after", "thresholds")
+    if judge_stalled and judge_stalled <= scrape + evaluation:
+        problems.append(f"{where}: thresholds.judge_stalled_after must be longer than one scrape "
+                        "plus one evaluation interval (else a healthy judge looks stalled)")
     for_regression = duration(pending, "regression", "for")
     for_measurement = duration(pending, "measurement", "for")
     for_rollback = duration(pending, "rollback", "for")
@@ -246,5 +251,6 @@ def _build(name: str, body: Mapping[str, Any], problems: list[str]) -> Profile |
         for_rollback=for_rollback,
         thresholds=parsed_thresholds,
         lost_events_ratio=float(lost),
+        judge_stalled_after=judge_stalled,
         **counts,
     )

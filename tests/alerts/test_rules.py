@@ -179,7 +179,8 @@ def test_every_runbook_section_belongs_to_an_alert(default_rules: dict) -> None:
 
 def test_only_regressions_request_rollback(default_rules: dict) -> None:
     match = WebhookSettings().match_labels
-    expected = {r.alert for r in REGRESSIONS} | {"KprNodeSensitiveDropsRegression"}
+    expected = {r.alert for r in REGRESSIONS} | {"KprNodeSensitiveDropsRegression",
+                                                  "KprJudgeServiceWorse"}
     acting = set()
     for rule in rules_of(default_rules, "alert"):
         labels = rule["labels"]
@@ -190,6 +191,27 @@ def test_only_regressions_request_rollback(default_rules: dict) -> None:
         else:
             assert "kpr_action" not in labels, rule["alert"]
     assert acting == expected
+
+
+def test_judge_alert_scopes_each_comparison() -> None:
+    judged = [r for r in rules_of(render_rules("default"), "alert")
+              if r["alert"] == "KprJudgeServiceWorse"]
+    scopes = {re.search(r'comparison="([^"]+)"', r["expr"]).group(1): r["labels"]["kpr_scope"]
+              for r in judged}
+    assert scopes == {"canary-vs-control": SCOPE_CANARY, "after-vs-baseline": SCOPE_CLUSTER}
+    assert {r["for"] for r in judged} == {format_duration(SPEC.profile("default").for_regression)}
+
+
+def test_judge_stalled_bound_comes_from_the_profile() -> None:
+    doc = _spec()
+    doc["profiles"]["default"]["thresholds"]["judge_stalled_after"] = "45s"
+    with pytest.raises(ProfileError, match="judge_stalled_after must be longer"):
+        parse_spec(doc)
+    for name in PROFILES:
+        stalled = next(r for r in rules_of(render_rules(name), "alert")
+                       if r["alert"] == "KprJudgeStalled")
+        assert stalled["expr"].endswith(f"> {SPEC.profile(name).judge_stalled_after}")
+        assert "kpr_action" not in stalled["labels"]
 
 
 def test_comparisons_scope_the_rollback() -> None:
