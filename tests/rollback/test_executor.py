@@ -341,7 +341,9 @@ async def test_runner_exports_metrics_and_single_flight(fake_kube, kube, control
     runner = RollbackRunner(planner=planner(kube, s, vtime),
                             rollbacker=KubeRollbacker(kube, s, clock=vtime, sleep=vtime.sleep),
                             registry=registry)
-    assert registry.get_sample_value("kpr_rollbacks_total", {"result": "succeeded", "mode": "enforce"}) == 0
+    for result in ("succeeded", "failed", "refused", "noop", "planned"):  # pre-initialised
+        assert registry.get_sample_value("kpr_rollbacks_total", {"result": result, "mode": "enforce"}) == 0
+        assert registry.get_sample_value("kpr_rollbacks_total", {"result": result, "mode": "dry-run"}) is None
     task = runner.start(Scope.of_nodes(["node-b"]), TRIGGER)
     assert runner.busy and registry.get_sample_value("kpr_rollback_in_progress") == 1
     try:
