@@ -221,7 +221,7 @@ LABEL_VALUES = [
     ("kpr_node_datapath_info", "source", decide.SOURCES),
     ("kpr_node_datapath_disagreement", "kind", decide.PROBLEM_KINDS),
     ("kpr_migration_phase", "phase", decide.PHASES),
-    ("kpr_baseline_connect_duration_seconds", "quantile", tuple(str(q) for q in QUANTILES)),
+    ("kpr_baseline_connect_duration_seconds", "q", tuple(str(q) for q in QUANTILES)),
     ("kpr_verdict", "sli", jv.SLIS),
     ("kpr_verdict", "comparison", jv.COMPARISONS),
     ("kpr_hubble_lost_events_total", "source", tuple(model.LOST_SOURCE_NAMES.values())),
@@ -262,7 +262,7 @@ def test_label_values_seen_in_the_exposition_are_known() -> None:
     assert seen[("kpr_hubble_lost_events_total", "source")] == set(model.LOST_SOURCE_NAMES.values())
     assert seen[("kpr_handler_errors_total", "handler")] == {*HANDLERS, ATTRIBUTION}
     assert seen[("kpr_backend_map_entries", "map")] == {"backend", "frontend"}
-    assert seen[("kpr_node_datapath_disagreement", "kind")] == {decide.KUBE_PROXY_ON_EBPF_NODE}
+    assert seen[("kpr_node_datapath_disagreement", "kind")] == set(decide.PROBLEM_KINDS)
 
 
 _METRIC_LITERAL = re.compile(r"""["'](kpr_[a-z0-9_]+)["']""")

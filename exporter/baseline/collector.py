@@ -2,7 +2,7 @@
 
 Example output::
 
-    kpr_baseline_connect_duration_seconds{namespace="shop",service="cart",quantile="0.99"} 0.0041
+    kpr_baseline_connect_duration_seconds{namespace="shop",service="cart",q="0.99"} 0.0041
     kpr_baseline_drop_ratio{namespace="shop",service="cart"} 0.0013
     kpr_baseline_capture_timestamp_seconds 1.764e+09
 
@@ -36,7 +36,7 @@ class BaselineCollector:
         self._current = current
 
     def describe(self) -> list[Metric]:
-        return [GaugeMetricFamily(_CONNECT, _CONNECT_HELP, labels=("namespace", "service", "quantile")),
+        return [GaugeMetricFamily(_CONNECT, _CONNECT_HELP, labels=("namespace", "service", "q")),
                 GaugeMetricFamily(_DROP, _DROP_HELP, labels=("namespace", "service")),
                 GaugeMetricFamily(_CAPTURED, _CAPTURED_HELP)]
 
@@ -45,7 +45,7 @@ class BaselineCollector:
         if baseline is None:
             return
         connect = GaugeMetricFamily(_CONNECT, _CONNECT_HELP,
-                                    labels=("namespace", "service", "quantile"))
+                                    labels=("namespace", "service", "q"))
         drop = GaugeMetricFamily(_DROP, _DROP_HELP, labels=("namespace", "service"))
         for (namespace, service), cohort in sorted(baseline.services.items()):
             for q in QUANTILES:

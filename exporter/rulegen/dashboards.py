@@ -56,7 +56,7 @@ def _ratio(numerator: str, denominator: str) -> str:
 
 
 def _baseline_quantile(q: str) -> str:
-    return f"max by (namespace, service) ({sel(n.BASELINE_CONNECT, SERVICE, f'quantile={json.dumps(q)}')})"
+    return f"max by (namespace, service) ({sel(n.BASELINE_CONNECT, SERVICE, f'q={json.dumps(q)}')})"
 
 
 def _datapath_code(scope: tuple[str, ...]) -> str:
@@ -247,7 +247,7 @@ def service_drilldown() -> dict[str, Any]:
                                                                   "renameByName": {"Value": "verdict"}}}]),
             Panel("stat", "Baseline handshake quantiles",
                   "The handshake quantiles frozen before the switch.", "s",
-                  [Target(f"max by (quantile) ({sel(n.BASELINE_CONNECT, SERVICE)})", "q{{quantile}}",
+                  [Target(f"max by (q) ({sel(n.BASELINE_CONNECT, SERVICE)})", "q{{q}}",
                           True)], width=6),
             Panel("stat", "Baseline drop ratio",
                   "The drop ratio frozen before the switch.", "percentunit",

@@ -120,7 +120,7 @@ def baseline_rules() -> list[dict[str, object]]:
     service = "max by (namespace, service)"
     return [
         _rule(record_name("baseline_connect_duration_seconds", "p99"),
-              f'{service} ({n.BASELINE_CONNECT}{{quantile="{n.QUANTILE_P99}"}})'),
+              f'{service} ({n.BASELINE_CONNECT}{{q="{n.QUANTILE_P99}"}})'),
         _rule(record_name("baseline_drop", "ratio"), f"{service} ({n.BASELINE_DROP_RATIO})"),
     ]
 

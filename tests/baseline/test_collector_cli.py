@@ -43,7 +43,7 @@ def test_collector_exports_the_frozen_figures():
     current[0] = _baseline()
     samples = _samples(registry)
     p99 = ("kpr_baseline_connect_duration_seconds",
-           (("namespace", "shop"), ("quantile", "0.99"), ("service", "cart")))
+           (("namespace", "shop"), ("q", "0.99"), ("service", "cart")))
     assert samples[p99] == pytest.approx(0.005)
     assert samples[("kpr_baseline_drop_ratio", (("namespace", "shop"), ("service", "cart")))] == \
         pytest.approx(0.007)
