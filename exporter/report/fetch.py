@@ -1,0 +1,93 @@
+"""Runs the report's queries against Prometheus and returns ``RawData``.
+
+Two stages: first the timeline and current state (range queries over the whole report
+range, instant queries at its end), from which ``timeline.plan_windows`` finds the before /
+after split; then the window totals (instant queries at each window's end over the
+window's length). Queries of a stage run concurrently, a few at a time; the first
+``PrometheusError`` ends the fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from exporter.report import queries, timeline
+from exporter.report.client import PrometheusClient
+from exporter.report.data import Query, RawData, Window
+
+CONCURRENCY = 4
+
+
+async def fetch(client: PrometheusClient, start: float, end: float) -> RawData:
+    step = queries.step_for(start, end)
+    rate = queries.rate_window_for(step)
+    whole = end - start
+    ranged = {
+        "phase": queries.PHASE,
+        "datapath": queries.DATAPATH,
+        "switches": queries.SWITCHES,
+        "rollbacks": queries.ROLLBACKS,
+        "service_drop_rates": queries.service_drop_rates(rate),
+        "node_drop_rates": queries.node_drop_rates(rate),
+        "handshake_p99": queries.handshake_p99(rate),
+    }
+    instant = {
+        "verdicts": queries.VERDICTS,
+        "effects": queries.EFFECTS,
+        "baseline_quantiles": queries.baseline_quantiles(whole),
+        "baseline_drop_ratio": queries.baseline_drop_ratio(whole),
+        "hubble_uptime": queries.hubble_uptime(whole),
+        "lost_events": queries.lost_events(whole),
+        "agent_uptime": queries.agent_uptime(whole),
+        "node_drops": queries.node_drops(whole),
+    }
+    sent = [Query(name, expr, "range") for name, expr in ranged.items()]
+    sent += [Query(name, expr, "instant", at=end) for name, expr in instant.items()]
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    first = await _run(limit, [
+        *((name, lambda e=expr: client.query_range(e, start, end, step)) for name, expr in ranged.items()),
+        *((name, lambda e=expr: client.query(e, end)) for name, expr in instant.items()),
+    ])
+    events = timeline.switch_events(first["switches"], first["datapath"], start, end)
+    windows = timeline.plan_windows(start, end, events)
+
+    jobs: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+    for window in windows:
+        for name, build in queries.WINDOW_QUERIES.items():
+            expr = build(window.seconds)
+            sent.append(Query(name, expr, "instant", at=window.end, window=window.name))
+            jobs.append((f"{window.name}:{name}", _instant(client, expr, window)))
+    second = await _run(limit, jobs)
+
+    results = {**first, **second}
+    return RawData(
+        start=start, end=end, step=step, rate_window=rate, windows=windows,
+        series={name: tuple(results[name]) for name in ranged},
+        samples={name: tuple(v) for name, v in results.items() if name not in ranged},
+        queries=tuple(sent),
+        warnings=tuple(f"Prometheus warned: {w}" for w in client.warnings),
+    )
+
+
+def _instant(client: PrometheusClient, expr: str, window: Window) -> Callable[[], Awaitable[Any]]:
+    return lambda: client.query(expr, window.end)
+
+
+async def _run(limit: asyncio.Semaphore,
+               jobs: list[tuple[str, Callable[[], Awaitable[Any]]]]) -> dict[str, Any]:
+    async def one(name: str, job: Callable[[], Awaitable[Any]]) -> tuple[str, Any]:
+        async with limit:
+            return name, await job()
+
+    tasks = [asyncio.ensure_future(one(name, job)) for name, job in jobs]
+    try:
+        done = await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return dict(done)

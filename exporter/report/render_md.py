@@ -1,0 +1,154 @@
+"""Report model -> a Markdown summary for a change ticket.
+
+Phase timeline, switches and rollbacks, the per-service verdicts table, the top regressions
+and improvements, and before/after per service; no images and no links (the HTML report has
+the plots). Label values are HTML-escaped (``<script>`` cannot become markup in a renderer
+that allows HTML) and Markdown-escaped (a ``|`` cannot break a table). Pure module.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+
+from exporter.report import fmt
+from exporter.report.model import (
+    AFTER_VS_BASELINE,
+    CANARY_VS_CONTROL,
+    NO_VERDICT,
+    SLI_TITLES,
+    Change,
+    Report,
+    ServiceReport,
+)
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]|~])")
+
+
+def md(value: object) -> str:
+    """Text safe in a Markdown table cell."""
+    text = html.escape(str(value), quote=False)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return " ".join(text.split())
+
+
+def render_markdown(report: Report) -> str:
+    lines = [
+        "# Kube-proxy replacement migration report",
+        "",
+        f"- Range: {md(fmt.timestamp(report.start))} to {md(fmt.timestamp(report.end))} "
+        f"({md(fmt.length(report.end - report.start))})",
+        f"- Prometheus: {md(report.prometheus)}",
+        f"- Phase at the end of the range: **{md(report.phase or fmt.NO_DATA)}**",
+        f"- Nodes on eBPF: {_nodes_on_ebpf(report)}",
+        f"- Verdicts: {_verdict_counts(report)}",
+        f"- Rollbacks in the range: {md(fmt.count(report.rollback_total))}",
+        "",
+    ]
+    lines += [f"> {md(note)}" for note in report.notes]
+    if report.notes:
+        lines.append("")
+    lines += _timeline(report)
+    lines += _verdicts(report)
+    lines += _changes("Top regressions", report.regressions)
+    lines += _changes("Top improvements", report.improvements)
+    lines += _before_after(report)
+    lines.append("Plots, the canary/control tables, drops by reason and the PromQL used are in "
+                 "report.html.")
+    return "\n".join(lines) + "\n"
+
+
+def _nodes_on_ebpf(report: Report) -> str:
+    if not report.nodes:
+        return fmt.NO_DATA
+    ebpf = [n.node for n in report.nodes if n.datapath == "ebpf"]
+    names = f" ({', '.join(md(n) for n in ebpf)})" if ebpf else ""
+    return f"{len(ebpf)} of {len(report.nodes)}{names}"
+
+
+def _verdict_counts(report: Report) -> str:
+    if not report.has_verdicts:
+        return fmt.NO_DATA
+    counts = report.verdict_counts
+    return ", ".join(f"{counts.get(w, 0)} {w}" for w in ("worse", "inconclusive", "not worse",
+                                                          "better"))
+
+
+def _timeline(report: Report) -> list[str]:
+    out = ["## Phase timeline", ""]
+    if not report.phases:
+        out += ["No data: no kpr_migration_phase series in this range.", ""]
+    else:
+        out += _table(("from", "to", "phase"), [
+            (md(fmt.timestamp(s.start)), md(fmt.timestamp(s.end)), md(s.phase or fmt.NO_DATA))
+            for s in report.phases])
+    out += ["### Switches and rollbacks", ""]
+    if report.events:
+        out += _table(("time", "event"), [(md(fmt.timestamp(ev.at)), md(ev.text))
+                                          for ev in report.events])
+    else:
+        out += ["None inside the range.", ""]
+    return out
+
+
+def _verdicts(report: Report) -> list[str]:
+    out = ["## Per-service verdicts", ""]
+    judged = [s for s in report.services if s.verdicts]
+    if not judged:
+        return out + ["No data: no kpr_verdict series at the end of the range.", ""]
+    out.append("worse / not worse / better / inconclusive, as the judge says at the end of the "
+               "range (canary = eBPF vs kube-proxy nodes, baseline = eBPF vs the frozen "
+               "pre-switch values).")
+    out.append("")
+    header = ("service", "comparison", *SLI_TITLES.values())
+    rows = []
+    for service in judged:
+        for comparison, short in ((CANARY_VS_CONTROL, "canary"), (AFTER_VS_BASELINE, "baseline")):
+            cells = [_word(service, sli, comparison) for sli in SLI_TITLES]
+            if all(c == NO_VERDICT for c in cells):
+                continue
+            rows.append((md(service.name), short, *(_bold(c) for c in cells)))
+    return out + _table(header, rows)
+
+
+def _changes(title: str, found: Sequence[Change]) -> list[str]:
+    out = [f"## {title}", ""]
+    if not found:
+        return out + ["None measured in the range.", ""]
+    return out + _table(("service", "measure", "comparison", "kube-proxy / baseline", "eBPF",
+                         "change", "verdict"), [
+        (md(f"{c.namespace}/{c.service}"), md(c.metric), md(c.comparison),
+         md(fmt.value(c.before, c.unit)), md(fmt.value(c.after, c.unit)),
+         md(fmt.relative(c.relative)), _bold(c.verdict)) for c in found])
+
+
+def _before_after(report: Report) -> list[str]:
+    out = ["## Before / after per service", ""]
+    if not report.services:
+        return out + ["No data: no service series in this range.", ""]
+    rows = []
+    for s in report.services:
+        base, before, after = s.baseline, s.before, s.after
+        rows.append((md(s.name), md(fmt.seconds(base and base.p99)),
+                     md(fmt.seconds(before and before.p99)), md(fmt.seconds(after and after.p99)),
+                     md(fmt.ratio(base and base.drop_ratio)), md(fmt.ratio(after and after.drop_ratio)),
+                     md(fmt.count(after and after.handshakes))))
+    return out + _table(("service", "baseline p99", "kube-proxy before p99", "eBPF after p99",
+                         "baseline drop ratio", "eBPF drop ratio", "eBPF handshakes"), rows)
+
+
+def _word(service: ServiceReport, sli: str, comparison: str) -> str:
+    cell = service.verdict(sli, comparison)
+    return cell.word if cell else NO_VERDICT
+
+
+def _bold(word: str) -> str:
+    return f"**{word}**" if word == "worse" else word
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """Header cells are plain words; row cells must be escaped already."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return out + [""]
