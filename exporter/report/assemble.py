@@ -219,7 +219,7 @@ def counts_by(samples: Sequence[Sample], label: str) -> tuple[Count, ...] | None
 def _baselines(quantiles: Iterable[Sample], ratios: Iterable[Sample]) -> dict[ServiceKey, Baseline]:
     values: dict[ServiceKey, dict[str, float]] = defaultdict(dict)
     for s in quantiles:
-        q = label_float(s.labels.get("quantile"))
+        q = label_float(s.labels.get("q"))
         name = {0.5: "p50", 0.9: "p90", 0.99: "p99"}.get(q) if q is not None else None
         if name and math.isfinite(s.value):
             values[(s.labels.get("namespace", ""), s.labels.get("service", ""))][name] = s.value

@@ -67,7 +67,7 @@ def handshake_p99(window: float) -> str:
 
 
 def baseline_quantiles(window: float) -> str:
-    return ("max by (namespace, service, quantile) "
+    return ("max by (namespace, service, q) "
             f"(last_over_time(kpr_baseline_connect_duration_seconds[{duration(window)}]))")
 
 

@@ -239,7 +239,7 @@ def _judgement(out: list[str]) -> None:
         for q, value in zip(("0.5", "0.9", "0.99"), baseline[svc.name]):
             for t in times(BASELINE_AT):
                 out.append(f"kpr_baseline_connect_duration_seconds"
-                           f"{_labels(namespace=svc.namespace, service=svc.name, quantile=q)} {value} {t:.0f}")
+                           f"{_labels(namespace=svc.namespace, service=svc.name, q=q)} {value} {t:.0f}")
     out.append("# TYPE kpr_baseline_drop_ratio gauge")
     for svc in SERVICES:
         if svc.name in baseline:

@@ -214,7 +214,7 @@ def test_changes_rank_worse_verdicts_first_and_skip_small_ones() -> None:
                       "drops": [s(10, **svc("ebpf", reason="POLICY_DENIED")),
                                 s(10.2, **svc("kube-proxy", reason="POLICY_DENIED"))]},
                      verdicts=[verdict(1, "connect_duration", CANARY_VS_CONTROL)],
-                     baseline_quantiles=[s(0.02, namespace="shop", service="cart", quantile="0.99")])
+                     baseline_quantiles=[s(0.02, namespace="shop", service="cart", q="0.99")])
     report = assemble.build_report(raw, prometheus="http://p", generated_at=T)
     # p50 0.63 ms -> 4.4 ms; p99 9.55 ms -> 9.99 ms (+4.6 %) and the drop ratio (-2 %) are
     # below the 5 % a change needs to be listed.
