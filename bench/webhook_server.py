@@ -11,7 +11,9 @@ exporter does):
 * ``POST /bench/baseline``: reads the body and answers 200 with a constant JSON
   body, parsing nothing: the floor that aiohttp and the loopback cost;
 * ``GET /metrics``: the registry the receiver and runner export to, so the
-  benchmark can read the outcome counts.
+  benchmark can read the outcome counts;
+* ``GET /bench/gc``: the garbage collector's runs and pauses per generation since
+  start (JSON), since a full collection stops every answer in flight.
 
 Logs go through the exporter's logfmt formatter at level info, as in production,
 into ``os.devnull`` (the formatting cost is part of the measurement; the lines are
@@ -30,14 +32,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import os
 import signal
 import sys
+import time
 from collections.abc import Collection, Mapping
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
+from bench.bench_webhook import BASELINE_PATH
 from exporter import logs
 from exporter.model import EBPF, KUBE_PROXY, UNKNOWN
 from exporter.rollback.api import CANARY
@@ -46,7 +51,6 @@ from exporter.web import Server
 from exporter.webhook.service import build_rollback_service
 from exporter.webhook.settings import WebhookSettings
 
-BASELINE_PATH = "/bench/baseline"
 _BASELINE_BODY = b'{"outcome":"baseline"}'
 
 
@@ -71,6 +75,28 @@ async def _baseline(request: web.Request) -> web.Response:
     return web.Response(body=_BASELINE_BODY, content_type="application/json")
 
 
+class GcPauses:
+    """Counts the collector's runs and pauses per generation (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.runs = [0, 0, 0]
+        self.total = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        gen, pause = info["generation"], time.perf_counter() - self._started
+        self.runs[gen] += 1
+        self.total[gen] += pause
+        self.longest[gen] = max(self.longest[gen], pause)
+
+    def as_dict(self) -> dict[str, list]:
+        return {"runs": self.runs, "total_seconds": self.total, "longest_seconds": self.longest}
+
+
 def build(token_file: str) -> tuple[web.Application, CollectorRegistry]:
     """The benchmark application: receiver, baseline handler and ``/metrics``."""
     webhook = WebhookSettings(token_file=token_file)
@@ -84,6 +110,13 @@ def build(token_file: str) -> tuple[web.Application, CollectorRegistry]:
         return web.Response(body=generate_latest(registry), content_type="text/plain")
 
     app.router.add_get("/metrics", metrics)
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
+
+    async def gc_pauses(request: web.Request) -> web.Response:
+        return web.json_response(pauses.as_dict())
+
+    app.router.add_get("/bench/gc", gc_pauses)
     return app, registry
 
 
