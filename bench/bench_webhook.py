@@ -23,7 +23,9 @@ round mixes realistic version-4 payloads built from ``tests/data/alertmanager``:
 Bodies are serialised before the clock starts; a latency is from just before the
 request to the end of reading the answer. Prints p50/p99/max per endpoint, the
 target and the ratio p99/target, the receiver's p99 minus the baseline's, the
-server's CPU time per delivery, and the outcome counts the receiver exported.
+server's CPU time per delivery, the outcome counts the receiver exported, the time
+both processes waited for a core held by other processes (``/proc/<pid>/schedstat``:
+latency figures are only comparable when it is low) and the server's collector pauses.
 Warm-up rounds are not counted. The run stops after ``--rounds`` rounds or
 ``--seconds`` seconds, whichever comes first. ``--profile N`` runs the server under
 cProfile (slower; the latencies are then not comparable) and prints its top N
@@ -258,7 +260,7 @@ async def run(rounds: int, seconds: float, concurrency: int, warmup: int, seed: 
     outcomes = _outcomes(exposition)
     code = _report(receiver, baseline, done, concurrency, (wall, *cpu), kinds, outcomes)
     print("server garbage collector (whole run): " + ", ".join(
-        f"gen{g} {runs} runs, longest {longest * 1e3:.1f} ms"
+        f"gen{g} {runs} run(s), longest {longest * 1e3:.1f} ms"
         for g, (runs, longest) in enumerate(zip(pauses["runs"], pauses["longest_seconds"]))))
     return code
 
