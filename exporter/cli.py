@@ -52,7 +52,8 @@ def _option_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] | N
             "dest": "flag:" + opt.flag,
             "default": argparse.SUPPRESS,
             "metavar": _metavar(opt),
-            "help": f"{opt.help} (default: {_show_default(opt.default)})",
+            # argparse formats help with %: settings' prose may use it literally.
+            "help": f"{opt.help} (default: {_show_default(opt.default)})".replace("%", "%%"),
         }
         if opt.choices:
             kwargs["choices"] = opt.choices

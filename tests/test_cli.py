@@ -44,3 +44,12 @@ def test_check_config_lists_every_problem_and_exits_non_zero(capsys, tmp_path):
     assert "unknown key 'nonsense'" in err
     assert "node 'a' has datapath 'nope'" in err
     assert "'x' is not [host]:port" in err
+
+
+@pytest.mark.parametrize("command", ["run", "simulate", "demo", "check-config", "backup",
+                                     "rollback", "preflight", "baseline", "report"])
+def test_every_command_prints_its_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main([command, "--help"])
+    assert done.value.code == 0
+    assert "--config.file" in capsys.readouterr().out
