@@ -586,7 +586,7 @@ async def run(args: argparse.Namespace) -> int:
             print(f"note: bare rates differ {spread:.1f}x between rounds: other processes "
                   "competed for the cores; the best-of figures are the ones to compare")
         ratio = sums["full"].best / bare_s.best
-        print(f"target: full >= {TARGET:.2f} of bare; ratio: {ratio:.2f} "
+        print(f"target: full >= {TARGET:.2f} of bare; ratio: {ratio:.3f} "
               f"({'met' if ratio >= TARGET else 'not met'}; threaded: "
               f"{sums['threaded'].best / bare_s.best:.2f})")
         if args.profile:
