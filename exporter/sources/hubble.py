@@ -14,6 +14,14 @@ for certificates like ``*.hubble-relay.cilium.io``), TCP or ``unix://``.
 A fresh channel is dialled for every attempt, so certificate files are re-read
 and the reconnect timing is ours, not the gRPC library's.
 
+Receiving: grpc.aio spends two event-loop turns and a hand-off from its poller
+thread on every message, more than converting and accounting the flow. The
+stream is therefore read by a worker thread with the sync API in
+``SingleThreadedUnaryStream`` mode (it polls the completion queue itself) and
+handed to the event loop in batches of raw messages (``_ThreadedCall``);
+conversion and everything after it stay on the loop. ``bench.bench_e2e``
+measures both paths.
+
 Self-metrics on the injected registry::
 
     kpr_hubble_up 1
@@ -30,12 +38,15 @@ Relay's peers from ``GetNodes`` (polled with ``ServerStatus``) and the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import grpc
+import grpc.experimental
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily
 
@@ -64,6 +75,12 @@ Sleep = Callable[[float], Awaitable[None]]
 _CONNECTED, _UNAVAILABLE, _GONE, _ERROR = 1, 2, 3, 4
 _NS = 1_000_000_000
 _WARN_EVERY_SECONDS = 60.0
+#: Sync channels whose streams are read by one thread, each with its own
+#: connection (no backoff state shared with an earlier attempt's channel).
+_CHANNEL_OPTIONS: list[tuple[str, str | int]] = [
+    (grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1),
+    ("grpc.use_local_subchannel_pool", 1),
+]
 
 
 class _FlowsReceived:
@@ -130,7 +147,7 @@ class HubbleReader:
         for name in LOST_SOURCE_NAMES.values():
             self._lost.labels(name)
 
-        self._channel: grpc.aio.Channel | None = None
+        self._channel: grpc.Channel | None = None
         self._nodes: dict[str, int] = {}
         self._relay: bool | None = None  # None until ServerStatus told us
         self._server: dict[str, str] = {}
@@ -143,7 +160,7 @@ class HubbleReader:
         self._seen_old: dict[str, None] = {}
         self._running = False
         self._connected = asyncio.Event()  # a new stream delivered its first message
-        self._call: grpc.aio.UnaryStreamCall | None = None
+        self._call: _ThreadedCall | None = None
         self._stalled = False
         self._other_messages = 0
         self._warned_at: dict[str, float] = {}
@@ -170,7 +187,10 @@ class HubbleReader:
                 except grpc.aio.AioRpcError as exc:
                     self._failed(exc.code().name, exc.details() or "")
                 except grpc.RpcError as exc:
-                    self._failed("UNKNOWN", str(exc))
+                    if isinstance(exc, grpc.Call):
+                        self._failed(exc.code().name, exc.details() or "")
+                    else:
+                        self._failed("UNKNOWN", str(exc))
                 except asyncio.CancelledError:
                     if not self._stalled or _being_cancelled():
                         raise
@@ -214,52 +234,57 @@ class HubbleReader:
         return delay * (1 - jitter * self._rng.random())
 
     # -- the stream ----------------------------------------------------------------
-    async def _stream(self, channel: grpc.aio.Channel) -> AsyncIterator[Event]:
+    async def _stream(self, channel: grpc.Channel) -> AsyncIterator[Event]:
         request = observer_pb2.GetFlowsRequest()
         request.CopyFrom(self._request)
         self._replay_until = self._last_ns
         if self._last_ns:
             since = max(0, self._last_ns - int(self.settings.resume_overlap_seconds * _NS))
             request.since.FromNanoseconds(since)
-        call = channel.unary_stream(
+        call = _ThreadedCall(channel.unary_stream(
             GET_FLOWS, request_serializer=observer_pb2.GetFlowsRequest.SerializeToString
-        )(request)
+        ), request)
         self._call = call
         convert = self._converter.convert
         memory = self.settings.dedup_memory
         half = max(1, memory // 2)
         seen = self._seen
         first = True
-        async for raw in call:
-            if first:
-                first = False
-                self._set_up()
-            try:
-                event = convert(raw)
-            except MalformedMessage as exc:
-                self._warn_limited("malformed", "skipped a message: %s", exc)
-                continue
-            if event.__class__ is Flow:
-                self.flows_received += 1
-                t = event.time_ns
-                uuid = event.uuid
-                if t <= self._replay_until and (
-                    not memory or not uuid or uuid in seen or uuid in self._seen_old
-                ):
-                    continue  # delivered before the reconnect
-                if t > self._last_ns:
-                    self._last_ns = t
-                if memory and uuid:
-                    seen[uuid] = None
-                    if len(seen) >= half:
-                        self._seen_old, self._seen = seen, {}
-                        seen = self._seen
-                yield event
-            elif event is None:
-                continue
-            else:
-                self._observe(event)
-                yield event
+        batches = aiter(call)
+        try:
+            async for batch in batches:
+                if first:
+                    first = False
+                    self._set_up()
+                for raw in batch:
+                    try:
+                        event = convert(raw)
+                    except MalformedMessage as exc:
+                        self._warn_limited("malformed", "skipped a message: %s", exc)
+                        continue
+                    if event.__class__ is Flow:
+                        self.flows_received += 1
+                        t = event.time_ns
+                        uuid = event.uuid
+                        if t <= self._replay_until and (
+                            not memory or not uuid or uuid in seen or uuid in self._seen_old
+                        ):
+                            continue  # delivered before the reconnect
+                        if t > self._last_ns:
+                            self._last_ns = t
+                        if memory and uuid:
+                            seen[uuid] = None
+                            if len(seen) >= half:
+                                self._seen_old, self._seen = seen, {}
+                                seen = self._seen
+                        yield event
+                    elif event is None:
+                        continue
+                    else:
+                        self._observe(event)
+                        yield event
+        finally:
+            await batches.aclose()
 
     def _observe(self, event: Event) -> None:
         self._other_messages += 1
@@ -356,7 +381,9 @@ class HubbleReader:
         stub = observer_pb2_grpc.ObserverStub(channel)
         timeout = self.settings.request_timeout_seconds
         try:
-            status = await stub.ServerStatus(observer_pb2.ServerStatusRequest(), timeout=timeout)
+            status = await asyncio.to_thread(
+                stub.ServerStatus, observer_pb2.ServerStatusRequest(), timeout=timeout
+            )
             self._relay = status.HasField("num_connected_nodes")
             self._server = {
                 "version": status.version,
@@ -368,11 +395,15 @@ class HubbleReader:
             if self._relay:
                 self._server["num_connected_nodes"] = str(status.num_connected_nodes.value)
                 self._server["num_unavailable_nodes"] = str(status.num_unavailable_nodes.value)
-                nodes = await stub.GetNodes(observer_pb2.GetNodesRequest(), timeout=timeout)
+                nodes = await asyncio.to_thread(
+                    stub.GetNodes, observer_pb2.GetNodesRequest(), timeout=timeout
+                )
                 self._nodes = {
                     node.name: node.state for node in nodes.nodes if node.state != _GONE
                 }
-        except grpc.aio.AioRpcError as exc:
+        except grpc.RpcError as exc:
+            if not isinstance(exc, grpc.Call):
+                raise
             log.debug("hubble %s: status poll failed: %s %s", self.settings.address,
                       exc.code().name, exc.details())
             return exc.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -408,10 +439,10 @@ class HubbleReader:
                 pass
 
     # -- channels ------------------------------------------------------------------------------
-    def _open_channel(self) -> grpc.aio.Channel:
+    def _open_channel(self) -> grpc.Channel:
         settings = self.settings
         if not settings.tls_enabled:
-            return grpc.aio.insecure_channel(settings.target)
+            return grpc.insecure_channel(settings.target, options=_CHANNEL_OPTIONS)
         tls = settings.tls
         try:
             credentials = grpc.ssl_channel_credentials(
@@ -421,15 +452,111 @@ class HubbleReader:
             )
         except OSError as exc:
             raise HubbleError(settings.address, "CLIENT", f"TLS files: {exc}") from exc
-        options = []
+        options = list(_CHANNEL_OPTIONS)
         if tls.server_name:
             options.append(("grpc.ssl_target_name_override", tls.server_name))
-        return grpc.aio.secure_channel(settings.target, credentials, options=options)
+        return grpc.secure_channel(settings.target, credentials, options=options)
 
     async def _close_channel(self) -> None:
         channel, self._channel = self._channel, None
         if channel is not None:
-            await channel.close()
+            channel.close()
+
+
+class _ThreadedCall:
+    """A sync unary-stream call run by a worker thread, read on the event loop as
+    batches of raw messages (see the module docstring).
+
+    The worker wakes the loop once per ``batch`` messages; the loop also looks
+    every ``max_delay`` seconds, so a quiet stream is not held back. The worker
+    waits while ``max_pending`` messages are queued, so back-pressure reaches the
+    server through HTTP/2 flow control. ``async for batch in call`` ends when the
+    server ends the stream, raises the stream's ``grpc.RpcError``, or raises
+    ``asyncio.CancelledError`` after ``cancel()``.
+    """
+
+    def __init__(self, multicallable: grpc.UnaryStreamMultiCallable, request: object, *,
+                 batch: int = 256, max_delay: float = 0.05, max_pending: int = 65_536) -> None:
+        self._multicallable = multicallable
+        self._request = request
+        self.batch = batch
+        self.max_delay = max_delay
+        self.max_pending = max_pending
+        self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+        self._room = threading.Event()
+        self._ended = False
+        self._cancelled = False
+        self._error: BaseException | None = None
+        self._call: grpc.Call | None = None
+
+    def cancel(self) -> None:
+        """Stop the stream (from any thread); the reading side raises ``CancelledError``."""
+        self._cancelled = True
+        self._room.set()
+        call = self._call
+        if call is not None:
+            call.cancel()
+
+    def _pump(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event,
+              done: asyncio.Future[None]) -> None:
+        try:
+            call = self._call = self._multicallable(self._request)
+            if self._cancelled:
+                call.cancel()
+            lock, batch, limit, room = self._lock, self.batch, self.max_pending, self._room
+            for raw in call:
+                with lock:
+                    pending = self._pending
+                    pending.append(raw)
+                    queued = len(pending)
+                if queued == batch:
+                    loop.call_soon_threadsafe(wake.set)
+                elif queued >= limit:
+                    room.clear()
+                    loop.call_soon_threadsafe(wake.set)
+                    room.wait()
+                    if self._cancelled:
+                        break
+        except BaseException as exc:  # noqa: BLE001 - raised on the loop
+            self._error = exc
+        finally:
+            self._ended = True
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                loop.call_soon_threadsafe(wake.set)
+                loop.call_soon_threadsafe(done.set_result, None)
+
+    def __aiter__(self) -> AsyncIterator[list[bytes]]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[list[bytes]]:
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        done: asyncio.Future[None] = loop.create_future()
+        threading.Thread(target=self._pump, args=(loop, wake, done), name="hubble-stream",
+                         daemon=True).start()
+        try:
+            while True:
+                if not wake.is_set():
+                    timer = loop.call_later(self.max_delay, wake.set)
+                    await wake.wait()
+                    timer.cancel()
+                wake.clear()
+                with self._lock:
+                    batch, self._pending = self._pending, []
+                    ended = self._ended
+                self._room.set()
+                if batch:
+                    yield batch
+                if ended:
+                    break
+            if self._cancelled:
+                raise asyncio.CancelledError
+            if self._error is not None:
+                raise self._error
+        finally:
+            self.cancel()
+            await done
 
 
 def _being_cancelled() -> bool:
