@@ -79,7 +79,13 @@ async def test_the_worker_stops_reading_while_max_pending_messages_wait():
     batches = aiter(call)
     first = await asyncio.wait_for(anext(batches), timeout=5)
     assert len(first) == 8  # woken at the limit, not before
-    assert stream.read <= 9  # and it waited instead of reading on
+    # Not consuming: the worker fills the queue again, then waits for room.
+    for _ in range(500):
+        if not call._room.is_set():
+            break
+        await asyncio.sleep(0.01)
+    assert not call._room.is_set(), "the worker never waited"
+    assert stream.read == 16  # 8 delivered + 8 queued, the other 34 left unread
     second = await asyncio.wait_for(anext(batches), timeout=5)
     assert len(second) == 8
     await batches.aclose()
