@@ -151,7 +151,9 @@ class Exporter:
         """Cilium agent pods -> {node: metrics URL}, from the Kubernetes API."""
         assert self.kube is not None
         agents = self.settings.agents
-        pods = await self.kube.list(PODS, agents.namespace, label_selector=agents.selector)
+        pods = await self.kube.list(
+            PODS, agents.namespace, label_selector=agents.selector,
+            field_selector=f"spec.nodeName={agents.node_name}" if agents.node_name else "")
         found: dict[str, str] = {}
         for pod in pods.items:
             node = (pod.get("spec") or {}).get("nodeName")

@@ -23,7 +23,7 @@ Flags follow the exporter's command-line contract; everything else goes into the
 {{- end }}
 {{- end }}
 {{- if and (eq .Values.mode "node") .Values.node.localAgentOnly }}
-- --agents.static=$(NODE_NAME)=http://$(HOST_IP):{{ .Values.cilium.agentMetricsPort }}/metrics
+- --agents.node-name=$(NODE_NAME)
 {{- end }}
 - --rollback.mode={{ .Values.rollback.mode }}
 - --webhook.token-file={{ $dir }}/webhook/token

@@ -52,6 +52,11 @@ class AgentSettings:
     namespace: str = field(
         default="kube-system", metadata={"help": "Namespace of the Cilium agent pods (discovery)."}
     )
+    node_name: str = field(
+        default="",
+        metadata={"help": "Discover only the agent on this node (node mode: each exporter "
+                          "scrapes its own node's agent; the chart sets it from the pod's node)."},
+    )
 
     def url_for(self, host: str) -> str:
         """The metrics URL of a discovered agent at ``host`` (a pod IP; IPv6 is bracketed)."""

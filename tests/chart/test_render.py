@@ -114,7 +114,8 @@ def test_node_mode_reads_the_local_agent_socket(render, ci_values):
     pod = ds["spec"]["template"]["spec"]
     args = _args(out)
     assert _flag(args, "--hubble.address") == "unix:///var/run/cilium/hubble.sock"
-    assert _flag(args, "--agents.static") == "$(NODE_NAME)=http://$(HOST_IP):9962/metrics"
+    assert _flag(args, "--agents.node-name") == "$(NODE_NAME)"  # discovers its own node's agent
+    assert _flag(args, "--agents.static") is None
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["hubble-sock-dir"]["hostPath"] == {"path": "/var/run/cilium", "type": "Directory"}
     mount = next(m for m in out.container()["volumeMounts"] if m["name"] == "hubble-sock-dir")
@@ -145,7 +146,7 @@ def test_node_mode_with_mtls_to_port_4244(render, ci_values):
 def test_both_modes_run_the_same_exporter_with_the_same_service(render, ci_values):
     relay, node = render(), render(ci_values("node-socket"))
     assert relay.one("Service")["spec"] == node.one("Service")["spec"]
-    strip = {"--hubble.address", "--agents.static"}
+    strip = {"--hubble.address", "--agents.node-name"}
     same = lambda args: [a for a in args if a.split("=", 1)[0] not in strip]  # noqa: E731
     assert same(_args(relay)) == same(_args(node))
 
