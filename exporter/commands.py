@@ -89,9 +89,11 @@ async def demo(settings: Any, args: argparse.Namespace) -> int:
     await demo_run.start()
     try:
         await demo_run.run_for(args.duration, _until_signalled)
+        # The report reads the demo's Prometheus, so it is written before anything stops.
+        code = await demo_run.write_report()
     finally:
         await demo_run.stop()
-    return 0
+    return code
 
 
 def _kube_or_explain(settings: Any, command: str) -> Any:

@@ -6,10 +6,16 @@ seconds the terminal shows the phase, flows/s per node, handshake p50/p99 per
 datapath over the last interval, the judge's verdicts and the rollback state.
 
 The story runs on scenario time (``--speed`` x wall time; 10 by default here) with
-judge windows scaled to a demo. Without a Prometheus, the demo stands in for the
-alerting rule on sustained ``kpr_verdict == 1``: it posts the Alertmanager payload
-that rule would produce to the exporter's own webhook, with the bearer token, and
-the rollback runs in dry-run against the simulated cluster's view.
+judge windows scaled to a demo. With ``--with-prometheus`` (and both binaries
+installed) a real Prometheus scrapes the exporter and evaluates the shipped rules of
+the ``fast`` profile, and a real Alertmanager delivers the rollback alerts to the
+exporter's webhook with the bearer token; the summary shows which rollback alerts
+Prometheus has pending or firing. Without them, the demo stands in for the alerting
+rule on sustained ``kpr_verdict == 1``: it posts the Alertmanager payload that rule
+would produce to the exporter's own webhook, with the bearer token. Either way the
+rollback runs in dry-run against the simulated cluster's view.
+
+``--report DIR`` writes the migration report from the demo's Prometheus at the end.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import aiohttp
 from exporter import app as app_module
 from exporter.judge.verdict import CANARY_VS_CONTROL, WORSE
 from exporter.judge.histogram import histogram_quantile
+from exporter.localstack import LocalStack, LocalStackError, MissingBinaryError
 from exporter.model import DATAPATHS, Event, Flow, SourceStatus
 from exporter.roles import FlowSource
 from exporter.simulator.cluster import SimulatedPlanner
@@ -64,11 +71,8 @@ class Demo:
         self.settings = settings
         self.out = out
         self.interval = max(0.5, interval)
-        # Not wired yet: running Prometheus/Alertmanager and the report from the demo.
-        # Say so instead of pretending; the alert stand-in keeps the story whole.
-        self.pending_features = [name for name, wanted in (
-            ("--with-prometheus", with_prometheus), ("--report", bool(report_dir))) if wanted]
-        self.with_prometheus = False
+        self.want_prometheus = with_prometheus
+        self.stack: LocalStack | None = None  # set once Prometheus and Alertmanager run
         self.report_dir = report_dir
         self.simulator = Simulator(settings.simulator)
         self.exporter: app_module.Exporter | None = None
@@ -78,6 +82,11 @@ class Demo:
         self._token = secrets.token_urlsafe(24)
         self._alerted: set[tuple[str, str, str]] = set()
         self.alerts_sent = 0
+        self._accepted_seen = 0.0
+
+    @property
+    def with_prometheus(self) -> bool:
+        return self.stack is not None
 
     async def start(self) -> None:
         ports = await self.simulator.start()
@@ -94,11 +103,17 @@ class Demo:
         self.counter = CountingSource(self.exporter.source)
         self.exporter.source = self.counter
         await self.exporter.start()
+        if self.want_prometheus:
+            await self._start_stack()
         self._started = time.monotonic()
-        for flag in self.pending_features:
-            self._print(f"note: {flag} is not available in the demo yet; see `kpr-exporter report` "
-                        "and the real-stack tests for the Prometheus path")
         scenario = self.simulator.scenario
+        if self.stack is not None:
+            alerting = (f"  prometheus     {self.stack.prometheus_url} (rules: "
+                        f"{self.stack.profile.name} profile)\n"
+                        f"  alertmanager   {self.stack.alertmanager_url} "
+                        "(rollback alerts -> the exporter's webhook)\n")
+        else:
+            alerting = "  alerting       stand-in: the demo posts the rollback alert itself\n"
         self._print(
             f"kpr-exporter demo: scenario {scenario.name!r} (seed {self.settings.simulator.seed}, "
             f"speed x{self.settings.simulator.speed:g})\n"
@@ -107,8 +122,50 @@ class Demo:
             f"  readiness      {self.exporter.url}/readyz\n"
             f"  Hubble Relay   127.0.0.1:{ports.grpc} (simulated)\n"
             f"  agent metrics  http://127.0.0.1:{ports.agents}/nodes (simulated)\n"
+            f"{alerting}"
             f"  rollback mode  {settings.rollback.mode}\n"
         )
+
+    async def _start_stack(self) -> None:
+        """Prometheus + Alertmanager for this exporter; on failure say why and keep the stand-in."""
+        assert self.exporter is not None
+        webhook_base = (self.exporter.webhook_server or self.exporter.server).url
+        try:
+            stack = LocalStack(os.path.join(self._token_dir.name, "stack"),
+                               exporter_address=self.exporter.url.removeprefix("http://"),
+                               webhook_url=webhook_base + "/webhook/alertmanager",
+                               token=self._token, profile="fast")
+            await stack.start()
+        except MissingBinaryError as exc:
+            self._print(f"note: --with-prometheus: {exc}; continuing with the stand-in alert")
+            return
+        except LocalStackError as exc:
+            self._print(f"note: --with-prometheus: {exc}\ncontinuing with the stand-in alert")
+            return
+        self.stack = stack
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started if self._started else 0.0
+
+    async def write_report(self) -> int:
+        """The migration report into ``report_dir`` from the demo's Prometheus (0 when not asked)."""
+        if not self.report_dir:
+            return 0
+        if self.stack is None:
+            self._print("note: --report needs a Prometheus that scraped the demo: run with "
+                        "--with-prometheus (Debian packages prometheus, prometheus-alertmanager), "
+                        "or point `kpr-exporter report --prometheus URL` at an external one")
+            return 0
+        from exporter.report import cmd_report
+
+        self._print(f"writing the report for the last {self.elapsed:.0f}s into {self.report_dir}")
+        code = await cmd_report(self.stack.prometheus_url, f"-{self.elapsed:.0f}s", "now",
+                                self.report_dir, out=self.out)
+        if code == 0:
+            self._print(f"report written to {os.path.abspath(self.report_dir)} "
+                        "(report.html, summary.md)")
+        return code
 
     async def run_for(self, duration: float,
                       until: Callable[[float], Awaitable[None]]) -> None:
@@ -123,6 +180,8 @@ class Demo:
                 pass
 
     async def stop(self) -> None:
+        if self.stack is not None:
+            await self.stack.stop()
         if self.exporter is not None:
             await self.exporter.stop()
         await self.simulator.stop()
@@ -139,10 +198,57 @@ class Demo:
             await asyncio.sleep(self.interval)
             now_snap = self.exporter.pipeline.snapshot(time.time())
             now_seen = Counter(self.counter.per_node)
-            self._print(self.summary(now_snap.minus(previous), now_seen - seen))
+            alert_lines = []
+            if self.stack is not None:
+                alert_lines = await self._prometheus_lines() + self._webhook_lines()
+            self._print(self.summary(now_snap.minus(previous), now_seen - seen, alert_lines))
             previous, seen = now_snap, now_seen
-            if not self.with_prometheus:
+            if self.stack is None:
                 await self._alert_on_worse()
+
+    async def _prometheus_lines(self) -> list[str]:
+        """Which rollback alerts the real Prometheus has firing (and pending)."""
+        assert self.stack is not None
+        try:
+            alerts = await self.stack.rollback_alerts()
+        except LocalStackError as exc:
+            return [f"  prometheus  cannot read alerts: {exc}"]
+        by_state: dict[str, list[str]] = {"firing": [], "pending": []}
+        for alert in alerts:
+            labels = alert.get("labels", {})
+            where = "/".join(x for x in (labels.get("namespace"), labels.get("service")) if x)
+            where = where or labels.get("node", "")
+            name = labels.get("alertname", "?") + (f" ({where})" if where else "")
+            by_state.setdefault(alert.get("state", "?"), []).append(name)
+        firing, pending = sorted(set(by_state["firing"])), sorted(set(by_state["pending"]))
+        lines = [f"  prometheus  rollback alerts firing: {len(firing)}, pending: {len(pending)}"]
+        lines.extend(f"              FIRING  {name}" for name in firing[:8])
+        lines.extend(f"              pending {name}" for name in pending[:4])
+        return lines
+
+    def _webhook_counts(self) -> dict[str, float]:
+        assert self.exporter is not None
+        counts = {}
+        for metric in self.exporter.registry.collect():
+            if metric.name != "kpr_webhook_requests":
+                continue
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and sample.value:
+                    counts[sample.labels["outcome"]] = sample.value
+        return counts
+
+    def _webhook_lines(self) -> list[str]:
+        """Alertmanager's deliveries to the exporter's webhook, by outcome; news when one is accepted."""
+        counts = self._webhook_counts()
+        if not counts:
+            return ["  webhook     no delivery from Alertmanager yet"]
+        lines = ["  webhook     Alertmanager deliveries: "
+                 + "  ".join(f"{k}={v:.0f}" for k, v in sorted(counts.items()))]
+        accepted = counts.get("accepted", 0.0)
+        if accepted > self._accepted_seen:
+            self._accepted_seen = accepted
+            lines.append("  >> Alertmanager delivered a firing rollback alert; the webhook accepted it")
+        return lines
 
     async def _alert_on_worse(self) -> None:
         """Stand in for the rule on sustained kpr_verdict == 1 (canary vs control)."""
@@ -179,7 +285,8 @@ class Demo:
                     f"{', '.join(f'{v.namespace}/{v.service} {v.sli}' for v in worse)}\n"
                     f"  >> webhook answered {r.status}: {answer.strip()}")
 
-    def summary(self, window: SliSnapshot, flows: Counter[str]) -> str:
+    def summary(self, window: SliSnapshot, flows: Counter[str],
+                alert_lines: list[str] | None = None) -> str:
         assert self.exporter is not None
         elapsed = time.monotonic() - self._started
         reader_status = self.exporter.source.status()
@@ -201,6 +308,7 @@ class Demo:
             p99 = histogram_quantile(0.99, window.connect_bounds, counts)
             lines.append(f"              {datapath:<10} {p50 * 1e3:7.2f}ms  {p99 * 1e3:7.2f}ms  {total:8d}")
         lines.extend(self._verdict_lines())
+        lines.extend(alert_lines or ())
         lines.extend(self._rollback_lines())
         return "\n".join(lines) + "\n"
 
