@@ -116,9 +116,11 @@ class ManagedProcess:
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # A session of its own: Ctrl-C in the terminal reaches only our process, which then
+        # still has its Prometheus (e.g. for the demo's report) and stops it by pid.
         with self.log_path.open("wb") as log:
             self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL)
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
 
     @property
     def pid(self) -> int | None:
