@@ -68,8 +68,15 @@ def switch_events(switch_series: Iterable[Series], datapath_series: Iterable[Ser
 
 
 def _datapath_after(entries: Sequence[tuple[float, str, str]], when: float) -> str | None:
+    """The datapath the node switched to at ``when``: the first one after ``when`` that
+    differs from the one before it. Samples just after ``when`` may still carry the old
+    value (a query step evaluates the last scrape before the switch), so the first sample
+    after ``when`` alone is not proof of the new datapath."""
+    before = None
     for t, datapath, _ in entries:
-        if t >= when:
+        if t < when:
+            before = datapath
+        elif datapath != before:
             return datapath
     return entries[-1][1] if entries else None
 

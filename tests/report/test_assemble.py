@@ -66,6 +66,15 @@ def test_switch_direction_comes_from_the_datapath_after_it() -> None:
     ]
 
 
+def test_a_sample_just_after_the_switch_with_the_old_datapath_does_not_flip_its_direction() -> None:
+    # The query step right after the switch still evaluates the last scrape before it.
+    datapath = [series(grid(T, T + 630), node="b", datapath="kube-proxy", source="feature-gauge"),
+                series(grid(T + 660, T + 900), node="b", datapath="ebpf", source="feature-gauge")]
+    switches = [series([(t, T + 620) for t, _ in grid(T + 630, T + 900)], node="b")]
+    events = timeline.switch_events(switches, datapath, T, T + 900)
+    assert [(e.at, e.kind) for e in events] == [(T + 620, "switch")]
+
+
 def test_a_series_visible_after_it_ended_does_not_hide_the_new_datapath() -> None:
     # Without staleness markers the old series stays visible for the lookback period.
     old = series(grid(T, T + 900), node="b", datapath="kube-proxy", source="s")
