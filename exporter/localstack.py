@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -158,11 +158,16 @@ class LocalServer:
                  ready_timeout: float = 30.0) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.binary = binary or binary_path(self.binary_name)
+        self.binary = binary or self.locate()
         self.ready_timeout = ready_timeout
         self.port = 0
         self._process: ManagedProcess | None = None
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def locate(cls) -> str:
+        """The binary's path when none is given; raises ``MissingBinaryError`` if it is missing."""
+        return binary_path(cls.binary_name)
 
     @property
     def address(self) -> str:
@@ -258,7 +263,7 @@ class LocalServer:
             raise LocalStackError(f"POST {path} -> {status}: {text}")
         return status
 
-    async def __aenter__(self) -> LocalServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -526,7 +531,7 @@ class LocalStack:
         return [a for a in await self.prometheus.alerts()
                 if a.get("labels", {}).get("kpr_action") == "rollback"]
 
-    async def __aenter__(self) -> LocalStack:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
