@@ -14,7 +14,7 @@ the receiver is the bottleneck. Each round runs, in alternating order:
   message into the generated ``observer.GetFlowsResponse`` and counts it;
 * ``full``: ``HubbleReader.events()`` -> ``Pipeline.process`` with every default
   SLI handler and a static datapath resolver: the loop of ``Exporter._consume``;
-* ``threaded``: the proposed receive path (``ThreadedCall``): a worker thread
+* ``threaded``: the reader's receive path (``exporter.sources.hubble.ThreadedCall``): a worker thread
   drives a sync GetFlows stream with ``SingleThreadedUnaryStream`` and queues the
   raw messages; the event loop takes them in batches, converts them with
   ``HubbleConverter`` and runs ``Pipeline.process``.
@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import gc
 import io
@@ -51,7 +50,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -66,7 +64,7 @@ from exporter._gen.observer import observer_pb2, observer_pb2_grpc
 from exporter.model import Event, Flow, LostEvents
 from exporter.simulator.scenarios import CANARY_NODE
 from exporter.sli import Pipeline, SliSettings, StaticDatapathResolver
-from exporter.sources.hubble import GET_FLOWS, HubbleReader
+from exporter.sources.hubble import GET_FLOWS, HubbleReader, ThreadedCall
 from exporter.sources.hubble_convert import HubbleConverter
 from exporter.sources.settings import HubbleSettings
 
@@ -190,105 +188,6 @@ async def full(target: str, expected: int) -> int:
     # a real server answers it with one small message, so take it as answered.
     reader.poll_status = _answered  # type: ignore[method-assign]
     return await consume(reader.events(), _pipeline(), expected)
-
-
-class ThreadedCall:
-    """A sync unary-stream gRPC call run by a worker thread, read on the event loop
-    as batches of raw messages: the proposed receive path of ``HubbleReader``.
-
-    grpc.aio spends two event-loop turns and a hand-off from its poller thread on
-    every message. A sync channel with ``SingleThreadedUnaryStream`` polls the
-    completion queue in the thread that iterates, which receives ~2x faster. The
-    worker wakes the loop once per ``batch`` messages; the loop also looks every
-    ``max_delay`` seconds, so a quiet stream is not held back. The worker waits
-    while ``max_pending`` messages are queued (back-pressure reaches the server
-    through HTTP/2 flow control). ``async for batch in call`` ends when the server
-    ends the stream, raises the stream's ``grpc.RpcError``, or raises
-    ``asyncio.CancelledError`` after ``cancel()``.
-    """
-
-    def __init__(self, multicallable: grpc.UnaryStreamMultiCallable, request: object, *,
-                 batch: int = 256, max_delay: float = 0.05, max_pending: int = 65_536) -> None:
-        self._multicallable = multicallable
-        self._request = request
-        self.batch = batch
-        self.max_delay = max_delay
-        self.max_pending = max_pending
-        self._lock = threading.Lock()
-        self._pending: list[bytes] = []
-        self._room = threading.Event()
-        self._ended = False
-        self._cancelled = False
-        self._error: BaseException | None = None
-        self._call: grpc.Call | None = None
-
-    def cancel(self) -> None:
-        """Stop the stream (any thread); the reading side raises ``CancelledError``."""
-        self._cancelled = True
-        self._room.set()
-        call = self._call
-        if call is not None:
-            call.cancel()
-
-    def _pump(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event,
-              done: asyncio.Future[None]) -> None:
-        try:
-            call = self._call = self._multicallable(self._request)
-            if self._cancelled:
-                call.cancel()
-            lock, batch, limit, room = self._lock, self.batch, self.max_pending, self._room
-            for raw in call:
-                with lock:
-                    pending = self._pending
-                    pending.append(raw)
-                    queued = len(pending)
-                if queued == batch:
-                    loop.call_soon_threadsafe(wake.set)
-                elif queued >= limit:
-                    room.clear()
-                    loop.call_soon_threadsafe(wake.set)
-                    room.wait()
-                    if self._cancelled:
-                        break
-        except BaseException as exc:  # noqa: BLE001 - handed to the loop
-            self._error = exc
-        finally:
-            self._ended = True
-            with contextlib.suppress(RuntimeError):  # the loop is gone
-                loop.call_soon_threadsafe(wake.set)
-                loop.call_soon_threadsafe(done.set_result, None)
-
-    def __aiter__(self) -> AsyncIterator[list[bytes]]:
-        return self._batches()
-
-    async def _batches(self) -> AsyncIterator[list[bytes]]:
-        loop = asyncio.get_running_loop()
-        wake = asyncio.Event()
-        done: asyncio.Future[None] = loop.create_future()
-        threading.Thread(target=self._pump, args=(loop, wake, done), name="grpc-stream",
-                         daemon=True).start()
-        try:
-            while True:
-                if not wake.is_set():
-                    timer = loop.call_later(self.max_delay, wake.set)
-                    await wake.wait()
-                    timer.cancel()
-                wake.clear()
-                with self._lock:
-                    batch, self._pending = self._pending, []
-                    ended = self._ended
-                self._room.set()
-                if batch:
-                    yield batch
-                if ended:
-                    break
-            if self._cancelled:
-                raise asyncio.CancelledError
-            if self._error is not None:
-                raise self._error
-        finally:
-            self.cancel()
-            await done
 
 
 async def threaded(target: str, expected: int) -> int:

@@ -18,7 +18,7 @@ Receiving: grpc.aio spends two event-loop turns and a hand-off from its poller
 thread on every message, more than converting and accounting the flow. The
 stream is therefore read by a worker thread with the sync API in
 ``SingleThreadedUnaryStream`` mode (it polls the completion queue itself) and
-handed to the event loop in batches of raw messages (``_ThreadedCall``);
+handed to the event loop in batches of raw messages (``ThreadedCall``);
 conversion and everything after it stay on the loop. ``bench.bench_e2e``
 measures both paths.
 
@@ -160,7 +160,7 @@ class HubbleReader:
         self._seen_old: dict[str, None] = {}
         self._running = False
         self._connected = asyncio.Event()  # a new stream delivered its first message
-        self._call: _ThreadedCall | None = None
+        self._call: ThreadedCall | None = None
         self._stalled = False
         self._other_messages = 0
         self._warned_at: dict[str, float] = {}
@@ -241,7 +241,7 @@ class HubbleReader:
         if self._last_ns:
             since = max(0, self._last_ns - int(self.settings.resume_overlap_seconds * _NS))
             request.since.FromNanoseconds(since)
-        call = _ThreadedCall(channel.unary_stream(
+        call = ThreadedCall(channel.unary_stream(
             GET_FLOWS, request_serializer=observer_pb2.GetFlowsRequest.SerializeToString
         ), request)
         self._call = call
@@ -463,7 +463,7 @@ class HubbleReader:
             channel.close()
 
 
-class _ThreadedCall:
+class ThreadedCall:
     """A sync unary-stream call run by a worker thread, read on the event loop as
     batches of raw messages (see the module docstring).
 

@@ -1,6 +1,6 @@
 """The reader's threaded receive: batching, quiet-stream delivery, back-pressure, errors, cancel.
 
-``_ThreadedCall`` only needs a callable returning an iterable call object; here a
+``ThreadedCall`` only needs a callable returning an iterable call object; here a
 small in-process stream stands in for the gRPC call, fed by the test through a
 queue, so each property is checked without a network or timing guesses.
 """
@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from exporter.sources.hubble import _ThreadedCall
+from exporter.sources.hubble import ThreadedCall
 
 END = object()
 
@@ -44,7 +44,7 @@ class FeedStream:
         self.feed.put(END)
 
 
-async def _collect(call: _ThreadedCall, want: int) -> list[bytes]:
+async def _collect(call: ThreadedCall, want: int) -> list[bytes]:
     got: list[bytes] = []
     async for batch in call:
         got.extend(batch)
@@ -58,13 +58,13 @@ async def test_full_batches_and_the_end_of_the_stream_deliver_everything_in_orde
     for i in range(10):
         stream.feed.put(b"m%d" % i)
     stream.feed.put(END)
-    batches = [batch async for batch in _ThreadedCall(stream, None, batch=4)]
+    batches = [batch async for batch in ThreadedCall(stream, None, batch=4)]
     assert [m for b in batches for m in b] == [b"m%d" % i for i in range(10)]
 
 
 async def test_a_quiet_stream_is_delivered_without_waiting_for_a_full_batch():
     stream = FeedStream()
-    call = _ThreadedCall(stream, None, batch=256, max_delay=0.01)
+    call = ThreadedCall(stream, None, batch=256, max_delay=0.01)
     stream.feed.put(b"only")
     got = await asyncio.wait_for(_collect(call, 1), timeout=5)
     assert got == [b"only"]
@@ -75,7 +75,7 @@ async def test_the_worker_stops_reading_while_max_pending_messages_wait():
     stream = FeedStream()
     for i in range(50):
         stream.feed.put(b"%d" % i)
-    call = _ThreadedCall(stream, None, batch=1000, max_pending=8, max_delay=60)
+    call = ThreadedCall(stream, None, batch=1000, max_pending=8, max_delay=60)
     batches = aiter(call)
     first = await asyncio.wait_for(anext(batches), timeout=5)
     assert len(first) == 8  # woken at the limit, not before
@@ -97,14 +97,14 @@ async def test_a_stream_error_is_raised_on_the_loop_after_the_messages_before_it
     stream.feed.put(RuntimeError("stream broke"))
     got = []
     with pytest.raises(RuntimeError, match="stream broke"):
-        async for batch in _ThreadedCall(stream, None, batch=1):
+        async for batch in ThreadedCall(stream, None, batch=1):
             got.extend(batch)
     assert got == [b"a"]
 
 
 async def test_cancel_ends_the_reader_with_cancelled_error():
     stream = FeedStream()
-    call = _ThreadedCall(stream, None, max_delay=0.01)
+    call = ThreadedCall(stream, None, max_delay=0.01)
 
     async def read_all():
         return [b async for b in call]
