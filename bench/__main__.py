@@ -22,6 +22,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 #: Output lines repeated in the summary: the figure against its target.
 _KEYWORDS = ("target", "ratio")
+#: Benchmarks too long for the default run; they run when named.
+LONG = frozenset({"bench_soak"})
 
 
 @dataclass
@@ -38,7 +40,7 @@ def discover() -> list[str]:
 
 def select(names: list[str], wanted: list[str]) -> list[str]:
     if not wanted:
-        return names
+        return [name for name in names if name not in LONG]
     chosen = []
     for item in wanted:
         name = item if item.startswith("bench_") else f"bench_{item}"
@@ -85,7 +87,8 @@ def run_one(name: str, timeout: float) -> Outcome:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    parser.add_argument("names", nargs="*",
+                        help=f"benchmarks to run (default: all but {', '.join(sorted(LONG))})")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds one benchmark may take before it counts as crashed")
     parser.add_argument("--list", action="store_true", help="print the benchmark names")
