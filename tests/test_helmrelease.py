@@ -3,34 +3,11 @@
 from __future__ import annotations
 
 import base64
-import gzip
-import json
-from typing import Any
 
 import pytest
 
 from exporter import helmrelease as hr
-
-
-def release_secret(name: str, revision: int, *, status: str = "deployed",
-                   values: dict[str, Any] | None = None, compress: bool = True,
-                   namespace: str = "kube-system") -> dict[str, Any]:
-    """A Secret exactly as the API returns Helm's release record."""
-    doc = {"name": name, "namespace": namespace, "version": revision,
-           "info": {"status": status},
-           "chart": {"metadata": {"name": "cilium", "version": "1.18.3", "appVersion": "1.18.3"},
-                     "values": {"kubeProxyReplacement": False}},
-           "config": values if values is not None else {"kubeProxyReplacement": True},
-           "manifest": "---\n"}
-    stored = json.dumps(doc).encode()
-    if compress:
-        stored = gzip.compress(stored)
-    helm_string = base64.b64encode(stored)  # what Helm puts in data.release
-    return {"apiVersion": "v1", "kind": "Secret", "type": hr.SECRET_TYPE,
-            "metadata": {"name": f"sh.helm.release.v1.{name}.v{revision}", "namespace": namespace,
-                         "labels": {"owner": "helm", "name": name, "status": status,
-                                    "version": str(revision)}},
-            "data": {"release": base64.b64encode(helm_string).decode()}}
+from tests.fakekube.helm import SECRET_TYPE, release_secret
 
 
 @pytest.mark.parametrize("compress", [True, False])
@@ -55,6 +32,10 @@ def test_revision_comes_from_the_secret_name_of_that_release_only() -> None:
     assert hr.secret_revision(release_secret("cilium", 12), "cilium") == 12
     assert hr.secret_revision(release_secret("cilium-extra", 3), "cilium") is None
     assert hr.secret_revision({"metadata": {"name": "other"}}, "cilium") is None
+
+
+def test_the_fixture_writes_helms_secret_type() -> None:
+    assert SECRET_TYPE == hr.SECRET_TYPE
 
 
 def test_latest_deployed_ignores_superseded_and_failed_revisions() -> None:

@@ -1,10 +1,13 @@
 """Backup of what a rollback needs, taken before the switch, and its restore.
 
-``take_backup`` captures cilium-config, the kube-proxy DaemonSet and ConfigMap
-(server-set fields stripped), every CiliumNodeConfig and the Cilium Helm release
-revision (from the ``sh.helm.release.v1.<release>.v<N>`` Secrets, if any and if
-listing Secrets is allowed). It is stored as JSON in a ConfigMap (key ``backup.json``)
-or a file. ``restore_backup`` makes the live objects match the backup again (create
+``take_backup`` captures cilium-config, the kube-proxy DaemonSet, ConfigMap,
+ServiceAccount and the ClusterRoleBindings that bind it (server-set fields stripped),
+every CiliumNodeConfig, and the Helm release that owns Cilium: name, namespace,
+revision, chart and version, and the user-supplied values (``helm get values``), read
+from Helm's own storage (the ``sh.helm.release.v1.<release>.v<N>`` Secrets) when the
+credentials allow it. What it could not read is recorded in the backup's notes with the
+reason and the command that captures it. It is stored as JSON in a ConfigMap (key
+``backup.json``) or a file. ``restore_backup`` makes the live objects match the backup again (create
 what is missing, replace what differs); the rollback executor itself only ever
 re-creates kube-proxy from it.
 """
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,14 +25,15 @@ from typing import Any, Final, Protocol
 
 from exporter.kube.client import KubeClient
 from exporter.kube.errors import Conflict, Forbidden, KubeError, NotFound
+from exporter.helmrelease import ReleaseFormatError, decode_secret, secret_revision
 from exporter.kube.resources import (
-    CILIUM_NODE_CONFIG_VERSIONS, CONFIGMAPS, DAEMONSETS, SECRETS, Resource,
+    CILIUM_NODE_CONFIG_VERSIONS, CLUSTERROLEBINDINGS, CONFIGMAPS, DAEMONSETS, SECRETS,
+    SERVICEACCOUNTS, Resource,
 )
 from exporter.rollback.model import Backup, strip_server_fields
 from exporter.rollback.settings import RollbackSettings
 
 BACKUP_KEY: Final = "backup.json"
-_HELM_SECRET = re.compile(r"^sh\.helm\.release\.v1\.(?P<name>.+)\.v(?P<revision>\d+)$")
 
 
 class BackupError(Exception):
@@ -152,9 +155,11 @@ async def take_backup(
     except Forbidden as exc:
         notes.append(f"CiliumNodeConfigs not captured: {exc}")
     helm = await _helm_release(kube, c.namespace, c.helm_release, notes)
+    account, bindings = await _kube_proxy_identity(kube, daemonset, kp.namespace, notes)
     taken = datetime.fromtimestamp(clock(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     backup = Backup(taken, cilium_config, daemonset, kp_config,
-                    tuple(sorted(node_configs, key=lambda o: o["metadata"]["name"])), helm)
+                    tuple(sorted(node_configs, key=lambda o: o["metadata"]["name"])), helm,
+                    account, bindings, tuple(notes))
     return BackupReport(backup, tuple(notes))
 
 
@@ -196,6 +201,9 @@ def _backed_up_objects(backup: Backup) -> list[tuple[Resource, dict[str, Any]]]:
         out.append((CONFIGMAPS, backup.cilium_config))
     if backup.kube_proxy_configmap:
         out.append((CONFIGMAPS, backup.kube_proxy_configmap))
+    if backup.kube_proxy_service_account:
+        out.append((SERVICEACCOUNTS, backup.kube_proxy_service_account))
+    out.extend((CLUSTERROLEBINDINGS, crb) for crb in backup.kube_proxy_role_bindings)
     if backup.kube_proxy_daemonset:
         out.append((DAEMONSETS, backup.kube_proxy_daemonset))
     versions = {r.api_version: r for r in CILIUM_NODE_CONFIG_VERSIONS}
@@ -221,24 +229,57 @@ async def _stripped(kube: KubeClient, resource: Resource, name: str, namespace: 
 
 async def _helm_release(kube: KubeClient, namespace: str, release: str,
                         notes: list[str]) -> dict[str, Any] | None:
+    """The deployed revision of ``release`` with its user-supplied values, from Helm's Secrets."""
+    command = f"helm get values {release} -n {namespace} -o yaml"
     try:
         listing = await kube.list(SECRETS, namespace, label_selector=f"owner=helm,name={release}")
-    except Forbidden:
-        notes.append("Helm release revision not recorded: listing Secrets is not allowed "
-                     "(optional permission)")
+    except Forbidden as exc:
+        notes.append(f"Helm release {namespace}/{release} not captured: listing Secrets in "
+                     f"{namespace} is not allowed ({exc}); run `kpr-exporter backup` with "
+                     f"credentials that may read them, or keep `{command}`")
         return None
-    best: tuple[int, dict[str, Any]] | None = None
-    for secret in listing.items:
-        meta = secret.get("metadata") or {}
-        match = _HELM_SECRET.match(meta.get("name", ""))
-        if not match or match["name"] != release:
-            continue
-        revision = int(match["revision"])
-        if best is None or revision > best[0]:
-            labels = meta.get("labels") or {}
-            best = (revision, {"name": release, "revision": revision, "secret": meta["name"],
-                               "status": labels.get("status", "")})
-    if best is None:
-        notes.append(f"no Helm release {release!r} found in {namespace}; revision not recorded")
+    secrets = sorted(((secret_revision(s, release), s) for s in listing.items),
+                     key=lambda pair: pair[0] or 0, reverse=True)
+    secrets = [(rev, s) for rev, s in secrets if rev is not None]
+    if not secrets:
+        notes.append(f"no Helm release {release!r} found in {namespace}; Cilium's Helm values "
+                     "not recorded")
         return None
-    return best[1]
+    deployed = [(rev, s) for rev, s in secrets
+                if ((s.get("metadata") or {}).get("labels") or {}).get("status") == "deployed"]
+    revision, secret = (deployed or secrets)[0]
+    labels = (secret.get("metadata") or {}).get("labels") or {}
+    found: dict[str, Any] = {"name": release, "namespace": namespace, "revision": revision,
+                             "secret": secret["metadata"]["name"], "status": labels.get("status", "")}
+    try:
+        decoded = decode_secret(secret)
+    except ReleaseFormatError as exc:
+        notes.append(f"Helm release {namespace}/{release} revision {revision}: values not "
+                     f"recorded ({exc}); keep `{command}`")
+        return found
+    return {**found, **decoded.summary(), "revision": revision,
+            "values": dict(decoded.values)}
+
+
+async def _kube_proxy_identity(kube: KubeClient, daemonset: Mapping[str, Any] | None,
+                               namespace: str, notes: list[str]
+                               ) -> tuple[dict[str, Any] | None, tuple[dict[str, Any], ...]]:
+    """kube-proxy's ServiceAccount and the ClusterRoleBindings naming it (kubeadm: node-proxier)."""
+    if daemonset is None:
+        return None, ()
+    spec = ((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {}
+    name = spec.get("serviceAccountName") or spec.get("serviceAccount")
+    if not name:
+        return None, ()
+    account = await _stripped(kube, SERVICEACCOUNTS, name, namespace, notes)
+    try:
+        listing = await kube.list(CLUSTERROLEBINDINGS)
+    except Forbidden as exc:
+        notes.append(f"ClusterRoleBindings of ServiceAccount {namespace}/{name} not captured: "
+                     f"{exc}; keep `kubectl get clusterrolebinding -o yaml` output")
+        return account, ()
+    bindings = tuple(strip_server_fields(b) for b in listing.items
+                     if any(sub.get("kind") == "ServiceAccount" and sub.get("name") == name
+                            and sub.get("namespace") == namespace
+                            for sub in b.get("subjects") or ()))
+    return account, tuple(sorted(bindings, key=lambda b: b["metadata"]["name"]))

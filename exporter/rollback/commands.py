@@ -43,12 +43,27 @@ async def cmd_backup(settings: RollbackSettings, kube: KubeClient, *, output: st
     print(f"  cilium-config:          {'yes' if b.cilium_config else 'MISSING'}", file=out)
     print(f"  kube-proxy DaemonSet:   {'yes' if b.kube_proxy_daemonset else 'MISSING'}", file=out)
     print(f"  kube-proxy ConfigMap:   {'yes' if b.kube_proxy_configmap else 'MISSING'}", file=out)
+    print(f"  kube-proxy identity:    "
+          f"{'ServiceAccount + ' if b.kube_proxy_service_account else 'no ServiceAccount, '}"
+          f"{len(b.kube_proxy_role_bindings)} ClusterRoleBinding(s)", file=out)
     print(f"  CiliumNodeConfigs:      {len(b.node_configs)}", file=out)
-    helm = b.helm_release
-    print(f"  Cilium Helm revision:   {helm['revision'] if helm else 'not recorded'}", file=out)
+    print(f"  Cilium Helm release:    {_describe_release(b.helm_release)}", file=out)
     for note in report.notes:
         print(f"warning: {note}", file=out)
     return OK
+
+
+def _describe_release(helm: dict | None) -> str:
+    if not helm:
+        return "not recorded"
+    text = f"{helm.get('namespace', '?')}/{helm['name']} revision {helm['revision']}"
+    if helm.get("chart"):
+        text += f" ({helm['chart']} {helm.get('chartVersion', '')})"
+    if "values" in helm:
+        text += f", {len(helm['values'])} user-supplied value(s)"
+    else:
+        text += ", values NOT recorded"
+    return text
 
 
 async def cmd_rollback(

@@ -205,14 +205,23 @@ def effective_kpr(
 
 @dataclass(frozen=True)
 class Backup:
-    """What a rollback needs from before the switch (server-set fields stripped)."""
+    """What a rollback needs from before the switch (server-set fields stripped).
+
+    ``helm_release`` describes the Helm release that owns Cilium: ``name``, ``namespace``,
+    ``revision``, ``status``, ``chart``, ``chartVersion``, ``appVersion``, ``secret`` and,
+    when the release record could be read, ``values`` (what ``helm get values`` prints).
+    ``notes`` says what could not be captured, and why.
+    """
 
     taken_at: str
     cilium_config: dict[str, Any] | None = None
     kube_proxy_daemonset: dict[str, Any] | None = None
     kube_proxy_configmap: dict[str, Any] | None = None
     node_configs: tuple[dict[str, Any], ...] = ()
-    helm_release: dict[str, Any] | None = None  # {name, revision, secret, status}
+    helm_release: dict[str, Any] | None = None
+    kube_proxy_service_account: dict[str, Any] | None = None
+    kube_proxy_role_bindings: tuple[dict[str, Any], ...] = ()
+    notes: tuple[str, ...] = ()
 
     FORMAT: ClassVar[str] = "kpr-exporter/backup-v1"
 
@@ -225,6 +234,9 @@ class Backup:
             "kubeProxyConfigMap": self.kube_proxy_configmap,
             "ciliumNodeConfigs": list(self.node_configs),
             "helmRelease": self.helm_release,
+            "kubeProxyServiceAccount": self.kube_proxy_service_account,
+            "kubeProxyClusterRoleBindings": list(self.kube_proxy_role_bindings),
+            "notes": list(self.notes),
         }
 
     def to_json(self) -> str:
@@ -241,6 +253,9 @@ class Backup:
             kube_proxy_configmap=doc.get("kubeProxyConfigMap"),
             node_configs=tuple(doc.get("ciliumNodeConfigs") or ()),
             helm_release=doc.get("helmRelease"),
+            kube_proxy_service_account=doc.get("kubeProxyServiceAccount"),
+            kube_proxy_role_bindings=tuple(doc.get("kubeProxyClusterRoleBindings") or ()),
+            notes=tuple(str(n) for n in doc.get("notes") or ()),
         )
 
     @classmethod

@@ -5,8 +5,10 @@ Declared once, here, so the Helm chart's RBAC can be compared with it in a test
 ``resource_names`` is empty where RBAC cannot restrict by name: ``create`` (the name
 is not known at authorisation time), ``list``/``watch``, and pods whose names the
 DaemonSet controller makes up. ``optional`` permissions degrade a feature with a
-clear message instead of failing (the Helm release revision in the backup needs to
-list Secrets, which RBAC cannot narrow to Helm's; grant it only if you want it).
+clear message instead of failing (the Helm release and its values in the backup need to
+list Secrets, which RBAC cannot narrow to Helm's; kube-proxy's ServiceAccount and
+ClusterRoleBindings need cluster-wide reads; grant them only if you want them — a backup
+taken from a workstation with an operator's rights captures them anyway).
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def required(settings: RollbackSettings, uses: Iterable[str] = USES) -> tuple[Pe
         Permission("", "pods", ("delete",), c.namespace, (), (ROLLBACK,),
                    "restart an agent (the DaemonSet controller recreates it)"),
         Permission("", "secrets", ("list",), c.namespace, (), (BACKUP,),
-                   f"Helm release revision (sh.helm.release.v1.{c.helm_release}.v<N>)", optional=True),
+                   f"Helm release and its values (sh.helm.release.v1.{c.helm_release}.v<N>)",
+                   optional=True),
         # --- kube-proxy ---
         Permission("apps", "daemonsets", ("get",), kp.namespace, (kp.daemonset,), (ROLLBACK, BACKUP, PREFLIGHT),
                    "is kube-proxy there, where does it schedule"),
@@ -73,6 +76,10 @@ def required(settings: RollbackSettings, uses: Iterable[str] = USES) -> tuple[Pe
                    "restore the kube-proxy DaemonSet from the backup"),
         Permission("", "configmaps", ("get",), kp.namespace, (kp.configmap,), (ROLLBACK, BACKUP),
                    "is the kube-proxy ConfigMap there"),
+        Permission("", "serviceaccounts", ("get",), kp.namespace, (), (BACKUP,),
+                   "kube-proxy's ServiceAccount", optional=True),
+        Permission("rbac.authorization.k8s.io", "clusterrolebindings", ("list",), CLUSTER_SCOPE, (),
+                   (BACKUP,), "the ClusterRoleBindings of kube-proxy's ServiceAccount", optional=True),
         Permission("", "configmaps", ("create",), kp.namespace, (), (ROLLBACK,),
                    "restore the kube-proxy ConfigMap from the backup"),
         Permission("", "pods", ("list",), kp.namespace, (), (ROLLBACK,), "wait for kube-proxy to be ready"),

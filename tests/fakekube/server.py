@@ -86,6 +86,8 @@ DEFAULT_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "events", "Event"),
     ResourceType("", "v1", "secrets", "Secret"),
     ResourceType("", "v1", "serviceaccounts", "ServiceAccount"),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
+                 namespaced=False),
     ResourceType("apps", "v1", "daemonsets", "DaemonSet", status_subresource=True),
     ResourceType("apps", "v1", "deployments", "Deployment", status_subresource=True),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),

@@ -15,21 +15,16 @@ from exporter.rollback.backup import (
     BackupError, ConfigMapBackupStore, FileBackupStore, restore_backup, take_backup,
 )
 
+from tests.fakekube.helm import release_secret
+
 from .cluster import seed_canary, seed_full, settings
-
-
-def helm_secret(revision: int, status: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": f"sh.helm.release.v1.cilium.v{revision}", "namespace": "kube-system",
-                         "labels": {"owner": "helm", "name": "cilium", "status": status,
-                                    "version": str(revision)}},
-            "type": "helm.sh/release.v1", "data": {"release": "H4sI"}}
 
 
 async def test_capture_strips_server_fields_and_records_helm(fake_kube, kube, vtime):
     seed_canary(fake_kube)
     for rev, status in ((1, "superseded"), (2, "superseded"), (10, "deployed")):
-        fake_kube.seed(helm_secret(rev, status))
+        fake_kube.seed(release_secret("cilium", rev, status=status,
+                                      values={"kubeProxyReplacement": True, "k8sServicePort": 6443}))
     report = await take_backup(kube, settings(), clock=vtime)
     b = report.backup
     assert report.notes == ()
@@ -42,8 +37,61 @@ async def test_capture_strips_server_fields_and_records_helm(fake_kube, kube, vt
     assert "uid" not in b.cilium_config["metadata"]
     assert [c["metadata"]["name"] for c in b.node_configs] == ["kube-proxy-replacement"]
     assert b.node_configs[0]["apiVersion"] == "cilium.io/v2"
-    assert b.helm_release == {"name": "cilium", "revision": 10, "status": "deployed",
-                              "secret": "sh.helm.release.v1.cilium.v10"}
+    assert b.helm_release == {
+        "name": "cilium", "namespace": "kube-system", "revision": 10, "status": "deployed",
+        "secret": "sh.helm.release.v1.cilium.v10", "chart": "cilium", "chartVersion": "1.18.3",
+        "appVersion": "1.18.3", "values": {"kubeProxyReplacement": True, "k8sServicePort": 6443}}
+    assert b.notes == ()
+
+
+async def test_helm_values_come_from_the_deployed_revision_not_a_later_failed_one(
+        fake_kube, kube, vtime):
+    seed_canary(fake_kube)
+    fake_kube.seed(release_secret("cilium", 4, values={"kubeProxyReplacement": False}))
+    fake_kube.seed(release_secret("cilium", 5, status="failed", values={"broken": True}))
+    helm = (await take_backup(kube, settings(), clock=vtime)).backup.helm_release
+    assert (helm["revision"], helm["values"]) == (4, {"kubeProxyReplacement": False})
+
+
+async def test_an_unreadable_release_record_keeps_the_revision_and_says_why(fake_kube, kube, vtime):
+    seed_canary(fake_kube)
+    secret = release_secret("cilium", 3)
+    secret["data"]["release"] = "bm90IGhlbG0="
+    fake_kube.seed(secret)
+    report = await take_backup(kube, settings(), clock=vtime)
+    assert report.backup.helm_release["revision"] == 3
+    assert "values" not in report.backup.helm_release
+    assert any("values not recorded" in n and "helm get values cilium" in n for n in report.notes)
+
+
+async def test_kube_proxy_service_account_and_its_bindings_are_captured(fake_kube, kube, vtime):
+    seed_canary(fake_kube)
+    ds = fake_kube.get("daemonsets", "kube-proxy", "kube-system")
+    ds["spec"]["template"]["spec"]["serviceAccountName"] = "kube-proxy"
+    fake_kube.seed(ds)
+    fake_kube.seed({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": "kube-proxy", "namespace": "kube-system"}})
+    subject = {"kind": "ServiceAccount", "name": "kube-proxy", "namespace": "kube-system"}
+    for name, subjects in (("kubeadm:node-proxier", [subject]),
+                           ("unrelated", [{**subject, "name": "someone-else"}])):
+        fake_kube.seed({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                        "metadata": {"name": name},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                    "name": "system:node-proxier"},
+                        "subjects": subjects})
+    b = (await take_backup(kube, settings(), clock=vtime)).backup
+    assert b.kube_proxy_service_account["metadata"] == {"name": "kube-proxy",
+                                                        "namespace": "kube-system"}
+    assert [c["metadata"]["name"] for c in b.kube_proxy_role_bindings] == ["kubeadm:node-proxier"]
+    fake_kube.remove("serviceaccounts", "kube-proxy", "kube-system")
+    fake_kube.remove("clusterrolebindings", "kubeadm:node-proxier")
+    done = await restore_backup(kube, b)
+    assert "created ServiceAccount kube-system/kube-proxy" in done
+    assert any("ClusterRoleBinding" in line and "kubeadm:node-proxier" in line for line in done)
+    fake_kube.deny("list", "clusterrolebindings")
+    report = await take_backup(kube, settings(), clock=vtime)
+    assert any("ClusterRoleBindings of ServiceAccount kube-system/kube-proxy not captured" in n
+               for n in report.notes)
 
 
 async def test_missing_objects_and_forbidden_secrets_are_notes(fake_kube, kube, vtime):
@@ -54,7 +102,9 @@ async def test_missing_objects_and_forbidden_secrets_are_notes(fake_kube, kube, 
     text = "\n".join(report.notes)
     assert "DaemonSet kube-system/kube-proxy not found" in text
     assert "cannot bring kube-proxy back" in text
-    assert "listing Secrets is not allowed" in text
+    assert "listing Secrets in kube-system is not allowed" in text
+    assert "helm get values cilium -n kube-system -o yaml" in text, "the command that captures it"
+    assert report.backup.notes == report.notes, "the backup itself says what it lacks"
 
 
 async def test_v2alpha1_node_configs(fake_kube, kube, vtime):
