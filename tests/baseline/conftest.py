@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.kube.client import KubeClient
-from tests.fakekube.fixtures import fake_kube  # noqa: F401  (re-exported fixture)
+from tests.fakekube.fixtures import fake_kube, kube  # noqa: F401  (re-exported fixtures)
 
 
 class Clock:
@@ -21,10 +20,3 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-async def kube(fake_kube):  # noqa: F811
-    client = KubeClient.connect(fake_kube.kubeconfig, request_timeout=5.0)
-    yield client
-    await client.close()

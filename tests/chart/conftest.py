@@ -1,8 +1,10 @@
 """Fixtures for the chart tests: the chart loaded by the real Helm engine, rendered offline.
 
 ``render(values)`` returns a ``Rendered``: every manifest parsed (empty documents dropped),
-plus NOTES.txt. ``ci_values(name)`` reads ``chart/ci/<name>-values.yaml`` through Helm's own
-values parser, exactly as ``helm install -f`` would.
+plus NOTES.txt. Every render also checks that no two objects share (kind, namespace, name):
+such a release keeps only one of them, or fails to install. ``ci_values(name)`` reads
+``chart/ci/<name>-values.yaml`` through Helm's own values parser, exactly as ``helm install -f``
+would.
 """
 
 from __future__ import annotations
@@ -12,15 +14,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
 import pytest
 import yaml
-
-helm = pytest.importorskip("helm_python")
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = ROOT / "chart"
 RELEASE = "kpr"
 NAMESPACE = "kpr-system"
+
+
+#: Kinds that live outside any namespace; every other object of the chart is namespaced.
+CLUSTER_SCOPED = frozenset({"ClusterRole", "ClusterRoleBinding", "Namespace",
+                            "CustomResourceDefinition", "PriorityClass", "StorageClass"})
+
+
+def object_key(doc: dict[str, Any], namespace: str) -> tuple[str, str, str]:
+    """What identifies an object in the cluster: kind, namespace (the release's when the
+    manifest names none), name."""
+    meta = doc["metadata"]
+    ns = "" if doc["kind"] in CLUSTER_SCOPED else meta.get("namespace") or namespace
+    return doc["kind"], ns, meta["name"]
+
+
+def shared_keys(docs: list[dict[str, Any]], namespace: str) -> dict[tuple[str, str, str], int]:
+    """The (kind, namespace, name) keys more than one document renders, with their counts."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for doc in docs:
+        key = object_key(doc, namespace)
+        counts[key] = counts.get(key, 0) + 1
+    return {key: n for key, n in counts.items() if n > 1}
 
 
 @dataclass(frozen=True)
@@ -104,6 +127,8 @@ def render(chart: Any) -> Callable[..., Rendered]:
                 notes = out[path]
                 continue
             docs.extend(parse_manifests(out[path]))
+        shared = shared_keys(docs, namespace)
+        assert not shared, f"objects rendered more than once (kind, namespace, name): {shared}"
         return Rendered(docs, notes)
 
     return _render

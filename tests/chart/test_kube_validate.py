@@ -8,9 +8,8 @@ checked field by field in test_render.py.
 
 from __future__ import annotations
 
+import kubernetes_validate
 import pytest
-
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig"}
 VALUE_SETS = ("default", "all-on", "node-socket", "node-tls", "enforce")

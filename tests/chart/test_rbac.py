@@ -29,6 +29,11 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter.baseline.settings import CONFIGMAP, BaselineSettings
+from exporter.kube.backends import BackendMap, BackendWatcher
+from exporter.kube.datapath_feed import DatapathWatcher
+from exporter.kube.mirror import Mirror
+from exporter.kube.settings import KubeSettings
 from exporter.rollback import permissions
 from exporter.rollback.settings import RollbackSettings
 
@@ -99,8 +104,6 @@ ENFORCE = {"rollback": {"mode": "enforce"}}
 
 def _baseline_writes(out) -> set[Grant]:
     """The ConfigMap store of the baseline (exporter/baseline/store.py): get, create, replace."""
-    from exporter.baseline.settings import CONFIGMAP, BaselineSettings
-
     settings = _build(BaselineSettings, _config(out)["baseline"])
     if settings.store != CONFIGMAP:
         return set()
@@ -182,25 +185,25 @@ def test_optional_and_preflight_only_permissions_are_not_granted(render):
     stray = _declared(preflight_only) - _declared(
         _needs(out, (permissions.ROLLBACK, permissions.BACKUP)))
     # (the backend map watches Services in every namespace, as preflight lists them)
-    stray -= _kube_reads_or_none(out)
+    stray -= _kube_reads(out)
     assert stray, "preflight declares reads of its own"
     assert not stray & granted
 
 
-def _kube_reads_or_none(out) -> set[Grant]:
-    """What the Kubernetes watchers read, for the rendered config; empty when undeclared.
+def _kube_reads(out) -> set[Grant]:
+    """What the Kubernetes watchers read, for the rendered config.
 
-    exporter/kube has no permission table of its own (yet); its watchers declare what they
-    read by the Mirrors they build (resource, namespace, field selector), and each Mirror
-    lists and watches. Built here without a client: constructing a watcher talks to nobody.
+    exporter/kube has no permission table of its own; its watchers declare what they read by
+    the Mirrors they build (resource, namespace, field selector), and each Mirror lists and
+    watches. Built here without a client: constructing a watcher talks to nobody.
     """
     mirrors = _watcher_mirrors(out)
     grants: set[Grant] = set()
     agents = _config(out)["agents"]
-    if mirrors is not None and not agents.get("static"):
+    if not agents.get("static"):
         # the agent scraper's discovery (exporter/app.py): list the agent pods
         grants.add((agents["namespace"], "", "pods", "list", ""))
-    for mirror in mirrors or ():
+    for mirror in mirrors:
         selector = mirror._watch_args.get("field_selector", "")
         name = selector.removeprefix("metadata.name=") if selector.startswith("metadata.name=") else ""
         for verb in ("list", "watch"):
@@ -209,20 +212,12 @@ def _kube_reads_or_none(out) -> set[Grant]:
     return _minimal(grants)
 
 
-def _watcher_mirrors(out) -> list[Any] | None:
-    try:
-        from exporter.kube.backends import BackendMap, BackendWatcher
-        from exporter.kube.datapath_feed import DatapathWatcher
-        from exporter.kube.mirror import Mirror
-        from exporter.kube.settings import KubeSettings
-    except ImportError:
-        return None
+def _watcher_mirrors(out) -> list[Any]:
+    """The Mirrors the watchers build for the rendered config. A changed constructor fails here:
+    the comparison with the granted reads must not silently stop."""
     settings = _build(KubeSettings, _config(out)["kube"])
-    try:
-        watchers = [DatapathWatcher(None, settings, None),  # type: ignore[arg-type]
-                    BackendWatcher(None, settings, BackendMap())]  # type: ignore[arg-type]
-    except (TypeError, AttributeError):
-        return None
+    watchers = [DatapathWatcher(None, settings, None),  # type: ignore[arg-type]
+                BackendWatcher(None, settings, BackendMap())]  # type: ignore[arg-type]
     found: list[Any] = []
     for watcher in watchers:
         for value in vars(watcher).values():
@@ -237,22 +232,17 @@ def test_the_watchers_reads_are_granted(render):
     for values in ({}, ENFORCE):
         out = render(values)
         mirrors = _watcher_mirrors(out)
-        if mirrors is None:
-            pytest.skip("exporter/kube's watchers cannot be inspected (DatapathWatcher, "
-                        "BackendWatcher)")
         assert len(mirrors) >= 6, [m.describe() for m in mirrors]
-        missing = _kube_reads_or_none(out) - _rendered(out)
+        missing = _kube_reads(out) - _rendered(out)
         assert not missing, f"the watchers would be refused: {sorted(missing)}"
 
 
 @pytest.mark.parametrize("values", [{}, ENFORCE], ids=["dry-run", "enforce"])
 def test_every_grant_is_declared_by_the_code(render, values):
     out = render(values)
-    if _watcher_mirrors(out) is None:
-        pytest.skip("exporter/kube's watchers cannot be inspected; their reads cannot be compared")
     uses = (permissions.ROLLBACK,)
     rollback = _declared(_needs(out, uses)) if values else _declared(_needs(out, uses), READ_VERBS)
-    expected = rollback | _kube_reads_or_none(out) | _baseline_writes(out)
+    expected = rollback | _kube_reads(out) | _baseline_writes(out)
     expected |= {(*g[:3], "get", g[4]) for g in _baseline_writes(out) if g[3] == "update"}
     assert _rendered(out) == _minimal(expected)
 

@@ -177,7 +177,7 @@ def test_webhook_token_secret_generated_or_existing(render):
     assert volume["secret"]["items"] == [{"key": "bearer", "path": "token"}]
 
 
-def test_everything_on(render, ci_values):
+def test_everything_on(render, ci_values, release):
     out = render(ci_values("all-on"))
     sm = out.one("ServiceMonitor")
     assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -192,7 +192,13 @@ def test_everything_on(render, ci_values):
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert rule["spec"]["groups"]
 
-    dashboards = [cm for cm in out.of_kind("ConfigMap") if "-dashboard-" in cm["metadata"]["name"]]
+    # Every ConfigMap but the exporter's own config is a dashboard's, one per dashboards/*.json.
+    config = out.config_map()
+    dashboards = [cm for cm in out.of_kind("ConfigMap") if cm is not config]
+    shipped = sorted((release.root / "dashboards").glob("*.json"))
+    assert shipped and len(dashboards) == len(shipped)
+    names = {cm["metadata"]["name"] for cm in dashboards}
+    assert names == {f"{FULLNAME}-dashboard-{p.stem}" for p in shipped}
     for cm in dashboards:
         assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert cm["metadata"]["annotations"]["grafana_folder"] == "kpr-exporter"

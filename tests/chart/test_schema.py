@@ -8,9 +8,8 @@ what the schema refuses.
 
 from __future__ import annotations
 
+import helm_python as helm
 import pytest
-
-helm = pytest.importorskip("helm_python")
 
 CI_VALUES = ("all-on", "node-socket", "node-tls", "enforce")
 WARNING = 2

@@ -13,10 +13,9 @@ import json
 import os
 from pathlib import Path
 
+import helm_python as helm
 import pytest
 import yaml
-
-helm = pytest.importorskip("helm_python")
 
 ON = {"prometheusRule": {"enabled": True}, "dashboards": {"enabled": True}}
 

@@ -14,23 +14,29 @@ Use it from a ``conftest.py`` of your own test folder::
 
 ``fake_kube`` is a :class:`FakeKube` started on 127.0.0.1 (ephemeral port) with
 ``.url`` and ``.kubeconfig`` (a kubeconfig file in the test's temp dir, context
-``fake``, bearer token ``fake-token``). The builders return plain dicts shaped like the
-real objects; they are data only and send nothing.
+``fake``, bearer token ``fake-token``). ``kube`` is the product's own client
+(``exporter.kube.client.KubeClient``) on that fake; re-export it the same way where a folder
+needs it. ``kube_client(fake, **options)`` builds one with other options (e.g. a test clock).
+The builders return plain dicts shaped like the real objects; they are data only and send
+nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from exporter.kube.client import KubeClient
 from tests.fakekube.server import FakeKube, LoggedRequest, ResourceType
 
 __all__ = [
-    "FakeKube", "LoggedRequest", "ResourceType", "fake_kube", "write_kubeconfig",
+    "FakeKube", "LoggedRequest", "ResourceType", "fake_kube", "kube", "kube_client",
+    "write_kubeconfig",
     "api_client", "node", "pod", "configmap", "cilium_node_config", "service",
     "endpoint_slice", "daemonset", "start_fake_kube",
 ]
@@ -70,6 +76,23 @@ def fake_kube(tmp_path: Path) -> Iterator[FakeKube]:
         yield fake
     finally:
         fake.stop()
+
+
+@asynccontextmanager
+async def kube_client(fake: FakeKube, **options: Any) -> AsyncIterator[KubeClient]:
+    """The product's client on ``fake`` (5 s request timeout unless given); closed on exit."""
+    client = KubeClient.connect(fake.kubeconfig, **{"request_timeout": 5.0, **options})
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def kube(fake_kube: FakeKube) -> AsyncIterator[KubeClient]:
+    """``KubeClient`` on ``fake_kube``; closed after the test."""
+    async with kube_client(fake_kube) as client:
+        yield client
 
 
 def api_client(fake: FakeKube) -> Any:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.kube.client import KubeClient
-from tests.fakekube.fixtures import fake_kube  # noqa: F401  (re-exported fixture)
+from tests.fakekube.fixtures import fake_kube, kube_client  # noqa: F401  (re-exported fixture)
 
 
 class ManualClock:
@@ -28,6 +27,6 @@ def monotonic() -> ManualClock:
 
 @pytest.fixture
 async def kube(fake_kube, monotonic):  # noqa: F811
-    client = KubeClient.connect(fake_kube.kubeconfig, request_timeout=5.0, monotonic=monotonic)
-    yield client
-    await client.close()
+    """The shared client fixture's client, on the clock the test moves by hand."""
+    async with kube_client(fake_kube, monotonic=monotonic) as client:
+        yield client

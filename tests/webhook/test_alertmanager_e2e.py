@@ -15,7 +15,6 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from exporter.kube.client import KubeClient
 from exporter.rollback.api import ENFORCE, SUCCEEDED
 from exporter.rollback.backup import ConfigMapBackupStore
 from exporter.rollback.executor import KubeRollbacker
@@ -24,7 +23,7 @@ from exporter.rollback.runner import RollbackRunner
 from exporter.webhook import decision as dec
 from exporter.webhook.receiver import PATH, TokenFile, WebhookReceiver
 from exporter.webhook.settings import WebhookSettings
-from tests.fakekube.fixtures import fake_kube  # noqa: F401  (fixture)
+from tests.fakekube.fixtures import fake_kube, kube  # noqa: F401  (fixtures)
 from tests.realstack.harness import Alertmanager, AlertmanagerOptions, wait_until
 from tests.realstack.harness import WebhookReceiver as AmWebhook
 from tests.rollback.cluster import MIGRATION, Controller, VirtualTime, seed_canary, settings
@@ -32,13 +31,6 @@ from tests.rollback.cluster import MIGRATION, Controller, VirtualTime, seed_cana
 from .conftest import StaticView
 
 pytestmark = pytest.mark.realstack
-
-
-@pytest.fixture
-async def kube(fake_kube):  # noqa: F811
-    client = KubeClient.connect(fake_kube.kubeconfig, request_timeout=5.0)
-    yield client
-    await client.close()
 
 
 class Stack:
