@@ -12,14 +12,18 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from exporter import __version__, config
+from exporter import __version__, config, demo_defaults
+from exporter.config_values import format_duration, parse_duration
 
-# Which settings sections each command takes flags for.
+#: Settings sections only the simulator reads: ``run`` and ``check-config`` show no flags for them.
+_SIMULATOR_ONLY = ("simulator",)
+
+# Which settings sections each command takes flags for (None: every exporter section).
 _SECTIONS: dict[str, tuple[str, ...] | None] = {
-    "run": None,  # all
+    "run": None,
     "check-config": None,
     "simulate": ("simulator", "log"),
     "demo": ("simulator", "web", "log", "sli"),
@@ -43,17 +47,24 @@ _HELP = {
 }
 
 
-def _option_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] | None) -> None:
-    group = parser.add_argument_group("settings (each also KPR_<FLAG> and a config-file key)")
+def _option_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] | None,
+                  shown_defaults: dict[str, str] | None = None) -> None:
+    group = parser.add_argument_group(
+        "settings (each also KPR_<FLAG> and a config-file key; a DURATION is 30s, 5m, 1h30m, "
+        "500ms or plain seconds)")
+    if sections is None:
+        sections = tuple(s for s in config.section_names() if s not in _SIMULATOR_ONLY)
     for opt in config.options():
-        if sections is not None and opt.path[0] not in sections:
+        if opt.path[0] not in sections:
             continue
+        default = ((shown_defaults or {}).get(opt.flag)
+                   or _show_default(opt.default, opt.duration))
         kwargs: dict[str, Any] = {
             "dest": "flag:" + opt.flag,
             "default": argparse.SUPPRESS,
             "metavar": _metavar(opt),
             # argparse formats help with %: settings' prose may use it literally.
-            "help": f"{opt.help} (default: {_show_default(opt.default)})".replace("%", "%%"),
+            "help": f"{opt.help} (default: {default})".replace("%", "%%"),
         }
         if opt.choices:
             kwargs["choices"] = opt.choices
@@ -62,10 +73,14 @@ def _option_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] | N
 
 
 def _metavar(opt: config.Option) -> str:
+    if opt.duration:
+        return "DURATION"
     return {bool: "BOOL", int: "N", float: "X"}.get(opt.type, "VALUE")
 
 
-def _show_default(value: Any) -> str:
+def _show_default(value: Any, duration: bool = False) -> str:
+    if duration:
+        return format_duration(value)
     if isinstance(value, dict):
         return ",".join(f"{k}={v}" for k, v in value.items()) or "none"
     if isinstance(value, tuple):
@@ -84,19 +99,28 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=_HELP[name], description=_HELP[name])
         p.add_argument("--config.file", dest="config_file", default=None, metavar="PATH",
                        help="YAML configuration file (flags and KPR_* variables override it)")
-        _option_flags(p, sections)
+        # The demo runs with its own defaults (exporter.demo_defaults); --help shows them.
+        _option_flags(p, sections, demo_defaults.help_defaults() if name == "demo" else None)
         _EXTRA.get(name, lambda _p: None)(p)
     return parser
 
 
 def _demo_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--duration", type=float, default=0.0,
-                   help="seconds to run, then exit 0 (default: until Ctrl-C)")
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between summaries")
+    p.add_argument("--duration", type=_duration, default=0.0, metavar="DURATION",
+                   help="how long to run (30s, 5m or seconds), then exit 0 (default: until Ctrl-C)")
+    p.add_argument("--interval", type=_duration, default=5.0, metavar="DURATION",
+                   help="time between summaries (default: 5s)")
     p.add_argument("--with-prometheus", action="store_true",
                    help="also run a real Prometheus and Alertmanager when installed")
     p.add_argument("--report", metavar="DIR", default=None,
                    help="write the migration report into DIR at the end")
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _rollback_flags(p: argparse.ArgumentParser) -> None:
@@ -122,6 +146,9 @@ def _report_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="time_from", default="-2h", help="start (RFC 3339 or -2h)")
     p.add_argument("--to", dest="time_to", default="now", help="end (RFC 3339 or now)")
     p.add_argument("--output", default="kpr-report", help="output directory")
+    p.add_argument("--title", default="", help="the report's heading (default: a generic one)")
+    p.add_argument("--change-id", default="", metavar="ID",
+                   help="the change ticket the report belongs to, shown at the top")
 
 
 _EXTRA: dict[str, Callable[[argparse.ArgumentParser], None]] = {
@@ -133,12 +160,19 @@ _EXTRA: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 }
 
 
-def load_settings(args: argparse.Namespace, env: dict[str, str] | None = None) -> Any:
+#: Commands that start the exporter, and check-config, which must refuse what they refuse.
+_STARTUP_CHECKED = ("run", "check-config")
+
+
+def load_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None, *,
+                  startup: bool = False) -> Any:
+    """The settings of ``args``; ``startup`` adds the checks against this machine."""
     flags = {k.removeprefix("flag:"): v for k, v in vars(args).items() if k.startswith("flag:")}
     return config.load(
         config_file=args.config_file,
         env=os.environ if env is None else env,
         flags=flags,
+        startup=startup,
     )
 
 
@@ -148,8 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    for warning in config.env_warnings(os.environ):
+        print(f"kpr-exporter {args.command}: warning: {warning}", file=sys.stderr)
     try:
-        settings = load_settings(args)
+        settings = load_settings(args, startup=args.command in _STARTUP_CHECKED)
     except config.ConfigError as exc:
         print(f"kpr-exporter {args.command}: {exc}", file=sys.stderr)
         return 2
@@ -158,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     from exporter import commands, logs
+    from exporter.web import ListenError
 
     logs.setup(settings.log.format, settings.log.level)
     handler = getattr(commands, args.command.replace("-", "_"))
@@ -165,3 +202,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(handler(settings, args))
     except KeyboardInterrupt:
         return 0
+    except ListenError as exc:
+        print(f"kpr-exporter {args.command}: {exc}", file=sys.stderr)
+        return 1

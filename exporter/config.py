@@ -8,13 +8,20 @@ Every component declares its settings as a frozen dataclass with defaults and a
 * a command-line flag (``--hubble.tls.ca-file``), unless the field's metadata names
   the flag explicitly (``--scenario``).
 
-``load`` reports every problem at once in a single ``ConfigError``. Pure module:
-reads the config file it is given and the environment mapping it is handed.
+Settings named ``*_seconds`` are durations: ``30s``, ``5m``, ``1h30m``, ``500ms`` or
+plain seconds, in every one of the three places (``exporter.config_values``).
+
+``load`` reports every problem at once in a single ``ConfigError``; with
+``startup=True`` it adds what only the machine can tell (files that must be
+readable, Kubernetes access the rollback mode needs: ``exporter.config_checks``),
+so ``check-config`` refuses exactly what ``run`` refuses. Reads the config file it is
+given and the environment mapping it is handed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import typing
 from collections.abc import Mapping
@@ -24,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from exporter import model
+from exporter import config_values, model
 
 
 class ConfigError(Exception):
@@ -142,6 +149,7 @@ class Option:
     help: str
     choices: tuple[str, ...] | None
     flag: str
+    duration: bool = False
 
     @property
     def key(self) -> str:
@@ -167,8 +175,38 @@ def options(root: type | None = None, prefix: tuple[str, ...] = ()) -> list[Opti
         flag = f.metadata.get("flag") or "--" + ".".join(p.replace("_", "-") for p in path)
         choices = f.metadata.get("choices")
         found.append(Option(path, tp, default, f.metadata.get("help", ""),
-                            tuple(choices) if choices else None, flag))
+                            tuple(choices) if choices else None, flag,
+                            config_values.is_duration(f.name, tp)))
     return found
+
+
+def section_names() -> tuple[str, ...]:
+    """The settings sections, in tree order."""
+    return tuple(_sections())
+
+
+#: ``KPR_*`` variables that are not settings (build metadata, the test suite's switch).
+OTHER_ENV = ("KPR_BUILD_REVISION", "KPR_REQUIRE_REAL_COMPONENTS")
+
+
+def closest(name: str, known: list[str]) -> str:
+    """The closest of ``known`` to ``name``, or ""."""
+    match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return match[0] if match else ""
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    return f" (did you mean {match}?)" if (match := closest(name, known)) else ""
+
+
+def env_warnings(env: Mapping[str, str]) -> list[str]:
+    """One warning per ``KPR_*`` variable that matches no setting, naming the closest one."""
+    by_env = {o.env: o for o in options()}
+    unknown = [n for n in sorted(env)
+               if n.startswith("KPR_") and n not in by_env and n not in OTHER_ENV]
+    return [f"environment variable {name} matches no setting and is ignored" + (
+        f"; did you mean {match} ({by_env[match].flag})?"
+        if (match := closest(name, list(by_env))) else "") for name in unknown]
 
 
 # --- parsing values -------------------------------------------------------------------
@@ -176,51 +214,11 @@ def options(root: type | None = None, prefix: tuple[str, ...] = ()) -> list[Opti
 
 def parse_text(option: Option, text: str) -> Any:
     """Parse a flag or environment value; raises ValueError with a short reason."""
-    tp = option.type
-    if tp is bool:
-        low = text.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {text!r}")
-    if tp is int:
-        return int(text)
-    if tp is float:
-        return float(text)
-    if tp is str:
-        return text
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        return tuple(part.strip() for part in text.split(",") if part.strip())
-    if origin is dict:
-        pairs: dict[str, str] = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            k, sep, v = part.partition("=")
-            if not sep or not k.strip():
-                raise ValueError(f"expected key=value, got {part!r}")
-            pairs[k.strip()] = v.strip()
-        return pairs
-    raise ValueError(f"unsupported option type {tp!r}")
+    return config_values.parse_text(option.type, text, duration=option.duration)
 
 
 def _coerce_yaml(option: Option, value: Any) -> Any:
-    tp = option.type
-    if isinstance(value, str) and tp is not str:
-        return parse_text(option, value)
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    origin = typing.get_origin(tp)
-    if origin is tuple and isinstance(value, list):
-        return tuple(str(v) for v in value)
-    if origin is dict and isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    expected = origin or tp
-    if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ValueError(f"expected {getattr(expected, '__name__', expected)}, got {value!r}")
-    return value
+    return config_values.coerce_yaml(option.type, value, duration=option.duration)
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -231,11 +229,13 @@ def load(
     config_file: str | None = None,
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, str] | None = None,
+    startup: bool = False,
 ) -> Any:
     """Build the validated settings tree, or raise ``ConfigError`` listing every problem.
 
     ``flags`` maps flag names (``--hubble.address``) to their raw text, only for
-    flags given on the command line.
+    flags given on the command line. ``startup`` adds the checks against the machine
+    that starting the exporter needs (``exporter.config_checks``).
     """
     opts = options()
     by_key = {o.key: o for o in opts}
@@ -258,7 +258,8 @@ def load(
         for key, raw in _flatten(document):
             option = by_key.get(key)
             if option is None:
-                problems.append(f"config file: unknown key {key!r}")
+                hint = _did_you_mean(key, list(by_key))
+                problems.append(f"config file: unknown key {key!r}{hint}")
                 continue
             try:
                 values[key] = _coerce_yaml(option, raw)
@@ -277,7 +278,7 @@ def load(
     for flag, text in (flags or {}).items():
         option = by_flag.get(flag)
         if option is None:
-            problems.append(f"unknown flag {flag}")
+            problems.append(f"unknown flag {flag}{_did_you_mean(flag, list(by_flag))}")
             continue
         try:
             values[option.key] = parse_text(option, text)
@@ -291,6 +292,11 @@ def load(
 
     settings = _build(settings_class(), values, ())
     problems.extend(_problems(settings, ()))
+    problems.extend(_tree_problems(settings))
+    if startup:
+        from exporter import config_checks
+
+        problems.extend(config_checks.startup_problems(settings, env or {}))
     if problems:
         raise ConfigError(problems)
     return settings
@@ -319,6 +325,18 @@ def _build(cls: type, values: dict[str, Any], prefix: tuple[str, ...]) -> Any:
         elif ".".join(path) in values:
             kwargs[f.name] = values[".".join(path)]
     return cls(**kwargs)
+
+
+def _tree_problems(settings: Any) -> list[str]:
+    """Rules that span sections (each section checks only itself)."""
+    found = []
+    if settings.rollback.mode == "enforce":
+        if not settings.webhook.token_file:
+            found.append("rollback.mode enforce needs --webhook.token-file: an unauthenticated "
+                         "endpoint must not be able to roll the cluster back")
+        if settings.kube.enabled == "false":
+            found.append("rollback.mode enforce needs Kubernetes access (kube.enabled is false)")
+    return found
 
 
 def _problems(node: Any, prefix: tuple[str, ...]) -> list[str]:

@@ -1,5 +1,10 @@
 """The command line: contract flags exist, check-config prints or lists every problem."""
 
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 
 from exporter import cli
@@ -53,3 +58,110 @@ def test_every_command_prints_its_help(command, capsys):
         cli.main([command, "--help"])
     assert done.value.code == 0
     assert "--config.file" in capsys.readouterr().out
+
+
+# --- check-config refuses what run refuses ------------------------------------------------------
+
+def _refusals(tmp_path):
+    empty = tmp_path / "empty-token"
+    empty.write_text("")
+    return {
+        "enforce without a token": (
+            ["--rollback.mode", "enforce", "--kube.enabled", "false"],
+            "rollback.mode enforce needs --webhook.token-file"),
+        "missing TLS files": (
+            ["--webhook.listen-address", "127.0.0.1:0", "--webhook.tls.cert-file",
+             str(tmp_path / "none.crt"), "--webhook.tls.key-file", str(tmp_path / "none.key")],
+            "webhook.tls.cert_file"),
+        "empty token file": (["--webhook.token-file", str(empty)], "is empty"),
+        "missing Hubble CA": (["--hubble.tls.ca-file", str(tmp_path / "ca.pem")],
+                              "hubble.tls.ca_file"),
+    }
+
+
+@pytest.mark.parametrize("case", ["enforce without a token", "missing TLS files",
+                                  "empty token file", "missing Hubble CA"])
+def test_check_config_refuses_what_run_refuses(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no kubeconfig of the machine's user
+    flags, reason = _refusals(tmp_path)[case]
+    answers = {}
+    for command in ("check-config", "run"):
+        code = cli.main([command, "--kube.enabled", "false", *flags])
+        captured = capsys.readouterr()
+        answers[command] = (code, reason in captured.err, captured.out)
+    assert answers["check-config"] == (2, True, "")
+    assert answers["run"] == (2, True, "")
+
+
+# --- each command shows its own flags -------------------------------------------------------------
+
+SIMULATOR_FLAGS = ("--scenario", "--seed", "--speed", "--grpc.listen-address",
+                   "--agents.listen-address")
+
+
+@pytest.mark.parametrize("command, shown", [("run", False), ("check-config", False),
+                                            ("simulate", True), ("demo", True)])
+def test_simulator_flags_appear_only_where_the_simulator_runs(command, shown, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    out = capsys.readouterr().out
+    assert [f in out for f in SIMULATOR_FLAGS] == [shown] * len(SIMULATOR_FLAGS)
+    if command in ("run", "check-config"):
+        assert "--web.listen-address" in out and "--judge.short-window-seconds DURATION" in out
+
+
+def test_run_refuses_a_simulator_flag():
+    with pytest.raises(SystemExit) as done:
+        cli.build_parser().parse_args(["run", "--scenario", "baseline"])
+    assert done.value.code == 2
+
+
+def test_demo_durations_take_prometheus_style_values():
+    args = cli.build_parser().parse_args(["demo", "--duration", "2m", "--interval", "500ms"])
+    assert (args.duration, args.interval) == (120.0, 0.5)
+
+
+def test_an_unknown_kpr_variable_is_warned_about(capsys, monkeypatch):
+    monkeypatch.setenv("KPR_HUBBLE_ADRESS", "relay:80")
+    assert cli.main(["check-config"]) == 0
+    err = capsys.readouterr().err
+    assert ("kpr-exporter check-config: warning: environment variable KPR_HUBBLE_ADRESS matches "
+            "no setting and is ignored; did you mean KPR_HUBBLE_ADDRESS (--hubble.address)?") in err
+
+
+# --- a port in use: one line naming the address and the flag, non-zero exit ---------------------
+
+LISTENERS = [
+    ("run", "--web.listen-address", []),
+    ("run", "--webhook.listen-address", ["--web.listen-address", "127.0.0.1:0"]),
+    ("simulate", "--grpc.listen-address", ["--agents.listen-address", "127.0.0.1:0"]),
+    ("simulate", "--agents.listen-address", ["--grpc.listen-address", "127.0.0.1:0"]),
+    ("demo", "--web.listen-address", []),
+    ("demo", "--grpc.listen-address", ["--web.listen-address", "127.0.0.1:0"]),
+    ("demo", "--agents.listen-address", ["--web.listen-address", "127.0.0.1:0"]),
+]
+
+
+@pytest.fixture
+def taken_address():
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield f"127.0.0.1:{held.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("command, flag, others", LISTENERS,
+                         ids=[f"{c}{f}" for c, f, _ in LISTENERS])
+def test_a_port_in_use_prints_one_line_and_exits_non_zero(command, flag, others, taken_address,
+                                                           tmp_path):
+    argv = [command, flag, taken_address, *others, "--log.level", "error"]
+    if command == "run":
+        argv += ["--kube.enabled", "false", "--hubble.address", "127.0.0.1:1"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPR_")}
+    done = subprocess.run([sys.executable, "-m", "exporter", *argv], capture_output=True,
+                          text=True, timeout=120, env={**env, "HOME": str(tmp_path)},
+                          cwd=tmp_path)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 1, done.stderr
+    assert lines == [f"kpr-exporter {command}: cannot listen on {taken_address}: address already "
+                     f"in use; choose another address with {flag}"], done.stderr

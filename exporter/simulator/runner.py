@@ -24,6 +24,7 @@ from exporter.simulator.scenarios import Scenario, get_scenario
 from exporter.simulator.server import ObserverServer, start_grpc_server
 from exporter.simulator.settings import SimulatorSettings
 from exporter.simulator.timeline import DEFAULT_CAPACITY, Timeline
+from exporter.web import listen_error, probe_listen
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,14 @@ class Simulator:
         grpc_address = self.settings.grpc_listen_address
         if grpc_address.startswith(":"):
             grpc_address = "[::]" + grpc_address
-        grpc_server, grpc_port = await start_grpc_server(
-            ObserverServer(self.timeline).generic_handlers(), grpc_address)
+        # gRPC reports a failed bind in its own log first: probe, so the error is one line.
+        probe_listen(grpc_address, "--grpc.listen-address")
+        try:
+            grpc_server, grpc_port = await start_grpc_server(
+                ObserverServer(self.timeline).generic_handlers(), grpc_address)
+        except (OSError, RuntimeError) as exc:
+            raise listen_error(self.settings.grpc_listen_address, "--grpc.listen-address",
+                               exc) from exc
         self._grpc = grpc_server
         try:
             app = agents_app(self.timeline, before_request=self._catch_up if self._drive else None)
@@ -85,7 +92,11 @@ class Simulator:
             await runner.setup()
             self._http = runner
             host, port = split_address(self.settings.agents_listen_address)
-            await web.TCPSite(runner, host or None, port).start()
+            try:
+                await web.TCPSite(runner, host or None, port).start()
+            except OSError as exc:
+                raise listen_error(self.settings.agents_listen_address,
+                                   "--agents.listen-address", exc) from exc
             agents_port = runner.addresses[0][1]
         except BaseException:
             await self.stop()
