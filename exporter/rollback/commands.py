@@ -19,7 +19,8 @@ from exporter.rollback.api import CLUSTER, REFUSED, Scope, Trigger
 from exporter.rollback.backup import BackupError, backup_store, take_backup
 from exporter.rollback.executor import KubeRollbacker
 from exporter.rollback.plan import build_plan
-from exporter.rollback.preflight import evaluate, exit_code, gather, render_table
+from exporter.preflight import evaluate, exit_code, render_table
+from exporter.preflight.gather import gather
 from exporter.rollback.reader import read_snapshot
 from exporter.rollback.settings import RollbackSettings
 

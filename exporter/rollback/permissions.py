@@ -64,7 +64,7 @@ def required(settings: RollbackSettings, uses: Iterable[str] = USES) -> tuple[Pe
         Permission("", "pods", ("list",), c.namespace, (), (ROLLBACK,), "find the agent pod of a node"),
         Permission("", "pods", ("delete",), c.namespace, (), (ROLLBACK,),
                    "restart an agent (the DaemonSet controller recreates it)"),
-        Permission("", "secrets", ("list",), c.namespace, (), (BACKUP,),
+        Permission("", "secrets", ("list",), c.namespace, (), (BACKUP, PREFLIGHT),
                    f"Helm release and its values (sh.helm.release.v1.{c.helm_release}.v<N>)",
                    optional=True),
         # --- kube-proxy ---
@@ -74,8 +74,8 @@ def required(settings: RollbackSettings, uses: Iterable[str] = USES) -> tuple[Pe
                    "lift a hostname exclusion from the kube-proxy affinity"),
         Permission("apps", "daemonsets", ("create",), kp.namespace, (), (ROLLBACK,),
                    "restore the kube-proxy DaemonSet from the backup"),
-        Permission("", "configmaps", ("get",), kp.namespace, (kp.configmap,), (ROLLBACK, BACKUP),
-                   "is the kube-proxy ConfigMap there"),
+        Permission("", "configmaps", ("get",), kp.namespace, (kp.configmap,), (ROLLBACK, BACKUP, PREFLIGHT),
+                   "is the kube-proxy ConfigMap there, kube-proxy's mode"),
         Permission("", "serviceaccounts", ("get",), kp.namespace, (), (BACKUP,),
                    "kube-proxy's ServiceAccount", optional=True),
         Permission("rbac.authorization.k8s.io", "clusterrolebindings", ("list",), CLUSTER_SCOPE, (),
@@ -86,7 +86,12 @@ def required(settings: RollbackSettings, uses: Iterable[str] = USES) -> tuple[Pe
         # --- all namespaces (preflight) ---
         Permission("", "services", ("list",), CLUSTER_SCOPE, (), (PREFLIGHT,),
                    "externalTrafficPolicy: Local and sessionAffinity: ClientIP users"),
-        Permission("", "pods", ("list",), CLUSTER_SCOPE, (), (PREFLIGHT,), "hostPort users"),
+        Permission("", "pods", ("list",), CLUSTER_SCOPE, (), (PREFLIGHT,),
+                   "hostPort users, service-mesh sidecars"),
+        Permission("discovery.k8s.io", "endpointslices", ("list",), CLUSTER_SCOPE, (), (PREFLIGHT,),
+                   "backends per Service against the LB map size"),
+        Permission("", "namespaces", ("list",), CLUSTER_SCOPE, (), (PREFLIGHT,),
+                   "service-mesh injection labels", optional=True),
         # --- the exporter's own objects ---
         Permission("", "configmaps", ("get", "update", "patch"), own,
                    (settings.state_configmap, settings.backup_configmap), (ROLLBACK, BACKUP, PREFLIGHT),

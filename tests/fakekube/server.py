@@ -82,6 +82,7 @@ DEFAULT_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "configmaps", "ConfigMap"),
     ResourceType("", "v1", "pods", "Pod", status_subresource=True),
     ResourceType("", "v1", "nodes", "Node", namespaced=False, status_subresource=True),
+    ResourceType("", "v1", "namespaces", "Namespace", namespaced=False),
     ResourceType("", "v1", "services", "Service", status_subresource=True),
     ResourceType("", "v1", "events", "Event"),
     ResourceType("", "v1", "secrets", "Secret"),

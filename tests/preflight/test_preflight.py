@@ -1,8 +1,8 @@
 """Preflight: pure check tables, then good and bad clusters through the fake API.
 
 Matrix: service host via env value / valueFrom / k8s-api-server-urls / missing; kernel
-versions (5.15 pass, 5.4 and 4.19.57 warn, 4.19.10, 5.0 and 5.1.3 fail, unparseable
-warn); kpr value true/false pass, strict fail (ConfigMap and CiliumNodeConfig),
+versions against the running Cilium's minimum (1.18: 5.4 fails; unknown version: 5.15 pass,
+5.4 and 4.19.57 warn, 4.19.10, 5.0 and 5.1.3 fail, unparseable warn); kpr value true/false pass, strict fail (ConfigMap and CiliumNodeConfig),
 partial warn; ETP Local and ClientIP affinity warn; hostPort warn, hostPort in the
 NodePort range or on loopback fail; backup present / without kube-proxy / missing;
 unreadable facts fail with the reason; table rendering and exit codes.
@@ -12,41 +12,15 @@ from __future__ import annotations
 
 import pytest
 
+from exporter.preflight import FAIL, PASS, WARN, evaluate, exit_code, render_table
+from exporter.preflight.checks.kernel import kernel_version
+from exporter.preflight.gather import gather
 from exporter.rollback.backup import ConfigMapBackupStore, take_backup
 from exporter.rollback.model import Backup, NodeConfig
-from exporter.rollback.preflight import (
-    FAIL, PASS, WARN, Facts, Row, evaluate, exit_code, gather, kernel_version, render_table,
-)
 from tests.fakekube.fixtures import configmap, daemonset, node, service
+from tests.fakekube.helm import release_secret
 
-from .cluster import CILIUM_LABELS, settings
-
-S = settings()
-
-
-def cilium_ds(env=None):
-    ds = daemonset("cilium", "kube-system", CILIUM_LABELS)
-    if env is not None:
-        ds["spec"]["template"]["spec"]["containers"][0]["env"] = env
-    return ds
-
-
-GOOD_ENV = [{"name": "KUBERNETES_SERVICE_HOST", "value": "api.example.internal"},
-            {"name": "KUBERNETES_SERVICE_PORT", "value": "6443"}]
-BACKUP = Backup("2026-11-20T10:00:00Z", {}, {"kind": "DaemonSet"}, {}, (), {"revision": 7})
-
-
-def good_facts(**overrides) -> Facts:
-    base = dict(cilium_daemonset=cilium_ds(GOOD_ENV), cilium_config={"kube-proxy-replacement": "false"},
-                kernels={"node-a": "6.1.0-18-amd64", "node-b": "5.15.0-1052-azure"},
-                services=[], pods=[], backup=BACKUP)
-    base.update(overrides)
-    return Facts(**base)
-
-
-def row(facts: Facts, check: str) -> Row:
-    (found,) = [r for r in evaluate(facts, S) if r.check == check]
-    return found
+from .helpers import BACKUP, GOOD_ENV, S, cilium_ds, good_facts, kernel_nodes, row, said
 
 
 @pytest.mark.parametrize("facts, status, text", [
@@ -63,23 +37,35 @@ def row(facts: Facts, check: str) -> Row:
 ])
 def test_service_host(facts, status, text):
     r = row(facts, "k8s-service-host")
-    assert r.status == status and text in r.message
+    assert r.status == status and text in said(r)
 
 
-@pytest.mark.parametrize("kernels, status, text", [
-    ({"a": "6.8.0-1-cloud", "b": "5.8.0"}, PASS, "2 node(s)"),
-    ({"a": "5.4.0-150-generic"}, WARN, "a (5.4.0-150-generic)"),
-    ({"a": "4.19.57-1"}, WARN, "getpeername"),
-    ({"a": "4.19.10", "b": "6.1.0"}, FAIL, "a (4.19.10)"),
-    ({"a": "5.0.21"}, FAIL, "5.0.21"),
-    ({"a": "5.1.3"}, FAIL, "5.1.3"),
-    ({"a": "5.1.16"}, WARN, "5.1.16"),
-    ({"a": "weird"}, WARN, "unreadable kernel version on a (weird)"),
-    ({}, FAIL, "no nodes"),
+OLD_CILIUM = "quay.io/cilium/cilium:latest"  # no version in the tag: socket-LB's own needs only
+
+
+@pytest.mark.parametrize("image, kernels, status, text", [
+    (OLD_CILIUM, {"a": "6.8.0-1-cloud", "b": "5.8.0"}, PASS, "2 node(s)"),
+    (OLD_CILIUM, {"a": "5.4.0-150-generic"}, WARN, "a (5.4.0-150-generic)"),
+    (OLD_CILIUM, {"a": "4.19.57-1"}, WARN, "getpeername"),
+    (OLD_CILIUM, {"a": "4.19.10", "b": "6.1.0"}, FAIL, "a (4.19.10)"),
+    (OLD_CILIUM, {"a": "5.0.21"}, FAIL, "5.0.21"),
+    (OLD_CILIUM, {"a": "5.1.3"}, FAIL, "5.1.3"),
+    (OLD_CILIUM, {"a": "5.1.16"}, WARN, "5.1.16"),
+    (OLD_CILIUM, {"a": "weird"}, WARN, "unreadable kernel version on a (weird)"),
+    (OLD_CILIUM, {}, FAIL, "no nodes"),
+    ("quay.io/cilium/cilium:v1.18.3@sha256:0123", {"a": "5.4.0-150-generic", "b": "6.1.0"}, FAIL,
+     "Cilium 1.18 needs kernel >= 5.10.0"),
+    ("quay.io/cilium/cilium:v1.18.3", {"a": "5.10.0-28-amd64"}, PASS, "Cilium 1.18 needs >= 5.10.0"),
+    ("quay.io/cilium/cilium:v1.17.9", {"a": "5.4.0-150-generic"}, WARN, "a (5.4.0-150-generic)"),
+    ("quay.io/cilium/cilium:v1.17.9", {"a": "4.19.90"}, FAIL, "Cilium 1.17 needs kernel >= 5.4.0"),
+    ("quay.io/cilium/cilium:v1.17.9", {"a": "4.18.0-477.el8.x86_64"}, WARN, "el8"),
+    ("quay.io/cilium/cilium:v1.18.0", {"a": "4.18.0-477.el8.x86_64"}, FAIL, "el8"),
+    ("quay.io/cilium/cilium:v1.15.2", {"a": "4.19.90"}, WARN, "4.19.90"),
 ])
-def test_kernel(kernels, status, text):
-    r = row(good_facts(kernels=kernels), "kernel")
-    assert r.status == status and text in r.message
+def test_kernel(image, kernels, status, text):
+    r = row(good_facts(nodes=kernel_nodes(kernels), cilium_daemonset=cilium_ds(GOOD_ENV, image)),
+            "kernel")
+    assert r.status == status and text in said(r), r
 
 
 def test_kernel_version_parse():
@@ -99,7 +85,7 @@ def test_kernel_version_parse():
 ])
 def test_kpr_value(config, cncs, status, text):
     r = row(good_facts(cilium_config=config, node_configs=cncs), "kpr-value")
-    assert r.status == status and text in r.message
+    assert r.status == status and text in said(r)
 
 
 def svc(name, **spec):
@@ -134,7 +120,7 @@ def pod_with_ports(name, *ports):
 ])
 def test_host_port(pods, status, text):
     r = row(good_facts(pods=pods), "host-port")
-    assert r.status == status and text in r.message
+    assert r.status == status and text in said(r)
 
 
 @pytest.mark.parametrize("backup, errors, status, text", [
@@ -145,7 +131,7 @@ def test_host_port(pods, status, text):
 ])
 def test_backup(backup, errors, status, text):
     r = row(good_facts(backup=backup, errors=errors), "backup")
-    assert r.status == status and text in r.message
+    assert r.status == status and text in said(r)
 
 
 def test_table_and_exit_code():
@@ -153,10 +139,12 @@ def test_table_and_exit_code():
     assert exit_code(rows) == 0 and {r.status for r in rows} == {PASS}
     text = render_table(rows)
     assert text.splitlines()[0].split() == ["CHECK", "STATUS", "MESSAGE"]
+    assert "why:" not in text and "do:" not in text, "passing rows stay one line"
     assert "k8s-service-host         PASS" in text
-    assert text.endswith("7 checks: 0 failed, 0 warnings")
+    assert text.endswith(f"{len(rows)} checks: 0 failed, 0 warnings") and len(rows) >= 14
     bad = evaluate(good_facts(backup=None), S)
-    assert exit_code(bad) == 1 and "1 failed" in render_table(bad)
+    assert exit_code(bad) == 1 and "2 failed" in render_table(bad)
+    assert "do: run `kpr-exporter backup` before switching" in render_table(bad)
 
 
 def seed_cluster(fake, *, good: bool):
@@ -170,6 +158,7 @@ def seed_cluster(fake, *, good: bool):
     fake.seed(daemonset("kube-proxy", "kube-system", {"k8s-app": "kube-proxy"}))
     fake.seed(configmap("kube-proxy", "kube-system", {"config.conf": "x"}))
     fake.seed(svc("web", externalTrafficPolicy="Local" if not good else "Cluster"))
+    fake.seed(release_secret("cilium", 3))
 
 
 async def test_good_cluster_through_the_api(fake_kube, kube, vtime):
@@ -178,6 +167,11 @@ async def test_good_cluster_through_the_api(fake_kube, kube, vtime):
     await store.save((await take_backup(kube, S, clock=vtime)).backup)
     rows = evaluate(await gather(kube, S, store), S)
     assert [(r.check, r.status) for r in rows if r.status != PASS] == [], render_table(rows)
+    fake_kube.seed(release_secret("cilium", 3, status="superseded"))
+    fake_kube.seed(release_secret("cilium", 4))
+    rows = {r.check: r for r in evaluate(await gather(kube, S, store), S)}
+    assert rows["backup-freshness"].status == FAIL
+    assert "revision 3; the release is now at revision 4" in rows["backup-freshness"].message
 
 
 async def test_bad_cluster_through_the_api(fake_kube, kube):
@@ -186,7 +180,9 @@ async def test_bad_cluster_through_the_api(fake_kube, kube):
     store = ConfigMapBackupStore(kube, S.namespace, S.backup_configmap)
     rows = {r.check: r for r in evaluate(await gather(kube, S, store), S)}
     assert {k: r.status for k, r in rows.items()} == {
-        "k8s-service-host": FAIL, "kernel": FAIL, "kpr-value": FAIL, "external-traffic-policy": WARN,
-        "session-affinity": PASS, "host-port": FAIL, "backup": FAIL,
+        "k8s-service-host": FAIL, "k8s-service-host-ha": PASS, "kernel": FAIL, "kpr-value": FAIL,
+        "lb-mode": PASS, "lb-map-size": PASS, "external-traffic-policy": WARN,
+        "session-affinity": PASS, "host-port": FAIL, "mesh-socket-lb": FAIL,
+        "kube-proxy-mode": PASS, "owners": PASS, "backup": FAIL, "backup-freshness": FAIL,
     }
     assert "could not check: forbidden" in rows["host-port"].message

@@ -1,0 +1,1 @@
+"""Preflight checks: one pure function each, ``check(facts, settings) -> Row``."""
