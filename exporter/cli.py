@@ -128,6 +128,10 @@ def _rollback_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scope", default="cluster",
                    help="cluster, canary, or a comma list of node names")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--persist", action="store_true",
+                   help="make a rollback durable: a new revision of Cilium's Helm release with "
+                        "kubeProxyReplacement=false, from its own stored chart and values "
+                        "(needs the rights to upgrade Cilium and the Helm engine extra)")
 
 
 def _backup_flags(p: argparse.ArgumentParser) -> None:

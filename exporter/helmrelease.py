@@ -57,6 +57,11 @@ def secret_revision(secret: Mapping[str, Any], release: str) -> int | None:
 
 def decode_secret(secret: Mapping[str, Any]) -> Release:
     """The release a ``helm.sh/release.v1`` Secret (as read through the API) holds."""
+    return _release(decode_document(secret), secret.get("metadata") or {})
+
+
+def decode_document(secret: Mapping[str, Any]) -> dict[str, Any]:
+    """The whole release record (chart, values, manifest) a release Secret holds."""
     meta = secret.get("metadata") or {}
     name = meta.get("name", "?")
     raw = (secret.get("data") or {}).get("release")
@@ -72,7 +77,7 @@ def decode_secret(secret: Mapping[str, Any]) -> Release:
                                  f"({type(exc).__name__}: {exc})") from exc
     if not isinstance(doc, dict):
         raise ReleaseFormatError(f"Secret {name}: the release is not a JSON object")
-    return _release(doc, meta)
+    return doc
 
 
 def latest_deployed(releases: Iterable[Release]) -> Release | None:

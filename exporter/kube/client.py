@@ -47,6 +47,10 @@ STRATEGIC_MERGE: Final = "application/strategic-merge-patch+json"
 MERGE_PATCH: Final = "application/merge-patch+json"
 JSON_PATCH: Final = "application/json-patch+json"
 PATCH_TYPES: Final = (STRATEGIC_MERGE, MERGE_PATCH, JSON_PATCH)
+#: The field manager of every write, so the fields this product set can be told apart in
+#: ``managedFields`` (and handed back after a change is persisted through the owner).
+FIELD_MANAGER: Final = "kpr-exporter"
+_MANAGED: Final = (("fieldManager", FIELD_MANAGER),)
 
 # Watch event types; SYNC is ours: a complete listing that replaces what came before.
 ADDED: Final = "ADDED"
@@ -190,7 +194,7 @@ class KubeClient:
         """Create ``body``; ``Conflict`` (``already_exists``) when the name is taken."""
         if resource.namespaced and not namespace:
             namespace = (body.get("metadata") or {}).get("namespace")
-        return await self._call("create", resource, "POST", namespace, None,
+        return await self._call("create", resource, "POST", namespace, None, query=_MANAGED,
                                 body=_with_type(resource, body), collection=True)
 
     async def replace(self, resource: Resource, body: Mapping[str, Any],
@@ -201,7 +205,8 @@ class KubeClient:
         if resource.namespaced and not namespace:
             namespace = meta.get("namespace")
         return await self._call("update", resource, "PUT", namespace, meta.get("name", ""),
-                                body=_with_type(resource, body), subresource=subresource)
+                                query=_MANAGED, body=_with_type(resource, body),
+                                subresource=subresource)
 
     async def patch(self, resource: Resource, name: str, patch: Any,
                     namespace: str | None = None, *, patch_type: str | None = None,
@@ -216,7 +221,7 @@ class KubeClient:
         if patch_type not in PATCH_TYPES:
             raise ValueError(f"unknown patch type {patch_type!r}")
         return await self._call("patch", resource, "PATCH", namespace, name, body=patch,
-                                content_type=patch_type, subresource=subresource)
+                                query=_MANAGED, content_type=patch_type, subresource=subresource)
 
     async def delete(self, resource: Resource, name: str, namespace: str | None = None, *,
                      resource_version: str | None = None,

@@ -10,6 +10,29 @@ from typing import Any
 SECRET_TYPE = "helm.sh/release.v1"
 
 
+CONFIG_TEMPLATE = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cilium-config
+  namespace: {{ .Release.Namespace }}
+data:
+  kube-proxy-replacement: {{ .Values.kubeProxyReplacement | quote }}
+  k8s-service-port: {{ .Values.k8sServicePort | quote }}
+"""
+
+
+def stored_chart(version: str = "1.18.3") -> dict[str, Any]:
+    """A small cilium chart as Helm stores it in a release record (file data base64)."""
+    def file(name: str, text: str) -> dict[str, str]:
+        return {"name": name, "data": base64.b64encode(text.encode()).decode()}
+    return {"metadata": {"apiVersion": "v2", "name": "cilium", "version": version,
+                         "appVersion": version, "description": "eBPF networking"},
+            "templates": [file("templates/cilium-configmap.yaml", CONFIG_TEMPLATE)],
+            "files": [file("files/README.txt", "cilium\n")],
+            "values": {"kubeProxyReplacement": False, "k8sServicePort": 6443},
+            "schema": None}
+
+
 def release_secret(name: str, revision: int, *, status: str = "deployed",
                    values: dict[str, Any] | None = None, compress: bool = True,
                    namespace: str = "kube-system", chart_version: str = "1.18.3") -> dict[str, Any]:
@@ -17,9 +40,7 @@ def release_secret(name: str, revision: int, *, status: str = "deployed",
     Helm's own base64 of gzip of the release JSON."""
     doc = {"name": name, "namespace": namespace, "version": revision,
            "info": {"status": status},
-           "chart": {"metadata": {"name": "cilium", "version": chart_version,
-                                  "appVersion": chart_version},
-                     "values": {"kubeProxyReplacement": False}},
+           "chart": stored_chart(chart_version),
            "config": values if values is not None else {"kubeProxyReplacement": True},
            "manifest": "---\n"}
     stored = json.dumps(doc).encode()

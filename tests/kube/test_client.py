@@ -74,6 +74,10 @@ async def test_create_get_replace_patch_delete_a_configmap(kube, fake_kube):
     assert fake_kube.requests[-1].content_type == "application/strategic-merge-patch+json"
     await kube.delete(CONFIGMAPS, "cfg", NS)
     assert fake_kube.get("configmaps", "cfg", NS) is None
+    writes = [r for r in fake_kube.requests if r.method in ("POST", "PUT", "PATCH")]
+    assert len(writes) == 3
+    assert {r.query.get("fieldManager") for r in writes} == {"kpr-exporter"}, \
+        "every write names this product as its field manager"
 
 
 async def test_custom_resources_default_to_merge_patch_and_lists_filter(kube, fake_kube):
