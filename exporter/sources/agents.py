@@ -6,18 +6,15 @@ whether the last attempt worked and why not. One agent failing never touches the
 others. Targets come from an injected ``discover()`` coroutine: the static
 ``--agents.static`` list (``static_discovery``) or the Kubernetes side's agent pods.
 
-``AgentCollector`` turns the last scrape into metrics; ``collect()`` does no I/O::
+A body is never held whole: each chunk, as it arrives, goes to an ``ExpositionFilter``
+(``exporter.sources.agent_text``) in a worker thread, which keeps only the samples of
+the families read, up to ``max_series`` series. The body limit counts the bytes as
+they come. The event loop only moves chunks, so a big or hostile body costs it little,
+and a failed scrape leaves nothing behind: the error is kept as its kind and text,
+never as an exception whose traceback would hold the scrape's frames.
 
-    kpr_node_drops_total{node="worker-1",datapath="ebpf",reason="Service backend not found",direction="EGRESS"} 47
-    kpr_node_forwards_total{node="worker-1",datapath="ebpf",direction="INGRESS"} 1509230446
-    kpr_agent_up{node="worker-1"} 1
-    kpr_agent_scrape_duration_seconds{node="worker-1"} 0.012
-    kpr_agent_scrape_errors_total{node="worker-1",kind="timeout"} 0
-
-Counter values are the agent's own (its BPF metrics map survives agent restarts),
-so ``rate()`` works on them; nothing is accumulated here. A node whose last
-scrape failed shows ``kpr_agent_up 0`` and no drop/forward series: a stale copy
-would read as "no drops", and no data must never look like zero.
+``AgentCollector`` (``exporter.sources.agent_collector``) turns the last scrape into
+metrics.
 """
 
 from __future__ import annotations
@@ -25,17 +22,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.roles import Clock, DatapathResolver, system_clock
+from exporter.roles import Clock, system_clock
+from exporter.sources.agent_collector import (
+    ERROR_KINDS,
+    AgentCollector,
+    AgentState,
+    AgentStateSource,
+)
+from exporter.sources.agent_text import (
+    DROP_COUNT_NAMES,
+    FORWARD_COUNT_NAMES,
+    KPR_FEATURE_NAME,
+    VERSION_NAME,
+    AgentScrapeError,
+    AgentSnapshot,
+    ExpositionFilter,
+    parse_agent_metrics,
+)
 from exporter.sources.agents_settings import AgentSettings
-from exporter.sources.errors import SourceError
+
+__all__ = [
+    "DROP_COUNT_NAMES", "ERROR_KINDS", "FORWARD_COUNT_NAMES", "KPR_FEATURE_NAME",
+    "VERSION_NAME", "AgentCollector", "AgentScrapeError", "AgentScraper", "AgentSnapshot",
+    "AgentState", "AgentStateSource", "Discover", "KprGaugeSink", "parse_agent_metrics",
+    "static_discovery",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,104 +60,9 @@ Discover = Callable[[], Awaitable[dict[str, str]]]
 #: Receives each node's KPR feature gauge after a scrape (None: unknown).
 KprGaugeSink = Callable[[str, float | None], None]
 
-#: Values of the ``kind`` label of ``kpr_agent_scrape_errors_total`` (pre-initialised at 0).
-ERROR_KINDS = ("timeout", "connect", "http", "oversize", "parse")
-
-# Metric spellings, preferred first. The ``cilium_datapath_*`` names existed briefly on
-# Cilium's main branch (PR #27370, reverted by #29226); accepting them costs nothing.
-DROP_COUNT_NAMES = ("cilium_drop_count_total", "cilium_datapath_drop_count_total")
-FORWARD_COUNT_NAMES = ("cilium_forward_count_total", "cilium_datapath_forward_count_total")
-#: 0/1 gauge, Cilium >= 1.17 only.
-KPR_FEATURE_NAME = "cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled"
-VERSION_NAME = "cilium_version"
-
-_WANTED = (*DROP_COUNT_NAMES, *FORWARD_COUNT_NAMES, KPR_FEATURE_NAME, VERSION_NAME)
 _ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
-
-
-class AgentScrapeError(SourceError):
-    """One agent could not be scraped; ``kind`` is one of ``ERROR_KINDS`` (or ``internal``)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSnapshot:
-    """What one good scrape of an agent said. Absent families are empty / None, not zero."""
-
-    drops: dict[tuple[str, str], float]  # (reason, direction) -> dropped packets
-    forwards: dict[str, float]  # direction -> forwarded packets
-    kpr_enabled: float | None  # None: the agent has no feature gauge (Cilium < 1.17)
-    version: str = ""  # the cilium_version label, "" when absent
-
-
-def parse_agent_metrics(text: str) -> AgentSnapshot:
-    """Read the families this project uses from an agent's exposition text.
-
-    Only the sample lines of those families go through the parser: an agent's body
-    has thousands of lines and parsing all of them costs ~25 µs a line on the event
-    loop. Samples are matched by their own name, so a missing ``# TYPE`` line does
-    not matter. Raises ``AgentScrapeError("parse")`` when a line read is not valid
-    exposition, or when the body holds no ``cilium_`` sample at all (not an agent).
-    """
-    lines = text.split("\n")
-    wanted = "\n".join(line for line in lines if line.startswith(_WANTED))
-    if not wanted and not any(line.startswith("cilium_") for line in lines):
-        raise AgentScrapeError("parse", "no Cilium agent metrics in the body")
-    found: dict[str, list[tuple[dict[str, str], float]]] = {}
-    try:
-        for family in text_string_to_metric_families(wanted):
-            for sample in family.samples:
-                if sample.name in _WANTED:
-                    found.setdefault(sample.name, []).append((sample.labels, sample.value))
-    except (ValueError, TypeError, IndexError, KeyError) as exc:
-        why = str(exc)
-        why = why if len(why) <= 160 else why[:160] + "..."  # the parser quotes whole lines
-        raise AgentScrapeError("parse", f"not Prometheus text exposition: {why}") from exc
-
-    drops: dict[tuple[str, str], float] = {}
-    for labels, value in _first_spelling(found, DROP_COUNT_NAMES):
-        key = (labels.get("reason", ""), labels.get("direction", "UNKNOWN"))
-        drops[key] = drops.get(key, 0.0) + value  # extra labels, if any, are summed away
-    forwards: dict[str, float] = {}
-    for labels, value in _first_spelling(found, FORWARD_COUNT_NAMES):
-        direction = labels.get("direction", "UNKNOWN")
-        forwards[direction] = forwards.get(direction, 0.0) + value
-    kpr = found.get(KPR_FEATURE_NAME)
-    version = found.get(VERSION_NAME)
-    return AgentSnapshot(
-        drops=drops,
-        forwards=forwards,
-        kpr_enabled=max(v for _, v in kpr) if kpr else None,
-        version=version[0][0].get("version", "") if version else "",
-    )
-
-
-def _first_spelling(
-    found: Mapping[str, list[tuple[dict[str, str], float]]], names: tuple[str, ...]
-) -> list[tuple[dict[str, str], float]]:
-    for name in names:
-        if name in found:
-            return found[name]
-    return []
-
-
-@dataclass(frozen=True, slots=True)
-class AgentState:
-    """One node's scrape state. Published whole and never mutated afterwards."""
-
-    node: str
-    url: str
-    up: bool
-    duration_seconds: float  # of the last attempt, failed or not
-    last_attempt: float  # wall clock
-    last_success: float | None = None
-    snapshot: AgentSnapshot | None = None  # the last good one (may predate a failure)
-    error_kind: str = ""
-    error: str = ""
-    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_KINDS, 0))
+#: Bytes handed to the worker thread at a time.
+_CHUNK = 256 * 1024
 
 
 def static_discovery(targets: Mapping[str, str]) -> Discover:
@@ -181,6 +102,9 @@ class AgentScraper:
         self._discovery_error = ""
         self._rounds = 0
         self._semaphore = asyncio.Semaphore(settings.concurrency)
+        # One worker of its own: the filter is CPU work under the GIL (more threads would
+        # not make it faster), and the shared default pool can be full of blocking calls.
+        self._worker: ThreadPoolExecutor | None = None  # started by the first body
 
     def states(self) -> Mapping[str, AgentState]:
         """Node -> state of its last scrape (a snapshot safe to read from any thread)."""
@@ -212,7 +136,10 @@ class AgentScraper:
             self._notify(state.node, snapshot.kpr_enabled if snapshot else None)
 
     async def aclose(self) -> None:
-        """Close the HTTP session if this scraper created it."""
+        """Stop the filter's worker thread; close the HTTP session if this scraper created it."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=False, cancel_futures=True)
+            self._worker = None
         if self._own_session and self._session is not None:
             await self._session.close()
             self._session = None
@@ -245,57 +172,77 @@ class AgentScraper:
 
     async def _scrape(self, node: str, url: str) -> AgentState:
         previous = self._states.get(node)
+        snapshot: AgentSnapshot | None = None
         async with self._semaphore:
             started = self._monotonic()
+            # Keep the failure as text: an exception kept in this frame would keep its
+            # traceback, and with it this frame, alive until the cycle collector runs.
             try:
-                snapshot = parse_agent_metrics(await self._fetch(url))
-                error: AgentScrapeError | None = None
+                snapshot = await self._fetch(url)
+                kind = message = ""
             except AgentScrapeError as exc:
-                error = exc
+                kind, message = exc.kind, str(exc)
             except Exception as exc:  # never let one agent end the round
-                error = AgentScrapeError("internal", f"{type(exc).__name__}: {exc}")
+                kind, message = "internal", f"{type(exc).__name__}: {exc}"
             duration = self._monotonic() - started
-        now = self._clock()
-        errors = dict(previous.errors) if previous else dict.fromkeys(ERROR_KINDS, 0)
-        if error is None:
-            state = AgentState(node, url, True, duration, now, now, snapshot, errors=errors)
-        else:
-            errors[error.kind] = errors.get(error.kind, 0) + 1
-            state = AgentState(
-                node, url, False, duration, now,
-                previous.last_success if previous else None,
-                previous.snapshot if previous else None,
-                error.kind, str(error), errors,
-            )
+        state = self._next_state(previous, node, url, duration, snapshot, kind, message)
         self._log_change(previous, state)
         return state
 
-    async def _fetch(self, url: str) -> str:
-        limit = self._settings.max_body_bytes
+    def _next_state(
+        self, previous: AgentState | None, node: str, url: str, duration: float,
+        snapshot: AgentSnapshot | None, kind: str, message: str,
+    ) -> AgentState:
+        now = self._clock()
+        errors = dict(previous.errors) if previous else dict.fromkeys(ERROR_KINDS, 0)
+        dropped = previous.series_dropped if previous else 0
+        duplicates = previous.duplicate_samples if previous else 0
+        if snapshot is not None:
+            return AgentState(
+                node, url, True, duration, now, now, snapshot, errors=errors,
+                series_dropped=dropped + snapshot.series_dropped,
+                duplicate_samples=duplicates + snapshot.duplicates,
+            )
+        errors[kind] = errors.get(kind, 0) + 1
+        return AgentState(
+            node, url, False, duration, now,
+            previous.last_success if previous else None,
+            previous.snapshot if previous else None,
+            kind, message, errors, dropped, duplicates,
+        )
+
+    async def _fetch(self, url: str) -> AgentSnapshot:
         timeout = self._settings.timeout_seconds
         try:
             async with asyncio.timeout(timeout):
                 async with self._client().get(url, headers={"Accept": _ACCEPT}) as response:
-                    if response.status != 200:
-                        raise AgentScrapeError(
-                            "http", f"HTTP {response.status} {response.reason or ''}".rstrip()
-                        )
-                    if response.content_length is not None and response.content_length > limit:
-                        raise _oversize(limit, f"Content-Length {response.content_length}")
-                    body = bytearray()
-                    async for chunk in response.content.iter_chunked(1 << 16):
-                        body += chunk
-                        if len(body) > limit:
-                            raise _oversize(limit, "body")
-                    charset = response.charset or "utf-8"
+                    return await self._read(response)
         except TimeoutError as exc:
             raise AgentScrapeError("timeout", f"no complete answer within {timeout:g}s") from exc
         except aiohttp.ClientError as exc:
             raise AgentScrapeError("connect", f"{type(exc).__name__}: {exc}") from exc
-        try:
-            return body.decode(charset)
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise AgentScrapeError("parse", f"body is not {charset} text: {exc}") from exc
+
+    async def _read(self, response: aiohttp.ClientResponse) -> AgentSnapshot:
+        """Stream the body through the filter, in a worker thread, chunk by chunk."""
+        limit = self._settings.max_body_bytes
+        if response.status != 200:
+            raise AgentScrapeError(
+                "http", f"HTTP {response.status} {response.reason or ''}".rstrip())
+        if response.content_length is not None and response.content_length > limit:
+            raise _oversize(limit, f"Content-Length {response.content_length}")
+        reader = ExpositionFilter(
+            max_series=self._settings.max_series, charset=response.charset or "utf-8")
+        loop = asyncio.get_running_loop()
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-filter")
+        worker = self._worker
+        received = 0
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            received += len(chunk)
+            if received > limit:
+                raise _oversize(limit, "body")
+            await loop.run_in_executor(worker, reader.feed, chunk)
+        return await loop.run_in_executor(worker, reader.finish)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -306,6 +253,7 @@ class AgentScraper:
         return self._session
 
     def _log_change(self, previous: AgentState | None, state: AgentState) -> None:
+        self._log_cap(previous, state)
         if previous is not None and (previous.up, previous.error_kind) == (
             state.up, state.error_kind
         ):
@@ -322,6 +270,17 @@ class AgentScraper:
                               "kind": state.error_kind, "error": state.error}},
             )
 
+    def _log_cap(self, previous: AgentState | None, state: AgentState) -> None:
+        """Warn when an agent's series start to exceed the cap (once, until they fit again)."""
+        now = state.snapshot.series_dropped if state.up and state.snapshot else 0
+        before = previous.snapshot.series_dropped if previous and previous.snapshot else 0
+        if now and not before:
+            log.warning(
+                "agent series over the limit dropped",
+                extra={"kv": {"node": state.node, "url": state.url, "dropped": now,
+                              "max_series": self._settings.max_series}},
+            )
+
     def _notify(self, node: str, value: float | None) -> None:
         if self._on_kpr_gauge is None:
             return
@@ -333,68 +292,3 @@ class AgentScraper:
 
 def _oversize(limit: int, what: str) -> AgentScrapeError:
     return AgentScrapeError("oversize", f"{what} exceeds the limit of {limit} bytes")
-
-
-class AgentStateSource(Protocol):
-    """Anything that knows the last scrape state per node (the scraper, or a test double)."""
-
-    def states(self) -> Mapping[str, AgentState]: ...
-
-
-class AgentCollector:
-    """prometheus_client collector over the last scrape of each agent (no I/O in collect)."""
-
-    def __init__(self, *, source: AgentStateSource, resolver: DatapathResolver) -> None:
-        self._source = source
-        self._resolver = resolver
-
-    def describe(self) -> Iterator[Metric]:
-        yield from _families()
-
-    def collect(self) -> Iterator[Metric]:
-        drops, forwards, up, duration, errors = _families()
-        for node, state in self._source.states().items():
-            up.add_metric([node], 1.0 if state.up else 0.0)
-            duration.add_metric([node], state.duration_seconds)
-            for kind, count in state.errors.items():
-                errors.add_metric([node, kind], count)
-            if not state.up or state.snapshot is None:
-                continue
-            datapath = self._resolver.datapath(node)
-            for (reason, direction), value in state.snapshot.drops.items():
-                drops.add_metric([node, datapath, reason, direction], value)
-            for direction, value in state.snapshot.forwards.items():
-                forwards.add_metric([node, datapath, direction], value)
-        yield from (drops, forwards, up, duration, errors)
-
-
-def _families() -> tuple[
-    CounterMetricFamily, CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily,
-    CounterMetricFamily,
-]:
-    return (
-        CounterMetricFamily(
-            "kpr_node_drops_total",
-            "Packets the node's Cilium datapath dropped, as its agent reports them.",
-            labels=("node", "datapath", "reason", "direction"),
-        ),
-        CounterMetricFamily(
-            "kpr_node_forwards_total",
-            "Packets the node's Cilium datapath forwarded, as its agent reports them.",
-            labels=("node", "datapath", "direction"),
-        ),
-        GaugeMetricFamily(
-            "kpr_agent_up", "1 when the last scrape of the node's Cilium agent worked.",
-            labels=("node",),
-        ),
-        GaugeMetricFamily(
-            "kpr_agent_scrape_duration_seconds",
-            "Duration of the last scrape of the node's Cilium agent, failed or not.",
-            labels=("node",),
-        ),
-        CounterMetricFamily(
-            "kpr_agent_scrape_errors_total",
-            "Failed scrapes of the node's Cilium agent, by kind of failure.",
-            labels=("node", "kind"),
-        ),
-    )

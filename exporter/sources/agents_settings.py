@@ -42,6 +42,13 @@ class AgentSettings:
         default=16 * 1024 * 1024,
         metadata={"help": "Largest accepted (decompressed) /metrics body; larger is an error."},
     )
+    max_series: int = field(
+        default=2000,
+        metadata={"help": "Most series kept from one agent's scrape (its drop and forward "
+                          "counters, feature gauge and version; a real agent has a few dozen). "
+                          "Further series are dropped and counted in "
+                          "kpr_agent_series_dropped_total."},
+    )
     concurrency: int = field(
         default=64, metadata={"help": "At most this many agents are scraped at the same time."}
     )
@@ -82,7 +89,7 @@ class AgentSettings:
             value = getattr(self, name)
             if not value > 0:  # also rejects NaN
                 found.append(f"agents.{name}: {value} must be positive")
-        for name in ("max_body_bytes", "concurrency"):
+        for name in ("max_body_bytes", "max_series", "concurrency"):
             value = getattr(self, name)
             if value <= 0:
                 found.append(f"agents.{name}: {value} must be positive")

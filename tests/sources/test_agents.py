@@ -20,181 +20,32 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import CollectorRegistry
 
 from exporter.sources.agents import (
     ERROR_KINDS,
     AgentCollector,
     AgentScrapeError,
     AgentScraper,
-    parse_agent_metrics,
     static_discovery,
 )
 from exporter.sources.agents_settings import AgentSettings
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "agent_metrics"
-LOGGER = "exporter.sources.agents"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def fixture(name: str) -> str:
-    return (DATA / name).read_text()
-
-
-def counters(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    """Samples of ``name`` in ``text``: sorted label pairs -> value."""
-    return {
-        tuple(sorted(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name
-    }
-
-
-class Agents:
-    """One local HTTP server playing several agents at /nodes/<node>/metrics."""
-
-    def __init__(self) -> None:
-        self.handlers: dict[str, Handler] = {}
-        self.never = asyncio.Event()  # the hanging agent waits on it; no test sets it
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    def serve(self, node: str, handler: Handler) -> str:
-        self.handlers[node] = handler
-        return self.url(node)
-
-    def url(self, node: str) -> str:
-        return f"http://127.0.0.1:{self.port}/nodes/{node}/metrics"
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/nodes/{node}/metrics", self._route)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _route(self, request: web.Request) -> web.StreamResponse:
-        handler = self.handlers.get(request.match_info["node"])
-        if handler is None:
-            raise web.HTTPNotFound()
-        return await handler(request)
-
-    # --- behaviours ------------------------------------------------------------------
-
-    @staticmethod
-    def text(body: str) -> Handler:
-        async def handler(request: web.Request) -> web.StreamResponse:
-            return web.Response(text=body, content_type="text/plain", charset="utf-8")
-
-        return handler
-
-    def hang(self) -> Handler:
-        async def handler(request: web.Request) -> web.StreamResponse:
-            await self.never.wait()
-            return web.Response(text="too late")
-
-        return handler
-
-    @staticmethod
-    def status(code: int) -> Handler:
-        async def handler(request: web.Request) -> web.StreamResponse:
-            return web.Response(status=code, text="boom")
-
-        return handler
-
-    @staticmethod
-    def streamed(body: str) -> Handler:
-        """Chunked transfer: no Content-Length for the client to check up front."""
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-            response.enable_chunked_encoding()
-            await response.prepare(request)
-            data = body.encode()
-            for start in range(0, len(data), 8192):
-                await response.write(data[start:start + 8192])
-            await response.write_eof()
-            return response
-
-        return handler
-
-
-class Resolver:
-    def __init__(self, datapaths: dict[str, str]) -> None:
-        self.datapaths = datapaths
-
-    def datapath(self, node: str) -> str:
-        return self.datapaths.get(node, "unknown")
-
-
-class Gauges:
-    """Records what the scraper hands to the datapath tracker."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, float | None]] = []
-
-    def __call__(self, node: str, value: float | None) -> None:
-        self.calls.append((node, value))
-
-    def last(self) -> dict[str, float | None]:
-        return dict(self.calls)
-
-
-@pytest.fixture
-async def agents() -> AsyncIterator[Agents]:
-    server = Agents()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-def make(
-    targets: dict[str, str], **overrides: object
-) -> tuple[AgentScraper, CollectorRegistry, Gauges]:
-    settings = AgentSettings(**{"timeout_seconds": 2.0, "max_body_bytes": 200_000, **overrides})
-    gauges = Gauges()
-    scraper = AgentScraper(
-        settings=settings, discover=static_discovery(targets), on_kpr_gauge=gauges,
-        clock=lambda: 1_700_000_000.0,
-    )
-    registry = CollectorRegistry()
-    registry.register(AgentCollector(source=scraper, resolver=Resolver({"worker-1": "ebpf"})))
-    return scraper, registry, gauges
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/metrics"
-
-
-def series(registry: CollectorRegistry, name: str, node: str) -> dict[tuple[tuple[str, str], ...], float]:
-    """Samples of ``name`` for ``node``, keyed by the remaining labels (sorted pairs)."""
-    text = generate_latest(registry).decode()
-    return {
-        tuple(sorted((k, v) for k, v in labels if k != "node")): value
-        for labels, value in (
-            (tuple(s.labels.items()), s.value)
-            for f in text_string_to_metric_families(text)
-            for s in f.samples
-            if s.name == name and s.labels.get("node") == node
-        )
-    }
+from tests.sources.agent_harness import (  # noqa: F401 (agents: a fixture)
+    LOGGER,
+    Agents,
+    Gauges,
+    Handler,
+    Resolver,
+    agents,
+    closed_port_url,
+    counters,
+    fixture,
+    make,
+    series,
+)
 
 
 # --- a healthy agent -----------------------------------------------------------------------
@@ -365,39 +216,6 @@ async def test_spelling_variants_read_like_the_canonical_names(
         (dp, ("direction", "INGRESS")): 1509230446,
     }
     assert gauges.calls == [("worker-1", kpr)]
-
-
-def test_parse_prefers_the_released_spelling_and_sums_extra_labels() -> None:
-    snapshot = parse_agent_metrics(
-        'cilium_datapath_drop_count_total{direction="EGRESS",reason="Policy denied"} 5\n'
-        'cilium_drop_count_total{direction="EGRESS",reason="Policy denied",cpu="0"} 1\n'
-        'cilium_drop_count_total{direction="EGRESS",reason="Policy denied",cpu="1"} 2\n'
-    )
-    assert snapshot.drops == {("Policy denied", "EGRESS"): 3}
-    assert snapshot.forwards == {} and snapshot.kpr_enabled is None
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        "",
-        "# only a comment\n",
-        "garbage",
-        '{"json": true}',
-        "hubble_flows_processed_total 3\n",
-        'cilium_drop_count_total{direction="EGRESS",reason="Policy denied"} many\n',
-        'cilium_forward_count_total{direction="EGRESS" 1\n',
-    ],
-)
-def test_parse_rejects_what_is_not_an_agent_exposition(body: str) -> None:
-    with pytest.raises(AgentScrapeError) as caught:
-        parse_agent_metrics(body)
-    assert caught.value.kind == "parse"
-
-
-def test_an_agent_without_the_families_is_not_an_error() -> None:
-    snapshot = parse_agent_metrics("# TYPE cilium_endpoint gauge\ncilium_endpoint 37\n")
-    assert (snapshot.drops, snapshot.forwards, snapshot.kpr_enabled) == ({}, {}, None)
 
 
 # --- targets, concurrency, pacing ----------------------------------------------------------------

@@ -39,6 +39,7 @@ def test_static_urls_are_accepted() -> None:
         ({"interval_seconds": math.nan}, "agents.interval_seconds"),
         ({"timeout_seconds": -1.0}, "agents.timeout_seconds"),
         ({"max_body_bytes": 0}, "agents.max_body_bytes"),
+        ({"max_series": 0}, "agents.max_series"),
         ({"concurrency": 0}, "agents.concurrency"),
         ({"port": 0}, "agents.port"),
         ({"path": "metrics"}, "agents.path"),

@@ -1,0 +1,246 @@
+"""Reading the families this project uses from a Cilium agent's exposition text.
+
+``ExpositionFilter`` takes the body chunk by chunk, as it arrives, and keeps only the
+sample lines of the read families (drop and forward counters, the KPR feature gauge,
+the version); every other line is skipped without being kept, however long it is. An
+agent's body has thousands of lines and only a few dozen matter. The filter is pure
+CPU work with no I/O: the scraper runs it in a worker thread, one chunk at a time.
+
+Samples are matched by their own name, so a missing ``# TYPE`` line does not matter.
+A sample repeated with the same name and labels (in any label order) keeps its first
+value, as Prometheus itself does with such a target, and the repeat is counted in
+``duplicates``; series past ``max_series`` are not kept and are
+counted in ``series_dropped``. A read line that is not valid exposition, longer than
+``MAX_LINE_BYTES``, or a body without any ``cilium_`` sample raises
+``AgentScrapeError("parse")``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from exporter.sources.errors import SourceError
+
+# Metric spellings, preferred first. The ``cilium_datapath_*`` names existed briefly on
+# Cilium's main branch (PR #27370, reverted by #29226); accepting them costs nothing.
+DROP_COUNT_NAMES = ("cilium_drop_count_total", "cilium_datapath_drop_count_total")
+FORWARD_COUNT_NAMES = ("cilium_forward_count_total", "cilium_datapath_forward_count_total")
+#: 0/1 gauge, Cilium >= 1.17 only.
+KPR_FEATURE_NAME = "cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled"
+VERSION_NAME = "cilium_version"
+WANTED = (*DROP_COUNT_NAMES, *FORWARD_COUNT_NAMES, KPR_FEATURE_NAME, VERSION_NAME)
+
+#: Longest sample line of a read family accepted (real ones are about 100 bytes).
+MAX_LINE_BYTES = 16 * 1024
+
+_NAMES = b"|".join(re.escape(n.encode()) for n in WANTED)
+#: A whole line of a read family (the name, then labels or a blank), in a chunk.
+_WANTED_LINE = re.compile(rb"^(?:" + _NAMES + rb")(?=[{ \t])[^\n]*", re.MULTILINE)
+_WANTED_START = re.compile(rb"(?:" + _NAMES + rb")(?=[{ \t])")
+_CILIUM_LINE = re.compile(rb"^cilium_", re.MULTILINE)
+_LONGEST = max(map(len, WANTED)) + 1
+
+_SAMPLE = re.compile(
+    r'([a-zA-Z_:][a-zA-Z0-9_:]*)[ \t]*(?:\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})?'
+    r"[ \t]+([^ \t\r]+)(?:[ \t]+(-?[0-9]+))?[ \t]*\r?"
+)
+_LABEL = re.compile(r'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\]|\\.)*)"[ \t]*(?:,|$)')
+_ESCAPE = re.compile(r"\\(.)")
+_UNESCAPED = {"n": "\n", "\\": "\\", '"': '"'}
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class AgentScrapeError(SourceError):
+    """One agent could not be scraped; ``kind`` is one of ``ERROR_KINDS`` (or ``internal``)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    """What one good scrape of an agent said. Absent families are empty / None, not zero."""
+
+    drops: dict[tuple[str, str], float]  # (reason, direction) -> dropped packets
+    forwards: dict[str, float]  # direction -> forwarded packets
+    kpr_enabled: float | None  # None: the agent has no feature gauge (Cilium < 1.17)
+    version: str = ""  # the cilium_version label, "" when absent
+    series_dropped: int = 0  # samples of series past the cap, not kept
+    duplicates: int = 0  # samples repeating a series read before (the first value counts)
+
+
+class ExpositionFilter:
+    """Feed the body in order with ``feed()``, then ``finish()`` for the snapshot."""
+
+    def __init__(self, *, max_series: int, charset: str = "utf-8") -> None:
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            raise AgentScrapeError("parse", f"unknown charset {charset!r}") from None
+        self._charset = charset
+        self._max_series = max_series
+        self._series: dict[tuple[str, Labels], float] = {}
+        self._partial = b""  # the start of a line that may be of a read family
+        self._skipping = False  # inside a line of another family: drop until its end
+        self._seen_cilium = False
+        self.series_dropped = 0
+        self.duplicates = 0
+
+    def held_bytes(self) -> int:
+        """Bytes of the body kept between two chunks (at most ``MAX_LINE_BYTES``)."""
+        return len(self._partial)
+
+    def feed(self, chunk: bytes) -> None:
+        """Read the next piece of the body; copies at most one line of it."""
+        start = 0
+        if self._skipping or self._partial:
+            cut = chunk.find(b"\n")
+            if cut < 0:
+                if not self._skipping:
+                    self._hold(self._partial + chunk[:MAX_LINE_BYTES + 1])
+                return
+            if not self._skipping:
+                line = self._partial + chunk[:min(cut, MAX_LINE_BYTES + 1)]
+                self._partial = b""
+                self._lines(line, 0, len(line))
+            self._skipping = False
+            start = cut + 1
+        end = chunk.rfind(b"\n")
+        if end < start:
+            self._hold(chunk[start:start + MAX_LINE_BYTES + 1])
+            return
+        self._lines(chunk, start, end)
+        self._hold(chunk[end + 1:end + 2 + MAX_LINE_BYTES])
+
+    def finish(self) -> AgentSnapshot:
+        """The snapshot of everything fed; the last line needs no final newline."""
+        if self._partial:
+            self._lines(self._partial, 0, len(self._partial))
+            self._partial = b""
+        if not self._seen_cilium:
+            raise AgentScrapeError("parse", "no Cilium agent metrics in the body")
+        return _snapshot(self._series, self.series_dropped, self.duplicates)
+
+    def _lines(self, data: bytes, start: int, end: int) -> None:
+        """Take the read samples among the complete lines ``data[start:end]`` (``start`` is
+        the beginning of a line)."""
+        if not self._seen_cilium and _CILIUM_LINE.search(data, start, end):
+            self._seen_cilium = True
+        for match in _WANTED_LINE.finditer(data, start, end):
+            self._take(match.group())
+
+    def _hold(self, rest: bytes) -> None:
+        """Keep an unfinished line only while it can be one of a read family (``rest`` is
+        its start, cut after ``MAX_LINE_BYTES + 1``: enough to decide)."""
+        self._partial = b""
+        if not rest:
+            return
+        if len(rest) < _LONGEST or _WANTED_START.match(rest):
+            if len(rest) > MAX_LINE_BYTES:
+                raise _too_long(rest)
+            self._partial = rest
+            return
+        self._seen_cilium = self._seen_cilium or rest.startswith(b"cilium_")
+        self._skipping = True
+
+    def _take(self, raw: bytes) -> None:
+        if len(raw) > MAX_LINE_BYTES:
+            raise _too_long(raw)
+        try:
+            line = raw.decode(self._charset)
+        except UnicodeDecodeError as exc:
+            raise AgentScrapeError("parse", f"sample is not {self._charset} text: {exc}") from None
+        key, value = parse_sample(line)
+        if key in self._series:
+            self.duplicates += 1  # the first value stays, as in Prometheus
+        elif len(self._series) >= self._max_series:
+            self.series_dropped += 1
+        else:
+            self._series[key] = value
+
+
+def parse_sample(line: str) -> tuple[tuple[str, Labels], float]:
+    """One exposition sample line -> ((name, sorted labels), value); the timestamp is read
+    but not used."""
+    match = _SAMPLE.fullmatch(line)
+    if match is None:
+        raise _malformed(line, "not a sample line")
+    name, body, text, _ = match.groups()
+    labels: dict[str, str] = {}
+    pos, end = 0, len(body.rstrip(" \t")) if body else 0
+    while pos < end:
+        label = _LABEL.match(body, pos)
+        if label is None:
+            raise _malformed(line, "malformed labels")
+        key, value = label.groups()
+        if key in labels:
+            raise _malformed(line, f"label {key!r} repeated")
+        labels[key] = _ESCAPE.sub(_unescape, value) if "\\" in value else value
+        pos = label.end()
+    if "_" in text:
+        raise _malformed(line, f"value {text!r} is not a number")
+    try:
+        number = float(text)
+    except ValueError:
+        raise _malformed(line, f"value {text!r} is not a number") from None
+    return (name, tuple(sorted(labels.items()))), number
+
+
+def parse_agent_metrics(text: str, *, max_series: int = 2000) -> AgentSnapshot:
+    """Read a whole exposition text at once (the incremental path's reference)."""
+    reader = ExpositionFilter(max_series=max_series)
+    reader.feed(text.encode())
+    return reader.finish()
+
+
+def _snapshot(series: Mapping[tuple[str, Labels], float], dropped: int,
+              duplicates: int) -> AgentSnapshot:
+    found: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for (name, labels), value in series.items():
+        found.setdefault(name, []).append((dict(labels), value))
+    drops: dict[tuple[str, str], float] = {}
+    for labels, value in _first_spelling(found, DROP_COUNT_NAMES):
+        key = (labels.get("reason", ""), labels.get("direction", "UNKNOWN"))
+        drops[key] = drops.get(key, 0.0) + value  # extra labels, if any, are summed away
+    forwards: dict[str, float] = {}
+    for labels, value in _first_spelling(found, FORWARD_COUNT_NAMES):
+        direction = labels.get("direction", "UNKNOWN")
+        forwards[direction] = forwards.get(direction, 0.0) + value
+    kpr = found.get(KPR_FEATURE_NAME)
+    version = found.get(VERSION_NAME)
+    return AgentSnapshot(
+        drops=drops,
+        forwards=forwards,
+        kpr_enabled=max(v for _, v in kpr) if kpr else None,
+        version=version[0][0].get("version", "") if version else "",
+        series_dropped=dropped,
+        duplicates=duplicates,
+    )
+
+
+def _first_spelling(
+    found: Mapping[str, list[tuple[dict[str, str], float]]], names: tuple[str, ...]
+) -> list[tuple[dict[str, str], float]]:
+    for name in names:
+        if name in found:
+            return found[name]
+    return []
+
+
+def _unescape(match: re.Match[str]) -> str:
+    return _UNESCAPED.get(match.group(1), match.group())
+
+
+def _malformed(line: str, why: str) -> AgentScrapeError:
+    shown = line if len(line) <= 160 else line[:160] + "..."
+    return AgentScrapeError("parse", f"not Prometheus text exposition ({why}): {shown!r}")
+
+
+def _too_long(raw: bytes) -> AgentScrapeError:
+    return AgentScrapeError(
+        "parse", f"a sample line longer than {MAX_LINE_BYTES} bytes: {raw[:80]!r}...")
