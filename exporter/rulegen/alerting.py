@@ -26,8 +26,19 @@ KUBE_PROXY: Final = f'{{datapath="{n.DATAPATH_KUBE_PROXY}"}}'
 ROLLBACK_LABELS: Final = {"severity": "critical", "kpr_action": "rollback"}
 CANARY: Final = n.COMPARISON_CANARY
 BASELINE: Final = n.COMPARISON_BASELINE
-#: kpr_scope the webhook reads, per comparison (canary: the eBPF nodes; baseline: the cluster).
-SCOPES: Final = ((CANARY, "canary"), (BASELINE, "cluster"))
+#: kpr_scope the webhook reads, per comparison. canary-vs-control: the eBPF nodes. A comparison
+#: with the frozen baseline names no scope: it fires in the canary phase too (a Service whose
+#: traffic no kube-proxy node carries), so the webhook scopes by phase: the eBPF nodes while
+#: the cluster is mixed, the whole cluster once every node is on eBPF.
+SCOPES: Final = ((CANARY, "canary"), (BASELINE, None))
+
+
+BY_PHASE: Final = ("the nodes on eBPF (the whole cluster once every node is on eBPF; only "
+                   "the switched nodes while the cluster is mixed)")
+
+
+def scope_labels(scope: str | None) -> dict[str, str]:
+    return {} if scope is None else {"kpr_scope": scope}
 
 
 def number(value: float) -> str:
@@ -244,11 +255,11 @@ def regression_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
         frozen = _query(reg.baseline, reg.humanize, "namespace=%q,service=%q")
         rules.append(alert_rule(
             reg.alert, baseline_expr(reg, p), p.for_regression,
-            {**ROLLBACK_LABELS, "sli": reg.sli, "comparison": BASELINE, "kpr_scope": "cluster"},
+            {**ROLLBACK_LABELS, "sli": reg.sli, "comparison": BASELINE},
             reg.summary,
             f"{head}, against the frozen pre-switch baseline of {frozen}; no kube-proxy node "
             f"carries enough of its traffic for a comparison at the same time. {rule_text(False)} "
-            "Requests a rollback of the cluster.",
+            f"Requests a rollback of {BY_PHASE}.",
             runbook,
         ))
     rules.append(_node_regression(p, runbook))
@@ -259,8 +270,9 @@ def regression_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
 def judge_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
     """The exporter's own statistical judge said "worse" (``kpr_verdict == 1``) for ``for:``.
 
-    One rule per comparison, so each carries its ``kpr_scope`` as a static label and a
-    comparison the webhook does not know never requests anything. Inconclusive (NaN), better
+    One rule per comparison, so each carries its own static ``kpr_scope`` (or, for the
+    baseline, none: the webhook scopes by phase) and a comparison the webhook does not know
+    never requests anything. Inconclusive (NaN), better
     (-1) and not worse (0) never match ``== 1``.
     """
     pending = format_duration(p.for_regression)
@@ -270,12 +282,12 @@ def judge_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
         effect = _query(n.VERDICT_EFFECT, "humanizePercentage",
                         "namespace=%q,service=%q,sli=%q,comparison=%q",
                         "$labels.namespace $labels.service $labels.sli $labels.comparison")
-        target = ("the eBPF (canary) nodes" if scope == "canary" else "the cluster")
+        target = "the eBPF (canary) nodes" if scope == "canary" else BY_PHASE
         rules.append(alert_rule(
             "KprJudgeServiceWorse",
             f"max by (namespace, service, sli, comparison) ({selector} == {n.VERDICT_WORSE})",
             p.for_regression,
-            {**ROLLBACK_LABELS, "kpr_scope": scope},
+            {**ROLLBACK_LABELS, **scope_labels(scope)},
             "The exporter's statistical judge finds a Service worse through eBPF (KPR) nodes.",
             "The kpr-exporter judge has found {{ $labels.namespace }}/{{ $labels.service }} "
             "worse through eBPF nodes on SLI {{ $labels.sli }} ({{ $labels.comparison }}) in "

@@ -29,7 +29,8 @@ THRESHOLD_NAMES: Final = (
 )
 GUARD_NAMES: Final = ("min_connections", "min_flows", "min_errors", "min_node_packets")
 _PROFILE_KEYS: Final = frozenset(
-    {"extends", "description", "assumptions", "windows", "for", "guards", "thresholds"}
+    {"extends", "description", "runbook_base_url", "assumptions", "windows", "for", "guards",
+     "thresholds"}
 )
 
 
@@ -72,6 +73,7 @@ class Profile:
 
     name: str
     description: str
+    runbook_base_url: str  # every runbook_url is this plus ``#<alert name in lower case>``
     scrape_interval: int
     evaluation_interval: int
     group_wait: int
@@ -95,9 +97,8 @@ class Profile:
 
 @dataclass(frozen=True, slots=True)
 class Spec:
-    """The whole spec: every profile plus where runbook links point."""
+    """The whole spec: every profile by name."""
 
-    runbook_base_url: str
     profiles: Mapping[str, Profile]
 
     def profile(self, name: str) -> Profile:
@@ -122,9 +123,9 @@ def parse_spec(doc: Any) -> Spec:
     if not isinstance(doc, Mapping):
         raise ProfileError("rule profiles: the document must be a mapping")
     problems: list[str] = []
-    base_url = doc.get("runbook_base_url")
-    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        problems.append("runbook_base_url must be an http(s) URL")
+    if "runbook_base_url" in doc:
+        problems.append("runbook_base_url is a profile setting: move it under profiles.<name> "
+                        "(profiles that extend another inherit it)")
     raw = doc.get("profiles")
     if not isinstance(raw, Mapping) or not raw:
         raise ProfileError("rule profiles: 'profiles' must be a non-empty mapping")
@@ -137,7 +138,7 @@ def parse_spec(doc: Any) -> Spec:
                 profiles[str(name)] = profile
     if problems:
         raise ProfileError("rule profiles:\n  " + "\n  ".join(problems))
-    return Spec(runbook_base_url=str(base_url), profiles=profiles)
+    return Spec(profiles=profiles)
 
 
 def _resolve(name: str, raw: Mapping[str, Any], problems: list[str],
@@ -204,6 +205,10 @@ def _build(name: str, body: Mapping[str, Any], problems: list[str]) -> Profile |
             problems.append(f"{where}: {path}.{key} must be at least {minimum}")
         return value
 
+    runbook = body.get("runbook_base_url")
+    if not isinstance(runbook, str) or not re.match(r"^https?://[^\s#]+$", runbook):
+        problems.append(f"{where}: runbook_base_url must be an http(s) URL without a fragment "
+                        "(the alert's anchor is appended)")
     assumptions, windows, pending = section("assumptions"), section("windows"), section("for")
     guards, thresholds = section("guards"), section("thresholds")
     scrape = duration(assumptions, "scrape_interval", "assumptions")
@@ -241,6 +246,7 @@ def _build(name: str, body: Mapping[str, Any], problems: list[str]) -> Profile |
     return Profile(
         name=name,
         description=" ".join(str(body.get("description", "")).split()),
+        runbook_base_url=str(runbook),
         scrape_interval=scrape,
         evaluation_interval=evaluation,
         group_wait=group_wait,

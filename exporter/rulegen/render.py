@@ -25,7 +25,7 @@ def render_rules(profile: str = "default", *, spec: Spec | None = None) -> dict[
     """The rule file (``{"groups": [...]}``) of ``profile`` from the spec (default: alerts/profiles.yaml)."""
     spec = spec if spec is not None else load_spec()
     p = spec.profile(profile)
-    runbook = spec.runbook_base_url
+    runbook = p.runbook_base_url
     groups = recording_groups(p) + [
         {"name": "kpr-exporter.regressions", "rules": regression_rules(p, runbook)},
         {"name": "kpr-exporter.measurement", "rules": measurement_rules(p, runbook)},

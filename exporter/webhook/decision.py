@@ -11,9 +11,13 @@ rules, in the order they are applied:
    so Alertmanager retries);
 5. the scope: the nodes named by the ``node`` label, else ``kpr_scope`` = cluster |
    canary, else canary (the eBPF nodes) in the canary phase and the whole cluster in
-   the after phase; no eBPF (or unknown) node in scope -> NOTHING_TO_DO;
+   the after phase; no eBPF (or unknown) node in scope -> NOTHING_TO_DO. The shipped
+   baseline comparisons carry no ``kpr_scope`` (they fire in the canary phase too), so
+   while the cluster is mixed any regression rolls back only the eBPF nodes; only an
+   alert that names ``cluster`` on purpose widens it;
 6. a rollback already running defers (DEFER);
-7. cooldown since the last rollback, then the cap per window (REFUSE);
+7. cooldown since the last rollback (COOLDOWN: intended, not an error), then the cap
+   per window (REFUSE);
 8. otherwise ROLLBACK, in the configured mode (dry-run or enforce).
 
 Only a ROLLBACK is remembered (``Memory.remember``): its alerts become duplicates and
@@ -39,7 +43,8 @@ DUPLICATE: Final = "duplicate"
 NOTHING_TO_DO: Final = "nothing-to-do"
 REFUSE: Final = "refuse"
 DEFER: Final = "defer"
-ACTIONS: Final = (ROLLBACK, IGNORE, DUPLICATE, NOTHING_TO_DO, REFUSE, DEFER)
+COOLDOWN: Final = "cooldown"
+ACTIONS: Final = (ROLLBACK, IGNORE, DUPLICATE, NOTHING_TO_DO, REFUSE, DEFER, COOLDOWN)
 
 SCOPE_CLUSTER: Final = "cluster"
 SCOPE_CANARY: Final = "canary"
@@ -189,7 +194,7 @@ def decide(
     last = memory.last_rollback()
     if last is not None and now - last < policy.cooldown_seconds:
         return Decision(
-            REFUSE,
+            COOLDOWN,
             f"cooldown: last rollback {now - last:.0f}s ago, cooldown {policy.cooldown_seconds:.0f}s; "
             f"not acting on {about}",
             mode, scope, fresh,
@@ -272,6 +277,6 @@ def _ignore_reason(notification: Notification, policy: Policy) -> str:
 
 
 __all__ = [
-    "ACTIONS", "DEFER", "DUPLICATE", "IGNORE", "NOTHING_TO_DO", "REFUSE", "ROLLBACK",
+    "ACTIONS", "COOLDOWN", "DEFER", "DUPLICATE", "IGNORE", "NOTHING_TO_DO", "REFUSE", "ROLLBACK",
     "Decision", "Memory", "Policy", "Situation", "decide",
 ]

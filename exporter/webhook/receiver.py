@@ -18,7 +18,9 @@ code  outcome label              when
 200   duplicate                  every matching alert was already acted on
 200   ignored                    no firing alert carries the match labels (resolved, other alerts)
 200   nothing_to_do              every node in scope already uses kube-proxy
-200   refused                    kill switch, cooldown, cap per window, or an invalid scope label;
+200   cooldown                   a rollback ran less than ``rollback.cooldown_seconds`` ago;
+                                 working as intended, not an error
+200   refused                    kill switch, cap per window, or an invalid scope label;
                                  the reason is logged and returned; re-sending would not help
 400   malformed                  the body is not a version-4 payload (bad JSON, wrong version,
                                  wrong field types). Deliberately a 4xx, not a 2xx: no real
@@ -26,14 +28,19 @@ code  outcome label              when
                                  the failure must stay visible on its side
                                  (``alertmanager_notifications_failed_total``); AM re-posts it
                                  once per group_interval, which is cheap.
-401   unauthorized               no ``Authorization: Bearer`` header (``WWW-Authenticate`` set)
+401   unauthorized               no ``Authorization: Bearer`` header, or one with non-ASCII
+                                 bytes (``WWW-Authenticate`` set)
 403   forbidden                  a bearer token that does not match
+408   body_timeout               the body did not arrive within ``webhook.body_timeout_seconds``;
+                                 the connection is closed after the answer
 413   too_large                  body above ``webhook.max_body_bytes``
 415   unsupported_media_type     Content-Type is not application/json
 503   deferred                   retry wanted: the migration phase is not known yet, or a
                                  rollback is running (the retry is decided afresh afterwards)
 503   unavailable                the token file cannot be read right now
 500   error                      a bug; logged with its traceback (AM retries)
+-     client_disconnected        the sender hung up before its body was complete: its failure,
+                                 logged at INFO; nobody is left to read an answer
 ====  =========================  =============================================================
 
 Concurrent identical deliveries: deciding and remembering happen with no ``await``
@@ -66,14 +73,16 @@ log = logging.getLogger(__name__)
 PATH: Final = "/webhook/alertmanager"
 
 OUTCOMES: Final = (
-    "accepted", "duplicate", "ignored", "nothing_to_do", "refused", "malformed", "unauthorized",
-    "forbidden", "too_large", "unsupported_media_type", "deferred", "unavailable", "error",
+    "accepted", "duplicate", "ignored", "nothing_to_do", "cooldown", "refused", "malformed",
+    "unauthorized", "forbidden", "body_timeout", "too_large", "unsupported_media_type",
+    "deferred", "unavailable", "error", "client_disconnected",
 )
 _ACTION_OUTCOME: Final = {
     dec.ROLLBACK: ("accepted", 200),
     dec.DUPLICATE: ("duplicate", 200),
     dec.IGNORE: ("ignored", 200),
     dec.NOTHING_TO_DO: ("nothing_to_do", 200),
+    dec.COOLDOWN: ("cooldown", 200),
     dec.REFUSE: ("refused", 200),
     dec.DEFER: ("deferred", 503),
 }
@@ -154,6 +163,7 @@ class _Answer:
     status: int
     outcome: str
     reason: str
+    scope: Scope | None = None  # what a rollback (or, in dry-run, its plan) covers
 
 
 class WebhookReceiver:
@@ -189,6 +199,10 @@ class WebhookReceiver:
     async def handle(self, request: web.Request) -> web.Response:
         try:
             answer = await self._answer(request)
+        except ConnectionError as exc:  # the sender hung up mid-body: its failure, not ours
+            log.info("webhook client hung up before its body was complete", extra={"kv": {
+                "peer": request.remote or "", "error": str(exc) or type(exc).__name__}})
+            answer = _Answer(400, "client_disconnected", "the client hung up mid-body")
         except Exception:  # never let a bad delivery take the handler down
             log.exception("webhook handler failed")
             answer = _Answer(500, "error", "internal error; see the exporter log")
@@ -196,9 +210,18 @@ class WebhookReceiver:
         headers = {"WWW-Authenticate": 'Bearer realm="kpr-exporter"'} if answer.status == 401 else None
         if answer.status == 503:
             headers = {"Retry-After": "10"}
-        body = json.dumps({"outcome": answer.outcome, "reason": answer.reason})
-        return web.Response(status=answer.status, text=body, content_type="application/json",
-                            headers=headers)
+        doc: dict[str, object] = {"outcome": answer.outcome, "reason": answer.reason}
+        if answer.scope is not None:
+            doc["scope"] = answer.scope.to_dict()
+        response = web.Response(status=answer.status, text=json.dumps(doc),
+                                content_type="application/json", headers=headers)
+        if answer.outcome == "body_timeout":
+            # The sender is stalled mid-body: answer, then close instead of lingering on the rest.
+            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
+            request.protocol.force_close()
+        return response
 
     async def _answer(self, request: web.Request) -> _Answer:
         denied = self._authenticate(request)
@@ -210,7 +233,14 @@ class WebhookReceiver:
         limit = self._settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return _Answer(413, "too_large", f"body of {request.content_length} bytes exceeds {limit}")
-        body = await _read_capped(request, limit)
+        timeout = self._settings.body_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                body = await _read_capped(request, limit)
+        except TimeoutError:
+            log.warning("webhook body not received in time; closing the connection",
+                        extra={"kv": {"peer": request.remote or "", "timeout_seconds": timeout}})
+            return _Answer(408, "body_timeout", f"body not received within {timeout:g}s")
         if body is None:
             return _Answer(413, "too_large", f"body exceeds {limit} bytes")
         try:
@@ -232,6 +262,8 @@ class WebhookReceiver:
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             return _Answer(401, "unauthorized", "bearer token required")
+        if not presented.isascii():  # a bearer token is ASCII (RFC 6750 b64token)
+            return _Answer(401, "unauthorized", "malformed bearer token: non-ASCII bytes")
         if not hmac.compare_digest(presented.strip().encode(), expected):
             return _Answer(403, "forbidden", "bearer token does not match")
         return None
@@ -253,7 +285,8 @@ class WebhookReceiver:
             "reason": decision.reason, "fingerprints": ",".join(decision.fingerprints),
             "group_key": notification.group_key, "receiver": notification.receiver,
         }})
-        return _Answer(status, outcome, decision.reason)
+        return _Answer(status, outcome, decision.reason,
+                       decision.scope if decision.action == dec.ROLLBACK else None)
 
 
 async def _read_capped(request: web.Request, limit: int) -> bytes | None:

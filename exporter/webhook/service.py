@@ -4,26 +4,30 @@
 preconditions (enforce needs a token and Kubernetes access), chooses the rollbacker by
 mode (``KubeRollbacker`` or the ``DryRunRollbacker`` null object), mounts
 ``POST /webhook/alertmanager`` on the given application and returns the pieces.
-``RollbackService.start()`` seeds cooldown/cap from the persisted history and resumes a
-rollback interrupted by a restart.
+``RollbackService.start()`` seeds cooldown/cap from the persisted history (completed
+rollbacks only) and resumes a rollback interrupted by a restart; ``run(timer)`` does that
+and then keeps looking for an interrupted rollback (one whose holder died keeps its Lease
+until it expires), counting each one it completes for cooldown and cap.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from exporter.datapath.decide import migration_phase
 from exporter.kube.client import KubeClient
 from exporter.kube.errors import KubeError
-from exporter.rollback.api import ENFORCE, ClusterView, Result, Scope, Trigger
+from exporter.rollback.api import ENFORCE, FAILED, SUCCEEDED, ClusterView, Result, Scope, Trigger
 from exporter.rollback.backup import backup_store
 from exporter.rollback.executor import DryRunRollbacker, KubeRollbacker
 from exporter.rollback.plan import Plan
@@ -55,6 +59,26 @@ class OfflinePlanner:
                     refusal="no Kubernetes access: the rollback plan cannot be computed")
 
 
+class StaticView:
+    """``ClusterView`` of a fixed node -> datapath map (``--datapath.static``, no Kubernetes).
+
+    The map is the operator's statement of where each node stands, so the phase is known
+    from the start: all eBPF is ``after``, a mix ``canary``, none ``before``.
+    """
+
+    def __init__(self, mapping: Mapping[str, str]) -> None:
+        self._by_datapath: dict[str, frozenset[str]] = {}
+        for node, datapath in mapping.items():
+            self._by_datapath[datapath] = self._by_datapath.get(datapath, frozenset()) | {node}
+        self._phase = migration_phase(mapping.values(), None)
+
+    def phase(self) -> str:
+        return self._phase
+
+    def nodes_by_datapath(self) -> Mapping[str, Collection[str]]:
+        return self._by_datapath
+
+
 def kill_switch(settings: RollbackSettings) -> Callable[[], bool]:
     """True while ``rollback.kill_switch`` is set or ``rollback.kill_switch_file`` exists."""
     path = settings.kill_switch_file
@@ -71,17 +95,35 @@ class RollbackService:
     runner: RollbackRunner
     ssl_context: ssl.SSLContext | None
     _rollbacker: object
+    _clock: Callable[[], float] = field(default=time.time)
 
     async def start(self) -> Result | None:
         """Seed cooldown/cap from the recorded history, then resume an interrupted rollback."""
         history = getattr(self._rollbacker, "history", None)
         if history is not None:
             try:
-                for started in await history():
-                    self.receiver.memory.record_rollback(started)
+                for ended in await history():
+                    self.receiver.memory.record_rollback(ended)
             except KubeError as exc:
                 log.warning("cannot read the rollback history", extra={"kv": {"error": str(exc)}})
-        return await self.runner.resume()
+        result = await self.runner.resume()
+        if result is not None:
+            self._completed(result)
+        return result
+
+    async def run(self, timer: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        """``start()``, then look for an interrupted rollback every ``resume_interval``."""
+        interval = getattr(self._rollbacker, "resume_interval", None)
+        await self.start()
+        if interval is None:
+            return  # dry-run: nothing to resume
+        await timer(interval)
+        await self.runner.keep_resuming(interval, timer, self._completed)
+
+    def _completed(self, result: Result) -> None:
+        """A resumed rollback that ended counts for cooldown and cap, like a decided one."""
+        if result.status in (SUCCEEDED, FAILED):
+            self.receiver.memory.record_rollback(self._clock())
 
 
 def build_rollback_service(
@@ -124,4 +166,4 @@ def build_rollback_service(
         "mode": rollback.mode, "auth": "bearer" if token else "none",
         "tls": "mtls" if webhook.tls.client_ca_file else ("tls" if webhook.tls.enabled else "off"),
     }})
-    return RollbackService(receiver, runner, build_ssl_context(webhook.tls), rollbacker)
+    return RollbackService(receiver, runner, build_ssl_context(webhook.tls), rollbacker, clock)

@@ -59,6 +59,17 @@ class WebhookSettings:
     max_body_bytes: int = field(
         default=4 << 20, metadata={"help": "Largest accepted request body; larger gets 413."}
     )
+    body_timeout_seconds: float = field(
+        default=10.0,
+        metadata={"help": "Longest time a delivery may take to send its body; a slower sender "
+                          "gets 408 and its connection is closed (Alertmanager's bodies are "
+                          "small and arrive within milliseconds)."},
+    )
+    shutdown_timeout_seconds: float = field(
+        default=15.0,
+        metadata={"help": "Longest wait for requests in flight when the exporter stops; keep it "
+                          "well below the pod's terminationGracePeriodSeconds (30 in the chart)."},
+    )
     dedup_entries: int = field(
         default=10000,
         metadata={"help": "How many alert keys (fingerprint, startsAt, status) to remember for dedup."},
@@ -79,6 +90,10 @@ class WebhookSettings:
             found.append("webhook.match_labels must name at least one label (else every alert would act)")
         if self.max_body_bytes < 1024:
             found.append("webhook.max_body_bytes must be at least 1024")
+        if not self.body_timeout_seconds > 0:
+            found.append("webhook.body_timeout_seconds must be above 0")
+        if not self.shutdown_timeout_seconds > 0:
+            found.append("webhook.shutdown_timeout_seconds must be above 0")
         if self.dedup_entries < 1:
             found.append("webhook.dedup_entries must be at least 1")
         if not self.node_label:

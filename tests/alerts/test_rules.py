@@ -167,7 +167,7 @@ def test_alert_hygiene(profile: str) -> None:
         assert re.fullmatch(r"\d+[hms](\d+[ms])?", rule["for"]), name
         assert "{{" not in notes["summary"], f"{name}: the summary must be static"
         assert "{{" in notes["description"], f"{name}: the description must be templated"
-        assert notes["runbook_url"] == f"{SPEC.runbook_base_url}#{name.lower()}", name
+        assert notes["runbook_url"] == f"{SPEC.profile(profile).runbook_base_url}#{name.lower()}", name
         assert name.lower() in anchors, f"{name}: no section '## {name}' in alerts/runbook.md"
         assert not any("$value" in v for v in labels.values()), f"{name}: $value in a label"
 
@@ -196,9 +196,10 @@ def test_only_regressions_request_rollback(default_rules: dict) -> None:
 def test_judge_alert_scopes_each_comparison() -> None:
     judged = [r for r in rules_of(render_rules("default"), "alert")
               if r["alert"] == "KprJudgeServiceWorse"]
-    scopes = {re.search(r'comparison="([^"]+)"', r["expr"]).group(1): r["labels"]["kpr_scope"]
+    scopes = {re.search(r'comparison="([^"]+)"', r["expr"]).group(1): r["labels"].get("kpr_scope")
               for r in judged}
-    assert scopes == {"canary-vs-control": SCOPE_CANARY, "after-vs-baseline": SCOPE_CLUSTER}
+    # The baseline comparison names no scope: the webhook scopes it by phase.
+    assert scopes == {"canary-vs-control": SCOPE_CANARY, "after-vs-baseline": None}
     assert {r["for"] for r in judged} == {format_duration(SPEC.profile("default").for_regression)}
 
 
@@ -214,13 +215,26 @@ def test_judge_stalled_bound_comes_from_the_profile() -> None:
         assert "kpr_action" not in stalled["labels"]
 
 
-def test_comparisons_scope_the_rollback() -> None:
-    for rule in rules_of(render_rules("default"), "alert"):
-        comparison = rule["labels"].get("comparison")
+@pytest.mark.parametrize("profile", PROFILES)
+def test_no_rule_asks_for_the_whole_cluster(profile: str) -> None:
+    """A baseline comparison also fires in the canary phase (a Service that no kube-proxy node
+    carries): a static kpr_scope="cluster" would roll the whole cluster back for a canary."""
+    baseline = canary = 0
+    for rule in rules_of(render_rules(profile), "alert"):
+        labels = rule["labels"]
+        assert labels.get("kpr_scope") != SCOPE_CLUSTER, rule["alert"]
+        if "kpr_action" not in labels:
+            continue
+        comparison = labels.get("comparison")
+        if comparison is None:  # the judge's rules select one comparison each
+            comparison = re.search(r'comparison="([^"]+)"', rule["expr"]).group(1)
         if comparison == "after-vs-baseline":
-            assert rule["labels"]["kpr_scope"] == SCOPE_CLUSTER
-        elif comparison == "canary-vs-control" and rule["alert"] != "KprNodeSensitiveDropsRegression":
-            assert rule["labels"]["kpr_scope"] == SCOPE_CANARY
+            baseline += 1
+            assert "kpr_scope" not in labels, rule["alert"]
+        elif rule["alert"] != "KprNodeSensitiveDropsRegression":  # node alerts name their node
+            canary += 1
+            assert labels["kpr_scope"] == SCOPE_CANARY, rule["alert"]
+    assert baseline >= 4 and canary >= 5
 
 
 # --- timing -------------------------------------------------------------------------------

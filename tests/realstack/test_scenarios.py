@@ -174,7 +174,7 @@ async def test_scenarios_end_to_end_on_the_real_stack(tmp_path: Path) -> None:
         assert plan is not None and plan.nodes == ("node-b",)
 
         # Alertmanager keeps re-sending (group_interval 2s); still exactly one rollback.
-        await wait_until(lambda: _async(regression.webhook("duplicate") + regression.webhook("refused") >= 2 or None),
+        await wait_until(lambda: _async(regression.webhook("duplicate") + regression.webhook("cooldown") >= 2 or None),
                          timeout=60, what="Alertmanager to re-send")
         assert regression.rollbacks("planned") == 1
         assert regression.webhook("unauthorized") == regression.webhook("forbidden") == 0

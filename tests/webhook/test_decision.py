@@ -8,6 +8,7 @@ in-progress -> DEFER; cooldown and cap per window in virtual time; modes; every
 decision carries a reason.
 """
 
+import re
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 
@@ -130,7 +131,7 @@ def test_dedup_memory_is_bounded():
 
 
 @pytest.mark.parametrize("history, now, action, reason_part", [
-    ([NOW - 100], NOW, d.REFUSE, "cooldown: last rollback 100s ago"),
+    ([NOW - 100], NOW, d.COOLDOWN, "cooldown: last rollback 100s ago"),
     ([NOW - 3600], NOW, d.REFUSE, "cap reached: 1 rollback(s)"),
     ([NOW - 86400 - 1], NOW, d.ROLLBACK, "would roll back"),
     ([], NOW, d.ROLLBACK, "would roll back"),
@@ -184,4 +185,70 @@ def test_every_action_has_a_reason():
         decision = d.decide(n, POLICY, w, d.Memory(), NOW)
         assert decision.reason
         seen.add(decision.action)
-    assert seen == {d.IGNORE, d.REFUSE, d.DEFER, d.NOTHING_TO_DO, d.ROLLBACK}
+    remembered = d.Memory()
+    first = d.decide(note(alert()), POLICY, world(), remembered, NOW)
+    remembered.remember(first, NOW)
+    for n in (note(alert()), note(alert("f2"))):  # a re-send, then another alert in cooldown
+        decision = d.decide(n, POLICY, world(), remembered, NOW + 60)
+        assert decision.reason
+        seen.add(decision.action)
+    assert seen == set(d.ACTIONS)
+
+
+# --- scope of the shipped rules' alerts, per phase (a canary regression stays a canary one) --
+
+def _rollback_alerts() -> list[tuple[str, dict[str, str]]]:
+    """(name, labels) of an alert of every shipped rollback rule, as Prometheus would send it."""
+    from exporter.rulegen import render_rules
+    from tests.alerts.ruledata import rules_of
+
+    found = []
+    for rule in rules_of(render_rules("default"), "alert"):
+        labels = dict(rule["labels"])
+        if labels.get("kpr_action") != "rollback":
+            continue
+        labels.update(alertname=rule["alert"], namespace="shop", service="cart", datapath="ebpf")
+        if "comparison" not in labels:  # the judge's rules select one comparison each
+            labels["comparison"] = re.search(r'comparison="([^"]+)"', rule["expr"]).group(1)
+        if rule["alert"] == "KprNodeSensitiveDropsRegression":
+            labels = {k: v for k, v in labels.items() if k not in ("namespace", "service")}
+            labels["node"] = "node-b"
+        found.append((f'{rule["alert"]}/{labels["comparison"]}', labels))
+    return found
+
+
+ROLLBACK_ALERTS = _rollback_alerts()
+MIXED = {"ebpf": ("node-b",), "kube_proxy": ("node-a", "node-c")}
+ALL_EBPF = {"ebpf": ("node-a", "node-b", "node-c"), "kube_proxy": ()}
+
+
+def test_every_shipped_rollback_rule_is_in_the_scope_table():
+    comparisons = {labels["comparison"] for _, labels in ROLLBACK_ALERTS}
+    assert len(ROLLBACK_ALERTS) >= 8 and comparisons == {"canary-vs-control", "after-vs-baseline"}
+
+
+@pytest.mark.parametrize("phase", ["canary", "rolled-back"])
+@pytest.mark.parametrize("name, labels", ROLLBACK_ALERTS, ids=[n for n, _ in ROLLBACK_ALERTS])
+def test_while_the_cluster_is_mixed_any_shipped_alert_rolls_back_only_the_ebpf_nodes(
+        name, labels, phase):
+    shipped = Alert(FIRING, MappingProxyType(labels), MappingProxyType({}), T0, None, "", "fp")
+    decision = d.decide(note(shipped), POLICY, world(phase, **MIXED), d.Memory(), NOW)
+    assert decision.action == d.ROLLBACK, decision.reason
+    assert decision.scope == Scope(NODES, ("node-b",)), decision.reason
+
+
+@pytest.mark.parametrize("name, labels", [(n, lb) for n, lb in ROLLBACK_ALERTS
+                                          if lb["comparison"] == "after-vs-baseline"],
+                         ids=[n for n, lb in ROLLBACK_ALERTS if lb["comparison"] == "after-vs-baseline"])
+def test_once_every_node_is_on_ebpf_a_baseline_alert_rolls_back_the_cluster(name, labels):
+    shipped = Alert(FIRING, MappingProxyType(labels), MappingProxyType({}), T0, None, "", "fp")
+    decision = d.decide(note(shipped), POLICY, world("after", **ALL_EBPF), d.Memory(), NOW)
+    assert decision.action == d.ROLLBACK
+    assert decision.scope == Scope(CLUSTER, ("node-a", "node-b", "node-c"))
+
+
+@pytest.mark.parametrize("comparison", ["canary-vs-control", "after-vs-baseline"])
+def test_a_wider_scope_named_on_purpose_is_honoured_in_the_canary_phase(comparison):
+    decision = d.decide(note(alert(comparison=comparison, kpr_scope="cluster")), POLICY,
+                        world("canary", **MIXED), d.Memory(), NOW)
+    assert decision.action == d.ROLLBACK and decision.scope == Scope(CLUSTER, ("node-b",))

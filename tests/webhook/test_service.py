@@ -4,13 +4,16 @@ Matrix: unsafe configurations refuse to start; no Kubernetes -> dry-run plans ar
 refused with the reason; dry-run with a cluster: 20 concurrent identical deliveries ->
 one plan, only GETs; enforce through the webhook rolls the canary back once, the
 re-send is a duplicate and the next alert meets the cooldown; start() seeds the
-cooldown from the persisted history; the kill-switch file; the tracker adapter.
+cooldown from the persisted history; after a holder is killed mid-rollback, the next alert
+is not held by the cooldown; the kill-switch file; the tracker adapter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
@@ -18,19 +21,18 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from exporter.datapath.tracker import DatapathTracker
-from exporter.kube.client import KubeClient
-from exporter.rollback.api import ENFORCE, PLANNED, REFUSED, SUCCEEDED, TrackerView
+from exporter.rollback.api import ENFORCE, PLANNED, REFUSED, SUCCEEDED, Result, Scope, TrackerView, Trigger
 from exporter.rollback.backup import ConfigMapBackupStore
 from exporter.rollback.executor import KubeRollbacker
 from exporter.rollback.reader import KubePlanner
 from exporter.rollback.runner import RollbackRunner
 from exporter.rollback.settings import RollbackSettings
-from exporter.rollback.state import HISTORY_ANNOTATION
+from exporter.rollback.state import HISTORY_ANNOTATION, STATE_ANNOTATION
 from exporter.webhook import decision as dec
 from exporter.webhook.receiver import TokenFile, WebhookConfigError, WebhookReceiver, add_webhook_route
-from exporter.webhook.service import build_rollback_service, kill_switch
+from exporter.webhook.service import RollbackService, build_rollback_service, kill_switch
 from exporter.webhook.settings import WebhookSettings
-from tests.fakekube.fixtures import configmap, fake_kube  # noqa: F401  (fixture)
+from tests.fakekube.fixtures import configmap, fake_kube, kube  # noqa: F401  (fixtures)
 from tests.rollback.cluster import MIGRATION, T0, Controller, VirtualTime, seed_canary, settings
 
 from .conftest import DATA, TOKEN
@@ -43,13 +45,6 @@ def tracker_for(canaries=("node-b",)) -> DatapathTracker:
     for name in ("node-a", "node-b", "node-c"):
         tracker.observe_agent_gauge(name, 1.0 if name in canaries else 0.0)
     return tracker
-
-
-@pytest.fixture
-async def kube(fake_kube):  # noqa: F811
-    client = KubeClient.connect(fake_kube.kubeconfig, request_timeout=5.0)
-    yield client
-    await client.close()
 
 
 @pytest.fixture
@@ -144,7 +139,7 @@ async def test_enforce_through_the_webhook(serve, token_file, fake_kube, kube): 
     other = json.loads(FIRING)
     other["alerts"][0]["fingerprint"] = "ffff0000ffff0000"
     status, body = await post(client, json.dumps(other).encode())
-    assert (status, body["outcome"]) == (200, "refused") and "cooldown" in body["reason"]
+    assert (status, body["outcome"]) == (200, "cooldown") and "cooldown" in body["reason"]
     assert registry.get_sample_value("kpr_rollbacks_total", {"result": "succeeded", "mode": "enforce"}) == 1
 
 
@@ -175,3 +170,87 @@ def test_tracker_view_groups_nodes():
     assert view.phase() == "canary"
     assert {k: set(v) for k, v in view.nodes_by_datapath().items()} == {
         "ebpf": {"node-b", "node-c"}, "kube-proxy": {"node-a"}}
+
+
+async def stop(task):
+    """End a task the test abandoned (a 'killed' replica) before the fixtures close."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_after_a_crash_the_next_alert_is_not_held_by_the_cooldown(
+        serve, token_file, fake_kube, kube):  # noqa: F811
+    """A holder killed mid-rollback (state running, Lease kept) started no completed rollback."""
+    seed_canary(fake_kube)
+    Controller(fake_kube).reconcile()
+    s = settings()
+    plan = await KubePlanner(kube, s, store=ConfigMapBackupStore(kube, s.namespace, s.backup_configmap),
+                             clock=lambda: T0).plan(Scope.of_nodes(["node-b"]), Trigger("first", ("f1",)))
+    died = asyncio.Event()
+
+    async def dies(seconds):  # SIGKILL at its first wait: nothing after it runs, nothing released
+        died.set()
+        await asyncio.Future()
+
+    async def never(seconds):  # nor does its Lease renewal
+        await asyncio.Future()
+
+    dead = asyncio.ensure_future(KubeRollbacker(kube, settings(identity="replica-a"), clock=lambda: T0,
+                                                sleep=dies, timer=never).rollback(plan))
+    try:
+        await asyncio.wait_for(died.wait(), 10)
+        app = web.Application()
+        service = build_rollback_service(app, webhook=WebhookSettings(token_file=str(token_file)),
+                                         rollback=settings(identity="replica-b"),
+                                         view=TrackerView(tracker_for()), kube=kube,
+                                         registry=CollectorRegistry(), clock=lambda: T0 + 10)
+        assert json.loads(fake_kube.get("configmaps", s.state_configmap, s.namespace)["metadata"][
+            "annotations"][STATE_ANNOTATION])["status"] == "running"
+        assert await service.start() is None  # the dead holder's Lease has not expired yet
+        assert service.receiver.memory.last_rollback() is None
+        client = await serve(app)
+        status, body = await post(client)
+        assert (status, body["outcome"]) == (200, "accepted"), body
+        result = await service.runner.wait()
+        assert result.status == REFUSED and "replica-a" in result.message  # its Lease is respected
+    finally:
+        await stop(dead)
+
+
+async def test_run_keeps_resuming_and_counts_what_it_completes():
+    """The start-up resume and every later poll: a completed resume counts for cooldown."""
+
+    class Rollbacker:
+        mode, resume_interval = ENFORCE, 15.0
+
+        def __init__(self):
+            self.polls = [False, True]  # after start-up: nothing to resume, then one
+
+        async def history(self):
+            return [T0 - 7200]
+
+        async def pending(self):
+            return self.polls.pop(0) if self.polls else False
+
+        async def resume(self):
+            return Result(SUCCEEDED, ENFORCE, "resumed", "p1")
+
+    class Stop(Exception):
+        pass
+
+    waits = []
+
+    async def timer(seconds):
+        waits.append(seconds)
+        if len(waits) == 3:
+            raise Stop()
+
+    rollbacker = Rollbacker()
+    runner = RollbackRunner(planner=None, rollbacker=rollbacker, registry=CollectorRegistry())
+    service = RollbackService(receiver=SimpleNamespace(memory=dec.Memory()), runner=runner,
+                              ssl_context=None, _rollbacker=rollbacker, _clock=lambda: T0)
+    with pytest.raises(Stop):
+        await service.run(timer)
+    assert waits == [15.0, 15.0, 15.0]
+    assert service.receiver.memory.history == (T0 - 7200, T0, T0)
