@@ -1,6 +1,7 @@
 # kpr-exporter container image. The Helm chart's default image (image.repository, tag =
 # the chart's appVersion) is built from this file:
-#   docker build -t <registry>/kpr-exporter:0.1.0 .
+#   docker build --build-arg REVISION=$(git rev-parse --short HEAD) -t <registry>/kpr-exporter:0.1.0 .
+# REVISION becomes the revision label of kpr_exporter_build_info.
 # Two stages: the wheel is built with the build tools, the runtime stage installs only it.
 
 FROM python:3.11-slim AS build
@@ -11,7 +12,9 @@ COPY exporter ./exporter
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim
-ENV PIP_NO_CACHE_DIR=1 \
+ARG REVISION=unknown
+ENV KPR_BUILD_REVISION=$REVISION \
+    PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
