@@ -3,18 +3,23 @@
 ``KubeRollbacker.rollback(plan)``:
 
 * refuses (changing nothing) a refused plan, or when another replica holds the Lease;
-* one rollback at a time per process (``asyncio.Lock``) and per cluster (Lease);
-* persists progress after every action (``state.StateStore``); an unfinished rollback
-  found there is finished first, from where it stopped (``resume()`` does the same at
-  start-up), instead of being repeated;
-* applies each action idempotently and verifies it before the next; Conflict (409) and
-  Unavailable (429/5xx) are retried a few times, waits poll with an injected
-  clock/sleep and give up at the step's timeout;
+* one rollback at a time per process (``asyncio.Lock``) and per cluster (Lease). The
+  Lease is renewed on a timer while the rollback runs, however long one action takes,
+  and checked immediately before every write (actions, progress, Events): a replica that
+  lost it stops at once, records nothing more, and never takes it back mid-run;
+* persists progress after every action (``state.StateStore``) as a compare-and-swap on
+  the state ConfigMap, so a stale writer gets a conflict and stops. The holder reloads
+  the progress after taking the Lease and never repeats an action recorded as done. An
+  unfinished rollback found there is finished first, from where it stopped, instead of
+  the given plan (the result then carries the interrupted plan's id: the caller plans
+  its scope again); ``resume()`` does the same when no other replica holds the Lease;
+* applies each action idempotently and verifies it before the next (``actions``);
 * a failure stops at once and reports what was done and what failed. Nothing in the
   plan deletes kube-proxy, runs ``kube-proxy --cleanup`` or unsets ``k8sServiceHost``,
   so stopping mid-way leaves kube-proxy running alongside the agents (no worse);
 * records Events (``RollbackStarted``/``Succeeded``/``Failed``/``Refused``) on the state
-  ConfigMap, with the alert fingerprints.
+  ConfigMap, with the alert fingerprints, and the end time of each completed rollback
+  (succeeded or failed) in the history that seeds cooldown and cap.
 """
 
 from __future__ import annotations
@@ -24,44 +29,25 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Final
 
-from exporter.kube.client import MERGE_PATCH, KubeClient
-from exporter.kube.errors import Conflict, Forbidden, KubeError, NotFound, Unavailable
-from exporter.kube.resources import CONFIGMAPS, DAEMONSETS, EVENTS, NODES, PODS
+from exporter.kube.client import KubeClient
+from exporter.kube.errors import Forbidden, KubeError
+from exporter.kube.resources import EVENTS
+from exporter.rollback.actions import ATTEMPTS, ActionRunner, StepFailed, pod_ready
 from exporter.rollback.api import DRY_RUN, ENFORCE, FAILED, NOOP, PLANNED, REFUSED, SUCCEEDED, Result
-from exporter.rollback.backup import list_node_configs
-from exporter.rollback.lease import LeaseLock, LeaseLost, micro_time
-from exporter.rollback.model import (
-    NodeConfig, effective_kpr, kpr_on, required_node_terms, strip_server_fields,
-    without_excluded_values,
-)
-from exporter.rollback.plan import (
-    READY, Action, Plan, RemoveNodeLabel, RestartAgent, RestoreObject, SetConfigValues,
-    StripNodeConfig, UnexcludeNodes, VerifyKprOff, WaitKubeProxyReady,
-)
+from exporter.rollback.lease import LeaseLock, LeaseLost, Timer, micro_time
+from exporter.rollback.plan import READY, Action, Plan, Step
 from exporter.rollback.settings import RollbackSettings
-from exporter.rollback.state import RUNNING, RollbackState, StateError, StateStore
+from exporter.rollback.state import RUNNING, RollbackState, StateConflict, StateError, StateStore
+
+__all__ = ["ATTEMPTS", "DryRunRollbacker", "KubeRollbacker", "StepFailed", "pod_ready"]
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS: Final = 5
-_RESOURCES: Final = {("v1", "ConfigMap"): CONFIGMAPS, ("apps/v1", "DaemonSet"): DAEMONSETS}
 _PERMISSION_HINT: Final = ("; grant it to the exporter (exporter/rollback/permissions.py lists "
                            "every permission the rollback needs)")
-
-
-class StepFailed(Exception):
-    """An action could not be applied or verified; the message says why."""
-
-
-def pod_ready(pod: dict[str, Any]) -> bool:
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return False
-    for cond in (pod.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
-    return False
+_NOT_OURS: Final = (LeaseLost, StateConflict)
 
 
 class DryRunRollbacker:
@@ -93,42 +79,65 @@ class KubeRollbacker:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        timer: Timer = asyncio.sleep,
         store: StateStore | None = None,
         lease: LeaseLock | None = None,
     ) -> None:
         self._kube = kube
         self._settings = settings
         self._clock = clock
-        self._sleep = sleep
+        self._timer = timer
         self.identity = settings.identity or socket.gethostname()
         self._store = store or StateStore(kube, settings.namespace, settings.state_configmap)
         self._lease = lease or LeaseLock(kube, settings.namespace, settings.lease_name, self.identity,
                                          settings.lease_seconds, clock)
+        self._actions = ActionRunner(kube, settings, clock=clock, sleep=sleep,
+                                     guard=self._lease.ensure_held, watch=self._lease.raise_if_lost)
         self._lock = asyncio.Lock()
+        self.last_run: Plan | None = None  # the plan executed last (a resumed one included)
+
+    @property
+    def resume_interval(self) -> float:
+        """How often a replica looks for an interrupted rollback to resume."""
+        return self._settings.lease_seconds / 4
 
     # --- entry points -------------------------------------------------------------------
 
     async def rollback(self, plan: Plan) -> Result:
         if plan.status == REFUSED:
-            await self._event(plan, "RollbackRefused", f"refused: {plan.refusal}", warning=True)
+            await self._event(plan, "RollbackRefused", f"refused: {plan.refusal}", warning=True,
+                              guarded=False)
             return Result(REFUSED, ENFORCE, plan.refusal, plan.id)
         if plan.status == NOOP:
             return Result(NOOP, ENFORCE, "nothing to roll back: " + "; ".join(plan.notes), plan.id)
         return await self._locked(plan)
 
     async def resume(self) -> Result | None:
-        """Finish a rollback recorded as running (after a restart); None when there is none."""
+        """Finish a rollback recorded as running (interrupted by a crash or a lost Lease).
+
+        None when there is none, or while another replica holds a live Lease (that
+        replica is running it, or the Lease of a dead one has not expired yet): the
+        caller tries again later.
+        """
+        return await self._locked(None) if await self.pending() else None
+
+    async def pending(self) -> bool:
+        """True when a rollback is recorded as running and no other replica holds the Lease."""
         try:
             state = await self._store.load()
+            if state is None or state.status != RUNNING:
+                return False
+            holder = await self._lease.live_holder()
         except (KubeError, StateError) as exc:
             log.error("cannot read rollback state", extra={"kv": {"error": str(exc)}})
-            return None
-        if state is None or state.status != RUNNING:
-            return None
-        return await self._locked(None)
+            return False
+        if holder:
+            log.info("interrupted rollback waits for the Lease", extra={"kv": {
+                "plan": state.plan.id, "holder": holder}})
+        return not holder
 
     async def history(self) -> list[float]:
-        """Start times of recorded rollbacks (seeds the decision's cooldown and cap)."""
+        """End times of completed rollbacks (seeds the decision's cooldown and cap)."""
         return await self._store.history()
 
     async def _locked(self, plan: Plan | None) -> Result:
@@ -136,13 +145,13 @@ class KubeRollbacker:
         async with self._lock:
             try:
                 if not await self._lease.acquire():
-                    return Result(REFUSED, ENFORCE, f"another replica ({self._lease.holder}) holds Lease "
-                                  f"{self._settings.namespace}/{self._settings.lease_name}: one "
-                                  "rollback at a time", plan_id)
+                    return Result(REFUSED, ENFORCE, f"another replica ({self._lease.holder}) holds "
+                                  f"{self._lease.ref}: one rollback at a time", plan_id)
             except KubeError as exc:
                 return Result(FAILED, ENFORCE, f"cannot take the rollback Lease: {_explain(exc)}", plan_id)
             try:
-                return await self._start_or_resume(plan)
+                async with self._lease.kept(self._timer):
+                    return await self._start_or_resume(plan)
             finally:
                 try:
                     await self._lease.release()
@@ -150,32 +159,36 @@ class KubeRollbacker:
                     log.warning("cannot release the rollback Lease", extra={"kv": {"error": str(exc)}})
 
     async def _start_or_resume(self, plan: Plan | None) -> Result:
+        plan_id = plan.id if plan else ""
         try:
-            state = await self._store.load()
+            state = await self._store.load()  # after taking the Lease: the holder's latest progress
         except (KubeError, StateError) as exc:
             return Result(FAILED, ENFORCE, f"cannot read rollback state: {_explain(exc)}; "
-                          "nothing was changed", plan.id if plan else "")
-        prefix = ""
+                          "nothing was changed", plan_id)
         if state is not None and state.status == RUNNING:
-            if plan is not None and state.plan.id != plan.id:
-                prefix = (f"finished the interrupted rollback {state.plan.id} instead of starting "
-                          f"{plan.id}; "
-                          )
+            prefix = (f"finished the interrupted rollback {state.plan.id} instead of starting "
+                      f"{plan.id}; " if plan is not None and state.plan.id != plan.id else "")
             log.info("resuming interrupted rollback", extra={"kv": {
-                "plan": state.plan.id, "done": len(state.done), "of": len(state.plan.actions())}})
+                "plan": state.plan.id, "done": len(state.done), "of": len(state.plan.actions()),
+                "previous_holder": state.holder}})
+            state.holder = self.identity
+            started = False
         elif plan is None:
             return Result(NOOP, ENFORCE, "no interrupted rollback to resume")
         else:
-            now = self._clock()
+            prefix, started, now = "", True, self._clock()
             state = RollbackState(plan, started_at=now, updated_at=now, holder=self.identity)
-            try:
-                history = await self._store.history()
-                await self._store.save(state, history=[*history, now])
-            except KubeError as exc:
-                return Result(FAILED, ENFORCE, f"cannot record rollback progress in "
-                              f"{self._store.location}: {_explain(exc)}; nothing was changed", plan.id)
-            await self._event(plan, "RollbackStarted",
-                              f"rolling back {plan.scope.describe()}: {plan.trigger.reason}")
+        try:
+            await self._save(state)  # claims the progress: a stale writer's next save conflicts
+        except _NOT_OURS as exc:
+            return Result(FAILED, ENFORCE, f"{exc}; nothing was changed", plan_id)
+        except KubeError as exc:
+            return Result(FAILED, ENFORCE, f"cannot record rollback progress in "
+                          f"{self._store.location}: {_explain(exc)}; nothing was changed", plan_id)
+        if started:
+            await self._event(state.plan, "RollbackStarted",
+                              f"rolling back {state.plan.scope.describe()}: {state.plan.trigger.reason}")
+        self.last_run = state.plan
         result = await self._execute(state)
         if prefix:
             result = Result(result.status, result.mode, prefix + result.message, result.plan_id, result.done)
@@ -192,216 +205,65 @@ class KubeRollbacker:
             log.info("rollback action", extra={"kv": {"plan": plan.id, "step": step.name,
                                                       "action": action.describe()}})
             try:
-                await self._apply(action, state)
+                await self._actions.apply(action, state.restarting, lambda: self._save(state))
                 state.done.append(index)
                 done.append(action.describe())
                 await self._save(state)
-                await self._lease.renew_if_due()
-            except (StepFailed, KubeError, LeaseLost) as exc:
-                text = _explain(exc) if isinstance(exc, KubeError) else str(exc)
-                message = (f"step {step.name} failed at '{action.describe()}': {text}. Stopped; "
-                           f"{len(done)} action(s) done before. kube-proxy was not removed and "
-                           "k8sServiceHost was not touched")
-                state.status, state.message = FAILED, message
-                if not isinstance(exc, LeaseLost):
-                    await self._save(state, quiet=True)
-                await self._event(plan, "RollbackFailed", message, warning=True)
-                return Result(FAILED, ENFORCE, message, plan.id, tuple(done))
+            except _NOT_OURS as exc:
+                return self._stopped(plan, action, exc, done)
+            except (StepFailed, KubeError) as exc:
+                return await self._failed(state, step, action, exc, done)
         state.status = SUCCEEDED
         state.message = f"rolled back {plan.scope.describe()} ({len(done)} action(s))"
-        await self._save(state, quiet=True)
+        try:
+            await self._save(state, ended=True)
+        except _NOT_OURS as exc:
+            return self._stopped(plan, None, exc, done)
+        except KubeError as exc:
+            log.error("cannot record rollback progress", extra={"kv": {"error": str(exc)}})
         await self._event(plan, "RollbackSucceeded", state.message)
         return Result(SUCCEEDED, ENFORCE, state.message, plan.id, tuple(done))
 
-    async def _save(self, state: RollbackState, *, quiet: bool = False) -> None:
+    async def _failed(self, state: RollbackState, step: Step, action: Action,
+                      exc: StepFailed | KubeError, done: list[str]) -> Result:
+        text = _explain(exc) if isinstance(exc, KubeError) else str(exc)
+        message = (f"step {step.name} failed at '{action.describe()}': {text}. Stopped; "
+                   f"{len(done)} action(s) done before. kube-proxy was not removed and "
+                   "k8sServiceHost was not touched")
+        state.status, state.message = FAILED, message
+        try:
+            await self._save(state, ended=True)
+        except (*_NOT_OURS, KubeError) as save_exc:
+            log.error("cannot record rollback progress", extra={"kv": {"error": str(save_exc)}})
+        await self._event(state.plan, "RollbackFailed", message, warning=True)
+        return Result(FAILED, ENFORCE, message, state.plan.id, tuple(done))
+
+    def _stopped(self, plan: Plan, action: Action | None, exc: Exception, done: list[str]) -> Result:
+        """Another replica holds the rollback now: stop without writing anything more."""
+        where = f" at '{action.describe()}'" if action is not None else " after the last action"
+        message = (f"stopped{where}: {exc}. Nothing more was written; the Lease holder continues "
+                   f"from the recorded progress ({len(done)} action(s) done here or before)")
+        log.warning("rollback stopped: Lease lost", extra={"kv": {"plan": plan.id, "message": message}})
+        return Result(FAILED, ENFORCE, message, plan.id, tuple(done))
+
+    async def _save(self, state: RollbackState, *, ended: bool = False) -> None:
+        """Persist progress while holding the Lease; ``ended`` adds it to the history."""
+        await self._lease.ensure_held()
         state.updated_at = self._clock()
-        try:
-            await self._store.save(state)
-        except KubeError as exc:
-            if not quiet:
-                raise StepFailed(f"cannot record progress in {self._store.location}: {_explain(exc)}") from exc
-            log.error("cannot record rollback progress", extra={"kv": {"error": str(exc)}})
-
-    async def _apply(self, action: Action, state: RollbackState) -> None:
-        handler = {
-            RestoreObject: self._restore, RemoveNodeLabel: self._remove_label,
-            UnexcludeNodes: self._unexclude, WaitKubeProxyReady: self._wait_kube_proxy,
-            SetConfigValues: self._set_config, StripNodeConfig: self._strip_node_config,
-            VerifyKprOff: self._verify_kpr_off,
-        }.get(type(action))
-        if isinstance(action, RestartAgent):
-            await self._restart_agent(action, state)
-        elif handler is not None:
-            await self._retrying(lambda: handler(action))
-        else:  # pragma: no cover - every action type is handled above
-            raise StepFailed(f"unknown action {action!r}")
-
-    async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
-        """Run ``attempt``; retry Conflict and Unavailable a few times (each re-reads)."""
-        for number in range(1, ATTEMPTS + 1):
-            try:
-                await attempt()
-                return
-            except (Conflict, Unavailable) as exc:
-                if number == ATTEMPTS:
-                    raise StepFailed(f"gave up after {ATTEMPTS} attempts: {exc}") from exc
-                log.info("retrying rollback action", extra={"kv": {"error": str(exc), "attempt": number}})
-                await self._sleep(self._settings.timeouts.poll_interval_seconds)
-
-    async def _wait(self, what: str, timeout: float,
-                    check: Callable[[], Awaitable[tuple[bool, str]]]) -> None:
-        """Poll ``check`` until it holds; StepFailed after ``timeout`` seconds (injected clock)."""
-        start = self._clock()
-        detail = ""
-        while True:
-            try:
-                ok, detail = await check()
-            except Unavailable as exc:
-                ok, detail = False, str(exc)
-            if ok:
-                return
-            if self._clock() - start >= timeout:
-                raise StepFailed(f"timed out after {timeout:.0f}s waiting for {what} ({detail})")
-            await self._sleep(self._settings.timeouts.poll_interval_seconds)
-            await self._lease.renew_if_due()
-
-    # --- actions ------------------------------------------------------------------------
-
-    async def _restore(self, action: RestoreObject) -> None:
-        resource = _RESOURCES[(action.api_version, action.kind)]
-        manifest = strip_server_fields(action.manifest)
-        manifest.setdefault("metadata", {})["namespace"] = action.namespace
-        try:
-            await self._kube.create(resource, manifest, action.namespace)
-        except Conflict as exc:
-            if not exc.already_exists:
-                raise
-            log.info("restore skipped: object exists", extra={"kv": {"object": action.name}})
-        await self._kube.get(resource, action.name, action.namespace)  # verify
-
-    async def _remove_label(self, action: RemoveNodeLabel) -> None:
-        try:
-            await self._kube.patch(NODES, action.node, {"metadata": {"labels": {action.label: None}}},
-                                   patch_type=MERGE_PATCH)
-            node = await self._kube.get(NODES, action.node)
-        except NotFound:
-            log.warning("node gone; nothing to unlabel", extra={"kv": {"node": action.node}})
-            return
-        if action.label in ((node.get("metadata") or {}).get("labels") or {}):
-            raise StepFailed(f"label {action.label} is still on node {action.node}")
-
-    async def _unexclude(self, action: UnexcludeNodes) -> None:
-        ds = await self._kube.get(DAEMONSETS, action.name, action.namespace)
-        lifted = without_excluded_values(ds, action.key, action.values)
-        if lifted != ds:
-            await self._kube.replace(DAEMONSETS, lifted, action.namespace)  # CAS on resourceVersion
-            ds = await self._kube.get(DAEMONSETS, action.name, action.namespace)
-        still = {v for term in required_node_terms(ds) or () for e in term.get("matchExpressions") or ()
-                 if e.get("key") == action.key and e.get("operator") == "NotIn"
-                 for v in e.get("values") or () if v in action.values}
-        if still:
-            raise StepFailed(f"DaemonSet {action.namespace}/{action.name} still excludes "
-                             f"{', '.join(sorted(still))}")
-
-    async def _wait_kube_proxy(self, action: WaitKubeProxyReady) -> None:
-        kp = self._settings.kube_proxy
-
-        async def check() -> tuple[bool, str]:
-            pods = (await self._kube.list(PODS, kp.namespace, label_selector=kp.pod_selector)).items
-            ready = {(p.get("spec") or {}).get("nodeName") for p in pods if pod_ready(p)}
-            missing = [n for n in action.nodes if n not in ready]
-            return not missing, "not ready on " + ", ".join(missing) if missing else "ready"
-
-        await self._wait(f"kube-proxy on {', '.join(action.nodes)}",
-                         self._settings.timeouts.kube_proxy_ready_seconds, check)
-
-    async def _set_config(self, action: SetConfigValues) -> None:
-        await self._kube.patch(CONFIGMAPS, action.name, {"data": dict(action.values)}, action.namespace,
-                               patch_type=MERGE_PATCH)
-        data = (await self._kube.get(CONFIGMAPS, action.name, action.namespace)).get("data") or {}
-        wrong = {k: data.get(k) for k, v in action.values.items() if data.get(k, "") != v}
-        if wrong:
-            raise StepFailed(f"ConfigMap {action.namespace}/{action.name} still has {wrong}")
-
-    async def _strip_node_config(self, action: StripNodeConfig) -> None:
-        resource, items = await list_node_configs(self._kube, action.namespace)
-        current = next((o for o in items if o["metadata"]["name"] == action.name), None)
-        if resource is None or current is None:
-            return  # already gone
-        defaults = dict((current.get("spec") or {}).get("defaults") or {})
-        for key in action.keys:
-            defaults.pop(key, None)
-        rv = current["metadata"]["resourceVersion"]
-        if not defaults:
-            try:
-                await self._kube.delete(resource, action.name, action.namespace, resource_version=rv)
-            except NotFound:
-                return
-        else:
-            body = {**current, "spec": {**current.get("spec", {}), "defaults": defaults}}
-            await self._kube.replace(resource, body, action.namespace)
-
-    async def _verify_kpr_off(self, action: VerifyKprOff) -> None:
-        c = self._settings.cilium
-
-        async def check() -> tuple[bool, str]:
-            nodes = {n["metadata"]["name"]: n["metadata"].get("labels") or {}
-                     for n in (await self._kube.list(NODES)).items}
-            try:
-                config = (await self._kube.get(CONFIGMAPS, c.configmap, c.namespace)).get("data") or {}
-            except NotFound:
-                config = None
-            _, items = await list_node_configs(self._kube, c.namespace)
-            configs = [NodeConfig.from_object(o) for o in items]
-            still = []
-            for node in action.nodes:
-                if node not in nodes:
-                    continue
-                value, source = effective_kpr(nodes[node], config, configs)
-                if kpr_on(value):
-                    still.append(f"{node} ({source} says {value})")
-            return not still, "KPR still on for " + ", ".join(still) if still else "off"
-
-        await self._wait("the KPR-off configuration", self._settings.timeouts.config_seconds, check)
-
-    async def _restart_agent(self, action: RestartAgent, state: RollbackState) -> None:
-        c = self._settings.cilium
-        node = action.node
-
-        async def agent_pods() -> list[dict[str, Any]]:
-            return (await self._kube.list(PODS, c.namespace, label_selector=c.agent_selector,
-                                          field_selector=f"spec.nodeName={node}")).items
-
-        old_uid = state.restarting.get(node)
-        if old_uid is None:
-            live = [p for p in await agent_pods() if not p["metadata"].get("deletionTimestamp")]
-            old_uid = live[0]["metadata"]["uid"] if live else ""
-            state.restarting[node] = old_uid
-            await self._save(state)  # before the delete: a resume must not delete the replacement
-        for pod in await agent_pods():
-            if old_uid and pod["metadata"]["uid"] == old_uid:
-                try:
-                    await self._retrying(lambda name=pod["metadata"]["name"]: self._delete_pod(name))
-                except NotFound:
-                    pass
-
-        async def check() -> tuple[bool, str]:
-            fresh = [p for p in await agent_pods() if p["metadata"]["uid"] != old_uid]
-            if any(pod_ready(p) for p in fresh):
-                return True, "ready"
-            return False, "replacement not ready yet" if fresh else "no replacement pod yet"
-
-        await self._wait(f"the Cilium agent on {node}", self._settings.timeouts.agent_ready_seconds, check)
-
-    async def _delete_pod(self, name: str) -> None:
-        try:
-            await self._kube.delete(PODS, name, self._settings.cilium.namespace)
-        except NotFound:
-            return
+        await self._store.save(state, ended_at=state.updated_at if ended else None)
 
     # --- records ---------------------------------------------------------------------------
 
-    async def _event(self, plan: Plan, reason: str, message: str, *, warning: bool = False) -> None:
+    async def _event(self, plan: Plan, reason: str, message: str, *, warning: bool = False,
+                     guarded: bool = True) -> None:
+        """An Event on the state ConfigMap; while running, only if we still hold the Lease."""
+        if guarded:
+            try:
+                await self._lease.ensure_held()
+            except (LeaseLost, KubeError) as exc:
+                log.warning("rollback event not recorded", extra={"kv": {
+                    "reason": reason, "message": message, "error": str(exc)}})
+                return
         ns = self._settings.namespace
         now = micro_time(self._clock())
         prints = ",".join(plan.trigger.fingerprints)
@@ -420,6 +282,7 @@ class KubeRollbacker:
             await self._kube.create(EVENTS, body, ns)
         except KubeError as exc:
             log.warning("cannot record rollback event", extra={"kv": {"reason": reason, "error": str(exc)}})
+
 
 
 def _explain(exc: KubeError) -> str:

@@ -4,16 +4,22 @@ The annotation ``kpr-exporter.io/rollback-state`` of ConfigMap
 ``<rollback.namespace>/<rollback.state_configmap>`` holds JSON: the plan being run, the
 indices of the actions already done, the old agent pod per node being restarted,
 and the status (running, succeeded, failed, refused). ``kpr-exporter.io/rollback-history``
-keeps the start times of recent rollbacks, so cooldown and cap survive restarts too.
+keeps the end times of recent completed rollbacks (succeeded or failed, never one that was
+interrupted), so cooldown and cap survive restarts too.
+
+Writes are compare-and-swap: ``save`` replaces the ConfigMap at the ``resourceVersion``
+this store last read or wrote, so a replica writing from stale progress gets
+``StateConflict`` and stops instead of overwriting what the Lease holder recorded.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from exporter.kube.client import MERGE_PATCH, KubeClient
+from exporter.kube.client import KubeClient
 from exporter.kube.errors import Conflict, NotFound
 from exporter.kube.resources import CONFIGMAPS
 from exporter.rollback.plan import Plan
@@ -55,22 +61,28 @@ class StateError(Exception):
     """The persisted state is unreadable."""
 
 
+class StateConflict(Exception):
+    """The state ConfigMap changed since this store read it: another replica wrote it."""
+
+
 class StateStore:
-    """Loads and saves ``RollbackState`` and the rollback history."""
+    """Loads and saves ``RollbackState`` and the rollback history (compare-and-swap)."""
 
     def __init__(self, kube: KubeClient, namespace: str, name: str) -> None:
         self._kube, self._namespace, self._name = kube, namespace, name
         self.location = f"ConfigMap {namespace}/{name}"
+        self._seen: dict[str, Any] | None = None  # the ConfigMap as we last read or wrote it
 
-    async def _annotations(self) -> dict[str, str]:
+    async def _read(self) -> dict[str, Any] | None:
         try:
-            cm = await self._kube.get(CONFIGMAPS, self._name, self._namespace)
+            return await self._kube.get(CONFIGMAPS, self._name, self._namespace)
         except NotFound:
-            return {}
-        return dict((cm.get("metadata") or {}).get("annotations") or {})
+            return None
 
     async def load(self) -> RollbackState | None:
-        text = (await self._annotations()).get(STATE_ANNOTATION)
+        """Read the state; later saves are conditional on the version read here."""
+        self._seen = await self._read()
+        text = _annotations(self._seen).get(STATE_ANNOTATION)
         if not text:
             return None
         try:
@@ -79,34 +91,49 @@ class StateStore:
             raise StateError(f"{self.location}: annotation {STATE_ANNOTATION} is unreadable: {exc}") from exc
 
     async def history(self) -> list[float]:
-        text = (await self._annotations()).get(HISTORY_ANNOTATION)
-        try:
-            return [float(t) for t in json.loads(text)] if text else []
-        except (ValueError, TypeError):
-            return []
+        """End times of recent completed rollbacks (a read only: ``save`` is not affected)."""
+        return _history(_annotations(await self._read()))
 
-    async def save(self, state: RollbackState, *, history: list[float] | None = None) -> None:
-        annotations = {STATE_ANNOTATION: json.dumps(state.to_dict(), sort_keys=True)}
-        if history is not None:
-            annotations[HISTORY_ANNOTATION] = json.dumps(history[-HISTORY_LIMIT:])
-        await self._write(annotations)
-
-    async def _write(self, annotations: dict[str, str]) -> None:
+    async def save(self, state: RollbackState, *, ended_at: float | None = None) -> None:
+        """Write ``state`` (and ``ended_at`` into the history); ``StateConflict`` when stale."""
+        annotations = _annotations(self._seen)
+        annotations[STATE_ANNOTATION] = json.dumps(state.to_dict(), sort_keys=True)
+        if ended_at is not None:
+            annotations[HISTORY_ANNOTATION] = json.dumps(
+                [*_history(annotations), ended_at][-HISTORY_LIMIT:])
         try:
-            await self._kube.patch(CONFIGMAPS, self._name, {"metadata": {"annotations": annotations}},
-                                   self._namespace, patch_type=MERGE_PATCH)
-            return
-        except NotFound:
-            pass
-        body = {"apiVersion": "v1", "kind": "ConfigMap",
+            if self._seen is None:
+                self._seen = await self._kube.create(CONFIGMAPS, self._new(annotations), self._namespace)
+            else:
+                body = copy.deepcopy(self._seen)
+                body["metadata"]["annotations"] = annotations  # keeps resourceVersion: CAS
+                self._seen = await self._kube.replace(CONFIGMAPS, body, self._namespace)
+        except Conflict as exc:
+            raise self._conflict(exc) from exc
+        except NotFound as exc:
+            if self._seen is None:
+                raise  # the namespace itself is missing
+            raise self._conflict(exc) from exc
+
+    def _conflict(self, exc: Exception) -> StateConflict:
+        return StateConflict(f"{self.location} was changed by another replica since it was "
+                             f"read ({exc}); stopped without overwriting it")
+
+    def _new(self, annotations: dict[str, str]) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": self._name, "namespace": self._namespace,
                              "labels": {"app.kubernetes.io/name": "kpr-exporter",
                                         "app.kubernetes.io/component": "rollback-state"},
                              "annotations": annotations}}
-        try:
-            await self._kube.create(CONFIGMAPS, body, self._namespace)
-        except Conflict as exc:
-            if not exc.already_exists:
-                raise
-            await self._kube.patch(CONFIGMAPS, self._name, {"metadata": {"annotations": annotations}},
-                                   self._namespace, patch_type=MERGE_PATCH)
+
+
+def _annotations(cm: dict[str, Any] | None) -> dict[str, str]:
+    return dict(((cm or {}).get("metadata") or {}).get("annotations") or {})
+
+
+def _history(annotations: dict[str, str]) -> list[float]:
+    text = annotations.get(HISTORY_ANNOTATION)
+    try:
+        return [float(t) for t in json.loads(text)] if text else []
+    except (ValueError, TypeError):
+        return []

@@ -149,15 +149,18 @@ class _Fault:
 class Hold:
     """Parks matching requests until released (see ``FakeKube.hold``)."""
 
-    def __init__(self, verb: str, plural: str, namespace: str | None) -> None:
+    def __init__(self, verb: str, plural: str, namespace: str | None,
+                 token: str | None = None) -> None:
         self.verb, self.plural, self.namespace = verb, plural, namespace
+        self.token = token
         self._released = threading.Event()
         self._cond = threading.Condition()
         self.arrived = 0
 
-    def matches(self, verb: str, plural: str, namespace: str | None) -> bool:
+    def matches(self, verb: str, plural: str, namespace: str | None, token: str = "") -> bool:
         return (not self._released.is_set() and self.verb in (verb, "*")
-                and self.plural == plural and self.namespace in (None, namespace))
+                and self.plural in (plural, "*") and self.namespace in (None, namespace)
+                and self.token in (None, token))
 
     def wait_arrived(self, count: int = 1, timeout: float = 5.0) -> bool:
         """Block until ``count`` requests are parked here."""
@@ -306,10 +309,13 @@ class FakeKube:
         with self._lock:
             self._faults.append(_Fault(verb, resource, namespace, status, times, message))
 
-    def hold(self, verb: str, resource: str, namespace: str | None = None) -> Hold:
+    def hold(self, verb: str, resource: str, namespace: str | None = None, *,
+             token: str | None = None) -> Hold:
         """Park matching requests (after authorization, before they act) until
-        ``release()``: lets a test change the store while a request is in flight."""
-        hold = Hold(verb, resource, namespace)
+        ``release()``: lets a test change the store while a request is in flight.
+        ``"*"`` matches every verb or resource; ``token`` limits the hold to the client
+        presenting that bearer token (one stalled or partitioned client among several)."""
+        hold = Hold(verb, resource, namespace, token)
         with self._lock:
             self._holds.append(hold)
         return hold
@@ -583,7 +589,7 @@ class FakeKube:
             raise ApiError(405, "MethodNotAllowed",
                            f"the server does not allow this method on the requested resource")
         self._authorize(verb, route)
-        await self._wait_holds(verb, route)
+        await self._wait_holds(verb, route, _bearer(request))
         body = request[_BODY]
         if verb == "get":
             return web.json_response(self._get_or_404(route))
@@ -630,10 +636,10 @@ class FakeKube:
             details["group"] = group
         raise ApiError(403, "Forbidden", message, details)
 
-    async def _wait_holds(self, verb: str, route: _Route) -> None:
+    async def _wait_holds(self, verb: str, route: _Route, token: str) -> None:
         resource = route.rtype.plural + (f"/{route.subresource}" if route.subresource else "")
         with self._lock:
-            holds = [h for h in self._holds if h.matches(verb, resource, route.namespace)]
+            holds = [h for h in self._holds if h.matches(verb, resource, route.namespace, token)]
         for hold in holds:
             await asyncio.to_thread(hold._park, 30.0)
 
@@ -934,6 +940,11 @@ def _apply(patcher: Callable, current: dict, body: Any) -> Any:
         return patcher(current, body)
     except PatchError as err:
         raise ApiError(422, "Invalid", str(err)) from None
+
+
+def _bearer(request: web.Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _now() -> str:

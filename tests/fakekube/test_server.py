@@ -5,7 +5,7 @@ Matrix:
 - 404 on a missing object, plain "404 page not found" for an unserved group/version
 - 409 AlreadyExists on create, 409 Conflict on stale update / patch / delete precondition
 - 403 from the deny list, Status naming verb, resource and namespace; scoped by namespace
-- injected faults (503 once, then normal)
+- injected faults (503 once, then normal); holds that park one client (by bearer token)
 - patches: strategic merge (merge keys, $patch: delete), merge patch, JSON patch, 415 for
   strategic merge on a custom resource, 422 for a failed JSON patch test
 - list selectors: label (equality and set based), field spec.nodeName; 400 on an unknown field
@@ -31,6 +31,7 @@ from tests.fakekube.fixtures import (
     fake_kube,  # noqa: F401  (fixture)
     node,
     pod,
+    write_kubeconfig,
 )
 
 NS = "kube-system"
@@ -173,6 +174,29 @@ def test_injected_fault_answers_once_then_normally(fake_kube, api):
         core.read_namespaced_config_map("cfg", NS)
     assert (err.value.status, status_of(err.value)["message"]) == (503, "etcd is sad")
     assert core.read_namespaced_config_map("cfg", NS).metadata.name == "cfg"
+
+
+def test_a_hold_for_one_token_parks_only_that_client(fake_kube, api, tmp_path):
+    from kubernetes import config
+
+    fake_kube.seed(configmap("cfg", NS, {}))
+    other = config.new_client_from_config(config_file=str(
+        write_kubeconfig(tmp_path / "other", fake_kube.url, token="other-token")))
+    hold = fake_kube.hold("*", "*", token="other-token")
+    answers: list[str] = []
+    stalled = threading.Thread(target=lambda: answers.append(
+        client.CoreV1Api(other).read_namespaced_config_map("cfg", NS).metadata.name))
+    stalled.start()
+    try:
+        assert hold.wait_arrived(1, 5.0)
+        core = client.CoreV1Api(api)  # the default token passes while the other client is parked
+        core.patch_namespaced_config_map("cfg", NS, {"data": {"x": "y"}})
+        assert answers == [] and hold.arrived == 1
+    finally:
+        hold.release()
+        stalled.join(5.0)
+        other.close()
+    assert answers == ["cfg"]
 
 
 def test_strategic_merge_uses_merge_keys_and_delete_directives(fake_kube, api):

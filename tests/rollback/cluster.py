@@ -22,15 +22,57 @@ T0 = 1_800_000_000.0
 
 
 class VirtualTime:
-    """Clock + sleep: sleeping advances the clock and lets the 'controller' act."""
+    """Clock + sleep + timer on one virtual clock; nothing really sleeps.
+
+    ``sleep`` advances the clock (the code under test is the only thing waiting) and lets
+    the 'controller' act. ``timer`` waits, without advancing it, until the clock has moved
+    past the deadline: background timers (Lease renewal, the resume loop) fire when the
+    test or a ``sleep`` moves time on. ``timers`` counts the timers waiting now.
+    """
 
     def __init__(self, controller: Controller | None = None, start: float = T0) -> None:
-        self.now = start
+        self._now = start
         self.controller = controller
         self.sleeps = 0
+        self._timers: list[tuple[float, asyncio.Future[None]]] = []
+        self._parked = asyncio.Event()
 
     def __call__(self) -> float:
-        return self.now
+        return self._now
+
+    @property
+    def now(self) -> float:
+        return self._now
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self._now = value
+        due = [f for deadline, f in self._timers if deadline <= value]
+        self._timers = [(d, f) for d, f in self._timers if d > value and not f.done()]
+        for future in due:
+            if not future.done():
+                future.set_result(None)
+
+    async def timer(self, seconds: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._timers.append((self._now + seconds, future))
+        self._parked.set()
+        try:
+            await future
+        finally:
+            self._timers = [(d, f) for d, f in self._timers if f is not future]
+
+    @property
+    def timers(self) -> int:
+        return sum(1 for _, f in self._timers if not f.done())
+
+    async def parked(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait (real time, bounded) until ``count`` timers wait on the clock."""
+        async def until() -> None:
+            while self.timers < count:
+                self._parked.clear()
+                await self._parked.wait()
+        await asyncio.wait_for(until(), timeout)
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps += 1
@@ -48,6 +90,7 @@ class Controller:
         self.namespace = namespace
         self.enabled = {"cilium": True, "kube-proxy": True}
         self.ready = {"cilium": True, "kube-proxy": True}
+        self.created: list[tuple[str, str]] = []  # (DaemonSet, node) of every pod it made
         self._names = itertools.count(1)
 
     def reconcile(self) -> None:
@@ -65,6 +108,7 @@ class Controller:
                 if node_name not in have and schedules_on(ds, node_name, node_labels):
                     self.fake.seed(pod(f"{name}-{next(self._names):04d}", self.namespace, node_name,
                                        labels, ready=self.ready[name]))
+                    self.created.append((name, node_name))
 
 
 def settings(**overrides) -> RollbackSettings:
