@@ -120,7 +120,7 @@ class Decision:
 
 
 class Memory:
-    """Bounded dedup keys and the start times of past rollbacks. Mutated only by ``remember``."""
+    """Bounded dedup keys and the end times of finished rollbacks."""
 
     def __init__(self, capacity: int = 10000, history: Iterable[float] = ()) -> None:
         if capacity < 1:
@@ -136,7 +136,9 @@ class Memory:
         return alert.dedup_key() in self._keys
 
     def remember(self, decision: Decision, now: float) -> None:
-        """Record a ROLLBACK decision (its alerts and its time); other actions are not kept."""
+        """Record a ROLLBACK decision's alerts (other actions are not kept). The rollback
+        itself counts for cooldown and cap once it finished (``record_rollback``): one that
+        was refused or never ran must not hold the next alert back."""
         if decision.action != ROLLBACK:
             return
         for alert in decision.alerts:
@@ -145,10 +147,9 @@ class Memory:
             self._keys.move_to_end(key)
         while len(self._keys) > self._capacity:
             self._keys.popitem(last=False)
-        self.record_rollback(now)
 
     def record_rollback(self, at: float) -> None:
-        """Count a rollback started at ``at`` (also used to seed from persisted history)."""
+        """Count a rollback that finished at ``at`` (also used to seed from persisted history)."""
         self._history.append(at)
 
     def last_rollback(self) -> float | None:

@@ -63,7 +63,9 @@ from typing import Final, Protocol
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from exporter.rollback.api import ENFORCE, ClusterView, Result, Scope, Trigger
+from exporter.rollback.api import (
+    ENFORCE, FAILED, PLANNED, SUCCEEDED, ClusterView, Result, Scope, Trigger,
+)
 from exporter.webhook import decision as dec
 from exporter.webhook.payload import Notification, PayloadError, parse
 from exporter.webhook.settings import WebhookSettings, WebhookTlsSettings
@@ -86,6 +88,11 @@ _ACTION_OUTCOME: Final = {
     dec.REFUSE: ("refused", 200),
     dec.DEFER: ("deferred", 503),
 }
+
+
+#: Results that count for cooldown and cap: the rollback ran (or, in dry-run, was planned).
+#: Refused (kill switch, another replica's Lease) and nothing-to-do runs do not.
+COUNTED_RESULTS: Final = frozenset({SUCCEEDED, FAILED, PLANNED})
 
 
 class WebhookConfigError(Exception):
@@ -278,7 +285,8 @@ class WebhookReceiver:
         if decision.action == dec.ROLLBACK:
             self.memory.remember(decision, now)
             assert decision.scope is not None
-            self._runner.start(decision.scope, Trigger(decision.reason, decision.fingerprints))
+            task = self._runner.start(decision.scope, Trigger(decision.reason, decision.fingerprints))
+            task.add_done_callback(self._finished)
         outcome, status = _ACTION_OUTCOME[decision.action]
         log.info("webhook decision", extra={"kv": {
             "outcome": outcome, "action": decision.action, "mode": decision.mode,
@@ -287,6 +295,14 @@ class WebhookReceiver:
         }})
         return _Answer(status, outcome, decision.reason,
                        decision.scope if decision.action == dec.ROLLBACK else None)
+
+
+    def _finished(self, task: asyncio.Task[Result]) -> None:
+        """A rollback that ran (or, in dry-run, was planned) counts for cooldown and cap."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        if task.result().status in COUNTED_RESULTS:
+            self.memory.record_rollback(self._clock())
 
 
 async def _read_capped(request: web.Request, limit: int) -> bytes | None:

@@ -40,9 +40,10 @@ class StaticView:
 class RecordingRunner:
     """Records each start; the rollback 'runs' until ``release`` is set."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: str = PLANNED) -> None:
         self.started: list[tuple[Scope, Trigger]] = []
         self.release = asyncio.Event()
+        self.status = status
         self._tasks: set[asyncio.Task[Result]] = set()
 
     @property
@@ -57,7 +58,7 @@ class RecordingRunner:
 
     async def _run(self) -> Result:
         await self.release.wait()
-        return Result(PLANNED, DRY_RUN, "planned")
+        return Result(self.status, DRY_RUN, self.status)
 
 
 @dataclass

@@ -121,6 +121,15 @@ def test_only_fresh_alerts_drive_a_decision():
     assert decision.action == d.ROLLBACK and decision.fingerprints == ("f2",)
 
 
+def test_a_decided_rollback_counts_for_cooldown_only_once_it_finished():
+    memory = d.Memory()
+    memory.remember(d.decide(note(alert("f1")), POLICY, world(), memory, NOW), NOW)
+    assert memory.history == ()
+    assert d.decide(note(alert("f2")), POLICY, world(), memory, NOW + 60).action == d.ROLLBACK
+    memory.record_rollback(NOW + 30)
+    assert d.decide(note(alert("f2")), POLICY, world(), memory, NOW + 60).action == d.COOLDOWN
+
+
 def test_dedup_memory_is_bounded():
     memory = d.Memory(capacity=3)
     policy = d.Policy(cooldown_seconds=0, max_per_window=100)
@@ -188,6 +197,7 @@ def test_every_action_has_a_reason():
     remembered = d.Memory()
     first = d.decide(note(alert()), POLICY, world(), remembered, NOW)
     remembered.remember(first, NOW)
+    remembered.record_rollback(NOW + 30)  # it finished
     for n in (note(alert()), note(alert("f2"))):  # a re-send, then another alert in cooldown
         decision = d.decide(n, POLICY, world(), remembered, NOW + 60)
         assert decision.reason

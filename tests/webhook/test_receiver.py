@@ -234,3 +234,20 @@ def test_settings_problems():
 async def _until(predicate):
     while not predicate():
         await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("status, next_outcome", [("planned", "cooldown"), ("refused", "accepted")])
+async def test_cooldown_starts_when_a_rollback_finished_not_when_it_was_refused(
+        make_harness, status, next_outcome):
+    from tests.webhook.conftest import RecordingRunner
+
+    runner = RecordingRunner(status)
+    h = await make_harness(runner=runner)
+    first = json.loads(fixture("firing.json"))
+    _, body = await answer(await h.post(json.dumps(first).encode()))
+    assert body["outcome"] == "accepted"
+    runner.release.set()
+    await asyncio.gather(*runner._tasks)
+    second = {**first, "alerts": [{**a, "fingerprint": "another"} for a in first["alerts"]]}
+    _, body = await answer(await h.post(json.dumps(second).encode()))
+    assert body["outcome"] == next_outcome, body
