@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from exporter.rollback.plan import Plan
+    from exporter.rollback.actions import Plan
 
 # Migration phases, as the datapath tracker names them (brief §4).
 BEFORE: Final = "before"

@@ -34,10 +34,10 @@ from typing import Final
 from exporter.kube.client import KubeClient
 from exporter.kube.errors import Forbidden, KubeError
 from exporter.kube.resources import EVENTS
-from exporter.rollback.actions import ATTEMPTS, ActionRunner, StepFailed, pod_ready
+from exporter.rollback.appliers import ATTEMPTS, ActionRunner, StepFailed, pod_ready
 from exporter.rollback.api import DRY_RUN, ENFORCE, FAILED, NOOP, PLANNED, REFUSED, SUCCEEDED, Result
 from exporter.rollback.lease import LeaseLock, LeaseLost, Timer, micro_time
-from exporter.rollback.plan import READY, Action, Plan, Step
+from exporter.rollback.actions import READY, Action, Plan, Step
 from exporter.rollback.settings import RollbackSettings
 from exporter.rollback.state import RUNNING, RollbackState, StateConflict, StateError, StateStore
 

@@ -11,7 +11,8 @@ from exporter.kube.resources import CONFIGMAPS, DAEMONSETS, NODES
 from exporter.rollback.api import Scope, Trigger
 from exporter.rollback.backup import BackupError, BackupStore, list_node_configs
 from exporter.rollback.model import ClusterSnapshot, NodeConfig, strip_server_fields
-from exporter.rollback.plan import Plan, build_plan
+from exporter.rollback.actions import Plan
+from exporter.rollback.plan import build_plan
 from exporter.rollback.settings import RollbackSettings
 
 

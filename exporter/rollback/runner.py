@@ -26,7 +26,7 @@ from exporter.kube.errors import KubeError
 from exporter.rollback.api import (
     CLUSTER, FAILED, NOOP, RESULTS, SUCCEEDED, Planner, Result, Rollbacker, Scope, Trigger,
 )
-from exporter.rollback.plan import Plan
+from exporter.rollback.actions import Plan
 
 log = logging.getLogger(__name__)
 

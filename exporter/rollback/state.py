@@ -22,7 +22,7 @@ from typing import Any, Final
 from exporter.kube.client import KubeClient
 from exporter.kube.errors import Conflict, NotFound
 from exporter.kube.resources import CONFIGMAPS
-from exporter.rollback.plan import Plan
+from exporter.rollback.actions import Plan
 
 STATE_ANNOTATION: Final = "kpr-exporter.io/rollback-state"
 HISTORY_ANNOTATION: Final = "kpr-exporter.io/rollback-history"

@@ -17,7 +17,8 @@ from typing import Any
 from exporter.model import EBPF
 from exporter.rollback.api import Scope, Trigger
 from exporter.rollback.model import Backup, ClusterSnapshot, NodeConfig
-from exporter.rollback.plan import Plan, build_plan
+from exporter.rollback.actions import Plan
+from exporter.rollback.plan import build_plan
 from exporter.rollback.settings import RollbackSettings
 from exporter.simulator.scenarios import Scenario
 

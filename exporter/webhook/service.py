@@ -30,7 +30,7 @@ from exporter.kube.errors import KubeError
 from exporter.rollback.api import ENFORCE, FAILED, SUCCEEDED, ClusterView, Result, Scope, Trigger
 from exporter.rollback.backup import backup_store
 from exporter.rollback.executor import DryRunRollbacker, KubeRollbacker
-from exporter.rollback.plan import Plan
+from exporter.rollback.actions import Plan
 from exporter.rollback.reader import KubePlanner
 from exporter.rollback.runner import RollbackRunner
 from exporter.rollback.settings import RollbackSettings

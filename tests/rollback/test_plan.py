@@ -11,10 +11,11 @@ serialisation round trip and the rendered text.
 
 from exporter.rollback.api import NOOP, REFUSED, Scope, Trigger
 from exporter.rollback.model import Backup, ClusterSnapshot, NodeConfig
-from exporter.rollback.plan import (
+from exporter.rollback.actions import (
     READY, Plan, RemoveNodeLabel, RestartAgent, RestoreObject, SetConfigValues, StripNodeConfig,
-    UnexcludeNodes, VerifyKprOff, WaitKubeProxyReady, build_plan,
+    UnexcludeNodes, VerifyKprOff, WaitKubeProxyReady,
 )
+from exporter.rollback.plan import build_plan
 from exporter.rollback.settings import RollbackSettings
 
 MIGRATION = "io.cilium.migration/kube-proxy-replacement"
