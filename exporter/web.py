@@ -3,11 +3,19 @@
 Other components add their routes to the same application (the webhook
 receiver, the verdicts API). ``/metrics`` renders the project's own registry and
 negotiates OpenMetrics with Prometheus.
+
+``/readyz`` runs every named readiness check and answers 503 with the reasons
+when any fails *now* (a Hubble outage included); ``/readyz/<name>`` runs one
+check. The Pod's readiness probe uses ``/readyz/webhook`` only, so an ingestion
+outage never takes the webhook (or the metrics telling of the outage) out of the
+Service; see "Health endpoints" in docs/install.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -45,6 +53,7 @@ def build_app(surface: Surface) -> web.Application:
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/readyz/{check}", _readyz_one)
     return app
 
 
@@ -81,7 +90,20 @@ async def _healthz(request: web.Request) -> web.Response:
 
 async def _readyz(request: web.Request) -> web.Response:
     surface: Surface = request.app[SURFACE]
-    reasons = {name: why for name, check in surface.readiness.items() if (why := check())}
+    return _readiness_answer(surface.readiness)
+
+
+async def _readyz_one(request: web.Request) -> web.Response:
+    surface: Surface = request.app[SURFACE]
+    name = request.match_info["check"]
+    if name not in surface.readiness:
+        known = ", ".join(sorted(surface.readiness)) or "none"
+        return web.Response(status=404, text=f"no readiness check {name!r} (known: {known})\n")
+    return _readiness_answer({name: surface.readiness[name]})
+
+
+def _readiness_answer(checks: dict[str, ReadinessCheck]) -> web.Response:
+    reasons = {name: why for name, check in checks.items() if (why := check())}
     if reasons:
         text = "".join(f"{name}: {why}\n" for name, why in sorted(reasons.items()))
         return web.Response(status=503, text="not ready\n" + text)
@@ -101,6 +123,44 @@ async def _landing(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html")
 
 
+class ListenError(Exception):
+    """A listener cannot bind its address; the message names the address and the flag to change."""
+
+    def __init__(self, address: str, flag: str, reason: str) -> None:
+        self.address, self.flag = address, flag
+        super().__init__(
+            f"cannot listen on {address}: {reason}; choose another address with {flag}")
+
+
+def listen_error(address: str, flag: str, exc: BaseException) -> ListenError:
+    """The ``ListenError`` for a failed bind (``OSError`` from asyncio, RuntimeError from gRPC)."""
+    if isinstance(exc, OSError) and exc.errno:
+        return ListenError(address, flag, os.strerror(exc.errno).lower())
+    return ListenError(address, flag, str(exc).split(";")[0])
+
+
+def probe_listen(address: str, flag: str) -> None:
+    """Raise ``ListenError`` when ``address`` cannot be bound right now.
+
+    For listeners whose library reports a failed bind only in its own log (gRPC): binding
+    a probe socket first gives the one-line error; port 0 always binds.
+    """
+    host, port = split_listen(address)
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ListenError(address, flag, exc.strerror or str(exc)) from exc
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            raise listen_error(address, flag, exc) from exc
+
+
 def split_listen(address: str) -> tuple[str, int]:
     """``:9977`` -> ("0.0.0.0", 9977); ``127.0.0.1:0`` -> ("127.0.0.1", 0); ``[::1]:80`` works too."""
     host, _, port = address.rpartition(":")
@@ -109,25 +169,43 @@ def split_listen(address: str) -> tuple[str, int]:
 
 
 class Server:
-    """Runs an aiohttp application on one listen address; reports the bound port."""
+    """Runs an aiohttp application on one listen address; reports the bound port.
 
-    def __init__(self, app: web.Application, listen_address: str, *, ssl_context=None) -> None:
+    ``stop()`` waits about ``shutdown_timeout`` seconds at most for requests in flight, then
+    cancels them (aiohttp's own default, 60 s, is past a pod's usual grace period).
+    """
+
+    def __init__(self, app: web.Application, listen_address: str, *, ssl_context=None,
+                 flag: str = "--web.listen-address", shutdown_timeout: float = 15.0) -> None:
         self._app = app
         self._listen = listen_address
+        self._flag = flag
         self._ssl = ssl_context
+        self._shutdown_timeout = shutdown_timeout
         self._runner: web.AppRunner | None = None
         self.port: int = 0
         self.host: str = ""
+        self.serving = False
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=self._shutdown_timeout)
         await self._runner.setup()
         host, port = split_listen(self._listen)
         site = web.TCPSite(self._runner, host, port, ssl_context=self._ssl, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            raise listen_error(self._listen, self._flag, exc) from exc
         sockets = site._server.sockets if site._server else []  # bound port when asked for 0
         self.host = host
         self.port = sockets[0].getsockname()[1] if sockets else port
+        self.serving = True
+
+    def readiness(self) -> str | None:
+        """A readiness check: None while this listener accepts requests."""
+        return None if self.serving else f"not listening on {self._listen}"
 
     @property
     def url(self) -> str:
@@ -136,6 +214,7 @@ class Server:
         return f"{scheme}://{host}:{self.port}"
 
     async def stop(self) -> None:
+        self.serving = False
         if self._runner is not None:
             await asyncio.shield(self._runner.cleanup())
             self._runner = None

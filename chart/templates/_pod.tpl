@@ -107,7 +107,7 @@ spec:
         {{- toYaml .Values.probes.liveness | nindent 8 }}
       readinessProbe:
         httpGet:
-          path: /readyz
+          path: /readyz/webhook
           port: http-metrics
         {{- toYaml .Values.probes.readiness | nindent 8 }}
       resources:

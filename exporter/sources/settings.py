@@ -2,7 +2,7 @@
 
 Pure module: no I/O, no gRPC. ``HubbleSettings.problems()`` reports every
 invalid value at once; ``parse_filter`` turns one filter entry into typed
-``(field, value)`` terms that ``exporter.sources.hubble`` builds a
+``(field, value)`` terms that ``exporter.sources.hubble_call`` builds a
 ``flow.FlowFilter`` from.
 
 Filter entries (``allowlist`` / ``denylist``): one entry is one FlowFilter,
@@ -167,6 +167,14 @@ class HubbleSettings:
     request_timeout_seconds: float = field(
         default=12.0, metadata={"help": "Timeout of unary calls (ServerStatus)."}
     )
+    first_message_timeout_seconds: float = field(
+        default=30.0,
+        metadata={
+            "help": "Reconnect (with backoff) when a new GetFlows stream delivers no message "
+            "within this many seconds; Relay always starts with a node status. 0 turns it off "
+            "(an agent read directly through a narrow allowlist can stay silent).",
+        },
+    )
     resume_overlap_seconds: float = field(
         default=2.0,
         metadata={
@@ -219,6 +227,8 @@ class HubbleSettings:
             found.append("hubble.backoff_max_seconds must be >= backoff_initial_seconds")
         if not 0 <= self.backoff_jitter <= 1:
             found.append("hubble.backoff_jitter must be between 0 and 1")
+        if not self.first_message_timeout_seconds >= 0:
+            found.append("hubble.first_message_timeout_seconds must be >= 0 (0: off)")
         if self.resume_overlap_seconds < 0:
             found.append("hubble.resume_overlap_seconds must be >= 0")
         if self.dedup_memory < 0:

@@ -62,7 +62,7 @@ def test_service_port_probes_and_hardening(render):
     container = out.container()
     assert container["ports"][0] == {"name": "http-metrics", "containerPort": 9977, "protocol": "TCP"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz/webhook", "port": "http-metrics"}
     sc = container["securityContext"]
     assert sc["runAsNonRoot"] is True
     assert sc["readOnlyRootFilesystem"] is True

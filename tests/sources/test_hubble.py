@@ -217,7 +217,9 @@ async def test_unreachable_at_start_then_recovers(registry, observer, step_sleep
         step_sleep.release()
     assert delays == [1, 2, 4, 4]
     assert await step_sleep.next_call() == 4
-    assert value(registry, "kpr_hubble_reconnects_total") == 4
+    # five failed dials, no stream was ever established: nothing to reconnect
+    assert value(registry, "kpr_hubble_dial_failures_total") == 5
+    assert value(registry, "kpr_hubble_reconnects_total") == 0
     status = reader.status()
     assert not status.up and status.error.startswith("UNAVAILABLE")
 

@@ -88,3 +88,20 @@ def test_filter_terms(text: str, terms: list) -> None:
 def test_filter_errors(text: str) -> None:
     with pytest.raises(FilterSyntaxError):
         parse_filter(text)
+
+
+def test_first_message_timeout_is_a_setting_with_key_flag_and_env() -> None:
+    from exporter import config
+
+    assert HubbleSettings().first_message_timeout_seconds == 30.0
+    assert HubbleSettings(first_message_timeout_seconds=0).problems() == []  # 0: off
+    assert any("first_message_timeout_seconds" in p
+               for p in HubbleSettings(first_message_timeout_seconds=-1).problems())
+    path = ("hubble", "first_message_timeout_seconds")
+    [option] = [o for o in config.options() if o.path == path]
+    assert option.flag == "--hubble.first-message-timeout-seconds"
+    assert option.env == "KPR_HUBBLE_FIRST_MESSAGE_TIMEOUT_SECONDS"
+    from_env = config.load(env={option.env: "7.5"}, flags={})
+    assert from_env.hubble.first_message_timeout_seconds == 7.5
+    from_flag = config.load(env={}, flags={option.flag: "0"})
+    assert from_flag.hubble.first_message_timeout_seconds == 0
