@@ -19,10 +19,12 @@ from exporter.rollback.api import NOOP, REFUSED, Scope, Trigger
 STEP_KUBE_PROXY: Final = "kube-proxy"
 STEP_KPR_OFF: Final = "kpr-off"
 STEP_RESTART: Final = "restart-agents"
+STEP_PROVE: Final = "prove"
 STEP_TITLES: Final = {
     STEP_KUBE_PROXY: "bring kube-proxy back on the affected nodes",
     STEP_KPR_OFF: "turn the kube-proxy replacement off",
     STEP_RESTART: "restart the Cilium agents, one node at a time",
+    STEP_PROVE: "prove each node on its datapath",
 }
 READY: Final = "ready"
 
@@ -137,11 +139,23 @@ class RestartAgent:
         return f"restart the Cilium agent on {self.node} and wait until it is ready"
 
 
+@dataclass(frozen=True)
+class ProveNode:
+    """Ask the node itself: kube-proxy's health endpoint fresh, the agent's KPR gauge off."""
+
+    KIND: ClassVar[str] = "prove-node"
+    node: str
+
+    def describe(self) -> str:
+        return (f"prove {self.node} is on kube-proxy: its /healthz synced recently and the "
+                "agent's KPR feature gauge reads 0")
+
+
 Action = (RestoreObject | RemoveNodeLabel | UnexcludeNodes | WaitKubeProxyReady | SetConfigValues
-          | StripNodeConfig | VerifyKprOff | RestartAgent)
+          | StripNodeConfig | VerifyKprOff | RestartAgent | ProveNode)
 _ACTION_TYPES: Final = {cls.KIND: cls for cls in (
     RestoreObject, RemoveNodeLabel, UnexcludeNodes, WaitKubeProxyReady, SetConfigValues,
-    StripNodeConfig, VerifyKprOff, RestartAgent,
+    StripNodeConfig, VerifyKprOff, RestartAgent, ProveNode,
 )}
 
 

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+import aiohttp
+
 from exporter.kube.client import MERGE_PATCH, KubeClient
 from exporter.kube.errors import Conflict, NotFound, Unavailable
 from exporter.kube.resources import CONFIGMAPS, DAEMONSETS, NODES, PODS
@@ -23,9 +25,10 @@ from exporter.rollback.model import (
     without_excluded_values,
 )
 from exporter.rollback.actions import (
-    Action, RemoveNodeLabel, RestartAgent, RestoreObject, SetConfigValues, StripNodeConfig,
-    UnexcludeNodes, VerifyKprOff, WaitKubeProxyReady,
+    Action, ProveNode, RemoveNodeLabel, RestartAgent, RestoreObject, SetConfigValues,
+    StripNodeConfig, UnexcludeNodes, VerifyKprOff, WaitKubeProxyReady,
 )
+from exporter.rollback.prove import DatapathProver, Proof
 from exporter.rollback.settings import RollbackSettings
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,15 @@ ATTEMPTS: Final = 5
 _RESOURCES: Final = {("v1", "ConfigMap"): CONFIGMAPS, ("apps/v1", "DaemonSet"): DAEMONSETS}
 
 Record = Callable[[], Awaitable[None]]
+
+
+def _proven(proofs: list[Proof]) -> tuple[bool, str]:
+    """All proofs hold (a missing gauge defers to configuration, already verified)."""
+    failing = [p for p in proofs if p.ok is False]
+    detail = "; ".join(f"{p.check}: {p.detail}" for p in proofs)
+    if not failing:
+        log.info("node proven on its datapath", extra={"kv": {"node": proofs[0].node, "detail": detail}})
+    return not failing, detail
 
 
 class StepFailed(Exception):
@@ -69,7 +81,7 @@ class ActionRunner:
             RestoreObject: self._restore, RemoveNodeLabel: self._remove_label,
             UnexcludeNodes: self._unexclude, WaitKubeProxyReady: self._wait_kube_proxy,
             SetConfigValues: self._set_config, StripNodeConfig: self._strip_node_config,
-            VerifyKprOff: self._verify_kpr_off,
+            VerifyKprOff: self._verify_kpr_off, ProveNode: self._prove,
         }.get(type(action))
         if isinstance(action, RestartAgent):
             await self._restart_agent(action, restarting, record)
@@ -240,6 +252,36 @@ class ActionRunner:
             return False, "replacement not ready yet" if fresh else "no replacement pod yet"
 
         await self._wait(f"the Cilium agent on {node}", self._settings.timeouts.agent_ready_seconds, check)
+
+    async def _prove(self, action: ProveNode) -> None:
+        """Wait until the node itself shows kube-proxy back and KPR off (see prove.py)."""
+        proof, c = self._settings.proof, self._settings.cilium
+        node = action.node
+
+        async def addresses() -> tuple[str | None, str | None]:
+            found = (await self._kube.get(NODES, node)).get("status") or {}
+            by_type = {a.get("type"): a.get("address") for a in found.get("addresses") or ()}
+            pods = (await self._kube.list(PODS, c.namespace, label_selector=c.agent_selector,
+                                          field_selector=f"spec.nodeName={node}")).items
+            agent = next(((p.get("status") or {}).get("podIP") for p in pods if pod_ready(p)), None)
+            return by_type.get("InternalIP") or by_type.get("ExternalIP"), agent
+
+        async with aiohttp.ClientSession() as session:
+            prover = DatapathProver(session, health_port=proof.kube_proxy_health_port,
+                                    max_age_seconds=proof.max_age_seconds,
+                                    timeout_seconds=min(10.0, proof.timeout_seconds),
+                                    clock=self._clock)
+
+            async def check() -> tuple[bool, str]:
+                node_ip, agent_ip = await addresses()
+                if not node_ip or not agent_ip:
+                    return False, "no node address" if not node_ip else "no ready agent pod address"
+                agent = f"[{agent_ip}]" if ":" in agent_ip else agent_ip
+                proofs = [await prover.kube_proxy(node, node_ip),
+                          await prover.kpr_off(node, f"http://{agent}:{proof.agent_metrics_port}/metrics")]
+                return _proven(proofs)
+
+            await self._wait(f"proof on {node}'s datapath", proof.timeout_seconds, check)
 
     async def _delete_pod(self, name: str) -> None:
         await self._guard()

@@ -16,6 +16,9 @@ Steps, each verified before the next:
    node on; verify the effective setting of every affected node is off.
 3. **restart-agents**: delete the Cilium agent pod of each affected node, one at a
    time, and wait for its ready replacement.
+4. **prove** (unless ``rollback.proof.enabled`` is off): each node shows it on its
+   datapath — kube-proxy's own health endpoint synced recently and the agent's KPR
+   feature gauge off (:mod:`exporter.rollback.prove`).
 
 The plan never deletes kube-proxy, never runs ``kube-proxy --cleanup`` and never
 touches ``k8sServiceHost``. It refuses (``Plan.refusal``), changing nothing, when it
@@ -33,7 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.rollback.actions import (
-    STEP_KPR_OFF, STEP_KUBE_PROXY, STEP_RESTART, Action, Plan, RemoveNodeLabel, RestartAgent,
+    STEP_KPR_OFF, STEP_KUBE_PROXY, STEP_PROVE, STEP_RESTART, Action, Plan, ProveNode,
+    RemoveNodeLabel, RestartAgent,
     RestoreObject, SetConfigValues, Step, StripNodeConfig, UnexcludeNodes, VerifyKprOff,
     WaitKubeProxyReady, action_to_dict,
 )
@@ -105,6 +109,13 @@ def build_plan(
         Step(STEP_KPR_OFF, tuple(draft.step2)),
         Step(STEP_RESTART, tuple(RestartAgent(n) for n in affected)),
     )
+    if settings.proof.enabled:
+        steps += (Step(STEP_PROVE, tuple(ProveNode(n) for n in affected)),)
+        draft.notes.append("agents before Cilium 1.17 export no KPR feature gauge: for them the "
+                           "configuration decides, and kube-proxy's health endpoint must still agree")
+    else:
+        draft.notes.append("datapath proof is off (rollback.proof.enabled): nodes count as restored "
+                           "by configuration and pod readiness only")
     return plan(steps)
 
 

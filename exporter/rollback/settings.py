@@ -83,6 +83,31 @@ class RollbackTimeouts:
 
 
 @dataclass(frozen=True)
+class DatapathProof:
+    """Proving each restored node on its datapath, not only in configuration."""
+
+    enabled: bool = field(
+        default=True, metadata={"help": "After the agent restart, require kube-proxy's health "
+                                        "endpoint fresh and the agent's KPR gauge off on each node."})
+    kube_proxy_health_port: int = field(
+        default=10256, metadata={"help": "kube-proxy's health port on the node (/healthz)."})
+    agent_metrics_port: int = field(
+        default=9962, metadata={"help": "The Cilium agent's metrics port (its feature gauge)."})
+    max_age_seconds: float = field(
+        default=60.0, metadata={"help": "kube-proxy's last rule sync may be at most this old."})
+    timeout_seconds: float = field(
+        default=300.0, metadata={"help": "Per node: how long the proof may take before the "
+                                         "rollback stops."})
+
+    def problems(self) -> list[str]:
+        found = [f"rollback.proof.{n} must be between 1 and 65535"
+                 for n in ("kube_proxy_health_port", "agent_metrics_port")
+                 if not 0 < getattr(self, n) < 65536]
+        return found + [f"rollback.proof.{n} must be positive"
+                        for n in ("max_age_seconds", "timeout_seconds") if getattr(self, n) <= 0]
+
+
+@dataclass(frozen=True)
 class RollbackSettings:
     """Guards and targets of the rollback; dry-run unless told otherwise."""
 
@@ -128,6 +153,7 @@ class RollbackSettings:
     cilium: CiliumObjects = field(default_factory=CiliumObjects)
     kube_proxy: KubeProxyObjects = field(default_factory=KubeProxyObjects)
     timeouts: RollbackTimeouts = field(default_factory=RollbackTimeouts)
+    proof: DatapathProof = field(default_factory=DatapathProof)
 
     def problems(self) -> list[str]:
         found: list[str] = []

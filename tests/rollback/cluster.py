@@ -11,7 +11,7 @@ import asyncio
 import itertools
 
 from exporter.rollback.model import schedules_on
-from exporter.rollback.settings import RollbackSettings
+from exporter.rollback.settings import DatapathProof, RollbackSettings
 from tests.fakekube.fixtures import cilium_node_config, configmap, daemonset, node, pod
 
 MIGRATION = "io.cilium.migration/kube-proxy-replacement"
@@ -91,6 +91,7 @@ class Controller:
         self.enabled = {"cilium": True, "kube-proxy": True}
         self.ready = {"cilium": True, "kube-proxy": True}
         self.created: list[tuple[str, str]] = []  # (DaemonSet, node) of every pod it made
+        self.pod_ips: dict[str, str] = {}  # node -> the address its (host-network) pods get
         self._names = itertools.count(1)
 
     def reconcile(self) -> None:
@@ -106,13 +107,19 @@ class Controller:
             have = {p["spec"]["nodeName"] for p in pods}
             for node_name, node_labels in nodes.items():
                 if node_name not in have and schedules_on(ds, node_name, node_labels):
-                    self.fake.seed(pod(f"{name}-{next(self._names):04d}", self.namespace, node_name,
-                                       labels, ready=self.ready[name]))
+                    made = pod(f"{name}-{next(self._names):04d}", self.namespace, node_name,
+                               labels, ready=self.ready[name])
+                    if node_name in self.pod_ips:
+                        made["status"]["podIP"] = self.pod_ips[node_name]
+                    self.fake.seed(made)
                     self.created.append((name, node_name))
 
 
 def settings(**overrides) -> RollbackSettings:
-    base = dict(mode="enforce", namespace="kpr", identity="test-replica")
+    """Enforce-mode settings; the datapath proof is off unless a test serves the nodes' health
+    endpoints and agent metrics (tests/rollback/test_prove_step.py)."""
+    base = dict(mode="enforce", namespace="kpr", identity="test-replica",
+                proof=DatapathProof(enabled=False))
     base.update(overrides)
     return RollbackSettings(**base)
 

@@ -12,7 +12,7 @@ serialisation round trip and the rendered text.
 from exporter.rollback.api import NOOP, REFUSED, Scope, Trigger
 from exporter.rollback.model import Backup, ClusterSnapshot, NodeConfig
 from exporter.rollback.actions import (
-    READY, Plan, RemoveNodeLabel, RestartAgent, RestoreObject, SetConfigValues, StripNodeConfig,
+    READY, Plan, ProveNode, RemoveNodeLabel, RestartAgent, RestoreObject, SetConfigValues, StripNodeConfig,
     UnexcludeNodes, VerifyKprOff, WaitKubeProxyReady,
 )
 from exporter.rollback.plan import build_plan
@@ -88,6 +88,7 @@ def test_canary_node_rollback_is_the_reverse_of_the_per_node_procedure():
         [RemoveNodeLabel("node-b", MIGRATION), WaitKubeProxyReady(("node-b",))],
         [VerifyKprOff(("node-b",))],
         [RestartAgent("node-b")],
+        [ProveNode("node-b")],
     ]
     assert any("deselects" in n for n in plan.notes)
 
@@ -115,6 +116,7 @@ def test_full_rollback_restores_kube_proxy_from_the_backup():
                           "kube-proxy-replacement-healthz-bind-address": ""}),
          VerifyKprOff(nodes)],
         [RestartAgent(n) for n in nodes],
+        [ProveNode(n) for n in nodes],
     ]
 
 
@@ -186,7 +188,19 @@ def test_cluster_scope_restarts_agents_the_tracker_still_sees_on_ebpf():
     snapshot = canary_cluster(node_configs=(), nodes={n: labels(n) for n in ("node-a", "node-b")})
     plan = build_plan(snapshot, Scope.cluster(["node-b"]), TRIGGER, SETTINGS, NOW)
     assert steps(plan) == [[WaitKubeProxyReady(("node-b",))], [VerifyKprOff(("node-b",))],
-                           [RestartAgent("node-b")]]
+                           [RestartAgent("node-b")], [ProveNode("node-b")]]
+
+
+def test_the_datapath_proof_can_be_turned_off_and_the_plan_says_so():
+    from exporter.rollback.settings import DatapathProof
+
+    off = RollbackSettings(proof=DatapathProof(enabled=False))
+    plan = build_plan(canary_cluster(), Scope.of_nodes(["node-b"]), TRIGGER, off, NOW)
+    assert not any(isinstance(a, ProveNode) for _, _, a in plan.actions())
+    assert any("datapath proof is off" in n for n in plan.notes)
+    on = build_plan(canary_cluster(), Scope.of_nodes(["node-b"]), TRIGGER, SETTINGS, NOW)
+    assert any("Cilium 1.17" in n for n in on.notes)
+    assert "prove node-b is on kube-proxy" in on.render()
 
 
 def test_missing_cilium_config_is_refused():
