@@ -30,6 +30,7 @@ from exporter.roles import Clock, DatapathResolver, FlowSource, ServiceDirectory
 from exporter.sli import Pipeline, StaticDatapathResolver
 from exporter.sources.agents import AgentCollector, AgentScraper, static_discovery
 from exporter.sources.hubble import HubbleReader
+from exporter import buildinfo
 from exporter.baseline.collector import BaselineCollector
 from exporter.baseline.keeper import BaselineKeeper
 from exporter.baseline.service import BaselineService
@@ -37,10 +38,11 @@ from exporter.baseline.store import StoreError, make_store
 from exporter.judge.api import QueryError, verdicts_body
 from exporter.judge.collector import VerdictCollector
 from exporter.judge.driver import Judge
+from exporter.judge_prom import PrometheusEvidence
 from exporter.rollback.api import TrackerView
 from exporter.snapshot import to_json as snapshot_json
 from exporter.web import Server, Surface, build_app
-from exporter.webhook.service import build_rollback_service
+from exporter.webhook.service import StaticView, build_rollback_service
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class Exporter:
         # ``_created`` samples double the series count and nothing here reads them.
         prometheus_client.disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
+        buildinfo.register(self.registry)
         self._clock = clock
         self._sleep = sleep
         self._tasks: list[asyncio.Task[Any]] = []
@@ -97,7 +100,6 @@ class Exporter:
         self.source: FlowSource = flow_source or HubbleReader(
             settings.hubble, registry=self.registry, clock=clock, sleep=sleep
         )
-        self._ready_seen = False
         self.surface.readiness["hubble"] = self._hubble_readiness
 
         self.agents: AgentScraper | None = None
@@ -125,13 +127,18 @@ class Exporter:
         self.registry.register(BaselineCollector(lambda: self.baseline.baseline))
         self.judge = Judge(settings.judge)
         self.registry.register(VerdictCollector(self.judge))
+        # judge.source prometheus: the same statistics over the fleet's series in Prometheus.
+        self.judge_evidence: PrometheusEvidence | None = (
+            PrometheusEvidence(settings.judge, registry=self.registry)
+            if settings.judge.source == "prometheus" else None)
 
         self.app = build_app(self.surface)
         self.app.router.add_get("/api/v1/snapshot", self._snapshot_api)
         self.app.router.add_get("/api/v1/verdicts", self._verdicts_api)
         self.surface.links += [("/api/v1/verdicts", "Verdicts (JSON)"),
                                ("/api/v1/snapshot", "SLI snapshot (JSON)")]
-        self.server = Server(self.app, settings.web.listen_address)
+        stop_within = settings.webhook.shutdown_timeout_seconds  # below the pod's grace period
+        self.server = Server(self.app, settings.web.listen_address, shutdown_timeout=stop_within)
 
         # The webhook shares the main listener unless it has its own (required for TLS).
         self.webhook_server: Server | None = None
@@ -140,12 +147,19 @@ class Exporter:
             webhook_app = web.Application(client_max_size=settings.webhook.max_body_bytes + 1)
         self.rollback = build_rollback_service(
             webhook_app, webhook=settings.webhook, rollback=settings.rollback,
-            view=TrackerView(self.tracker), kube=self.kube, registry=self.registry, clock=clock,
+            # A static datapath map states the phase; otherwise the tracker learns it.
+            view=StaticView(settings.datapath.static) if settings.datapath.static
+            else TrackerView(self.tracker), kube=self.kube, registry=self.registry, clock=clock,
             planner=planner,
         )
         if settings.webhook.listen_address:
             self.webhook_server = Server(webhook_app, settings.webhook.listen_address,
-                                         ssl_context=self.rollback.ssl_context)
+                                         ssl_context=self.rollback.ssl_context,
+                                         flag="--webhook.listen-address",
+                                         shutdown_timeout=stop_within)
+        # What the Pod's readiness probe asks (/readyz/webhook): a Hubble outage must not
+        # take the webhook out of the Service (docs/install.md, "Health endpoints").
+        self.surface.readiness["webhook"] = self._webhook_readiness
 
     async def _discover_agents(self) -> dict[str, str]:
         """Cilium agent pods -> {node: metrics URL}, from the Kubernetes API."""
@@ -175,16 +189,18 @@ class Exporter:
     # --- readiness ---------------------------------------------------------------------
 
     def _hubble_readiness(self) -> str | None:
-        """Ready once the Hubble stream delivered its first message (and from then on)."""
-        ready = getattr(self.source, "ready", None)
-        if ready is None or ready.is_set():
-            self._ready_seen = True
-        if self._ready_seen:
-            return None
+        """Ready while the Hubble stream is up now; it is not what the Pod's probe
+        asks (``/readyz/webhook``), see web.py."""
         status = self.source.status()
-        return f"no message from Hubble at {status.address} yet" + (
-            f" ({status.error})" if status.error else ""
-        )
+        if status.up:
+            return None
+        return f"Hubble stream at {status.address} is down" + (
+            f" ({status.error})" if status.error else "")
+
+    def _webhook_readiness(self) -> str | None:
+        """Ready while the webhook's listener serves (it serves /readyz too when shared)."""
+        server = self.webhook_server or self.server
+        return server.readiness()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -205,7 +221,8 @@ class Exporter:
             if self.backends is not None:
                 self._spawn(BackendWatcher(self.kube, self.settings.kube, self.backends).run(),
                             "kube-backend-watch")
-        self._spawn(self.rollback.start(), "rollback-resume")
+        # Resumes an interrupted rollback now and whenever a dead holder's Lease expires.
+        self._spawn(self.rollback.run(self._sleep), "rollback-resume")
         self._spawn(self._judge_loop(), "judge")
         log.info("exporter started", extra={"kv": {
             "listen": self.server.url, "hubble": self.settings.hubble.address,
@@ -231,9 +248,8 @@ class Exporter:
         self._tasks.clear()
         if self.agents is not None:
             await self.agents.aclose()
-        await self.server.stop()
-        if self.webhook_server is not None:
-            await self.webhook_server.stop()
+        # Both listeners drain at once: the whole stop stays within one shutdown timeout.
+        await asyncio.gather(*(s.stop() for s in (self.server, self.webhook_server) if s is not None))
         if self.kube is not None:
             await self.kube.close()
 
@@ -254,10 +270,8 @@ class Exporter:
 
     def sources_problem(self) -> str:
         """Why the judge must not trust the data right now ("" when it may)."""
-        status = self.source.status()
-        if not status.up:
-            return f"Hubble stream at {status.address} is down" + (
-                f" ({status.error})" if status.error else "")
+        if why := self._hubble_readiness():
+            return why
         if self.agents is not None and (why := self.agents.readiness()):
             return why
         return ""
@@ -268,6 +282,11 @@ class Exporter:
         snapshot = self.pipeline.snapshot(now)
         phase = self.tracker.phase
         await self.baseline.observe(snapshot, phase)
+        if self.judge_evidence is not None:
+            evidence = await self.judge_evidence.evidence(now)
+            await asyncio.to_thread(self.judge.evaluate_evidence, now, evidence,
+                                    baseline=self.baseline.baseline, phase=phase)
+            return
         problem = self.sources_problem()
         # Thousands of services take a second or two of statistics: off the event loop.
         await asyncio.to_thread(

@@ -28,6 +28,9 @@ READ_AT_START = {
     "hubble.tls.cert_file": "--hubble.tls.cert-file",
     "hubble.tls.key_file": "--hubble.tls.key-file",
     "kube.kubeconfig": "--kube.kubeconfig",
+    "judge.prometheus.bearer_token_file": "--judge.prometheus.bearer-token-file",
+    "judge.prometheus.basic_auth.password_file": "--judge.prometheus.basic-auth.password-file",
+    "judge.prometheus.tls.ca_file": "--judge.prometheus.tls.ca-file",
 }
 
 

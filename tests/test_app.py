@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import socket
+import time
 
+import aiohttp
 import pytest
 
 from exporter import app as app_module
@@ -55,3 +59,90 @@ async def test_node_mode_discovers_only_its_own_nodes_agent(agents):
     [listing] = [r for r in agents.requests if r.path.endswith("/namespaces/kube-system/pods")]
     assert listing.query.get("fieldSelector") == "spec.nodeName=node-b"
     assert listing.query.get("labelSelector") == "k8s-app=cilium"
+
+
+# --- running without Kubernetes: the static datapath map gives the phase -------------------
+
+FIRING = {
+    "version": "4", "groupKey": "{}:{alertname=\"KprJudgeServiceWorse\"}", "status": "firing",
+    "receiver": "kpr", "truncatedAlerts": 0,
+    "alerts": [{"status": "firing", "fingerprint": "0a1b2c3d4e5f6071",
+                "startsAt": "2026-11-24T19:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                "labels": {"alertname": "KprJudgeServiceWorse", "kpr_action": "rollback",
+                           "namespace": "shop", "service": "cart"}}],
+}
+
+
+@pytest.fixture
+def refused_address():
+    """A loopback port that is bound but never listens: every dial to it is refused."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{held.getsockname()[1]}"
+
+
+@pytest.fixture
+async def offline(refused_address, tmp_path):
+    """Start ``kpr-exporter run --kube.enabled false [--datapath.static ...]`` in-process."""
+    started: list[app_module.Exporter] = []
+
+    async def start(static: str = "", **webhook) -> app_module.Exporter:
+        flags = {"--kube.enabled": "false", "--web.listen-address": "127.0.0.1:0",
+                 "--hubble.address": refused_address}
+        if static:
+            flags["--datapath.static"] = static
+        settings = config.load(env={}, flags=flags)
+        settings = dataclasses.replace(
+            settings, webhook=dataclasses.replace(settings.webhook, **webhook),
+            baseline=dataclasses.replace(settings.baseline, file=str(tmp_path / "baseline.json")))
+        exporter = app_module.Exporter(settings)
+        await exporter.start()
+        started.append(exporter)
+        return exporter
+
+    yield start
+    for exporter in started:
+        await exporter.stop()
+
+
+async def _deliver(exporter: app_module.Exporter) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{exporter.url}/webhook/alertmanager", json=FIRING) as resp:
+            return resp.status, await resp.json()
+
+
+@pytest.mark.parametrize("static, kind, nodes", [
+    ("n1=ebpf", "cluster", ["n1"]),                       # every node switched: phase after
+    ("n1=ebpf,n2=kube-proxy", "nodes", ["n1"]),           # mixed: phase canary, the eBPF node
+])
+async def test_static_datapaths_give_a_known_phase_and_dry_run_answers_with_the_plan(
+        offline, static, kind, nodes):
+    exporter = await offline(static)
+    status, body = await _deliver(exporter)
+    assert (status, body["outcome"]) == (200, "accepted"), body
+    assert body["scope"] == {"kind": kind, "nodes": nodes}
+    assert "would roll back" in body["reason"] and "mode dry-run" in body["reason"]
+
+
+async def test_without_static_datapaths_or_kubernetes_the_phase_is_unknown_and_deferred(offline):
+    exporter = await offline()
+    status, body = await _deliver(exporter)
+    assert (status, body["outcome"]) == (503, "deferred")
+    assert "migration phase not known yet" in body["reason"]
+
+
+async def test_stop_with_a_stalled_delivery_ends_within_the_shutdown_timeout(offline):
+    exporter = await offline("n1=ebpf", body_timeout_seconds=300, shutdown_timeout_seconds=0.5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", exporter.server.port)
+    writer.write(b"POST /webhook/alertmanager HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: 4096\r\n\r\n{\"version\"")
+    await writer.drain()
+    async with aiohttp.ClientSession() as session:  # the stalled request is in flight now
+        async with session.get(f"{exporter.url}/healthz") as resp:
+            assert resp.status == 200
+    begin = time.monotonic()
+    await exporter.stop()
+    took = time.monotonic() - begin
+    writer.close()
+    # It waited for the request in flight (so one was), and no longer than the timeout allows.
+    assert 0.4 <= took < 5, f"stop took {took:.2f}s with a stalled delivery in flight"

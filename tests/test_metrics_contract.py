@@ -30,7 +30,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import model
+from exporter import buildinfo, model
 from exporter.baseline.collector import BaselineCollector
 from exporter.baseline.model import QUANTILES
 from exporter.datapath import decide
@@ -38,6 +38,12 @@ from exporter.datapath.tracker import DatapathTracker
 from exporter.sources.settings import HubbleSettings
 from exporter.judge import verdict as jv
 from exporter.judge.collector import VerdictCollector
+from exporter.judge.settings import JudgeSettings
+from exporter.judge_prom.source import ERROR_KINDS as JUDGE_SOURCE_ERRORS
+from exporter.judge_prom.source import PrometheusEvidence
+from exporter.kube.owners_feed import UNKNOWN as OWNER_UNKNOWN
+from exporter.kube.owners_feed import OwnerCollector
+from exporter.ownership import OWNERS
 from exporter.kube.backends import BackendMap
 from exporter.rollback import api as rollback_api
 from exporter.rollback.api import TrackerView
@@ -81,6 +87,7 @@ def _pipeline_text() -> str:
 
 def _registry_text() -> str:
     registry = CollectorRegistry()
+    buildinfo.register(registry, environ={})
     HubbleReader(HubbleSettings(), registry=registry, clock=lambda: NOW)
 
     clock = [NOW - 60]
@@ -107,6 +114,12 @@ def _registry_text() -> str:
     verdicts = [SimpleNamespace(namespace="shop", service="cart", sli=jv.CONNECT_DURATION,
                                 comparison=jv.CANARY_VS_CONTROL, value=0.0, effect_size=-0.28)]
     registry.register(VerdictCollector(SimpleNamespace(verdicts=verdicts, evaluated_at=NOW)))
+    PrometheusEvidence(JudgeSettings(), registry=registry)  # judge.source: prometheus
+    helm_cm = {"metadata": {"name": "cilium-config", "namespace": "kube-system", "annotations": {
+        "meta.helm.sh/release-name": "cilium", "meta.helm.sh/release-namespace": "kube-system"}}}
+    registry.register(OwnerCollector([lambda: [
+        ("ConfigMap kube-system/cilium-config", helm_cm, True),
+        ("DaemonSet kube-system/kube-proxy", None, False)]]))
     bounds = (0.0005, 0.001, 0.0025)
     cohort = SimpleNamespace(connect_counts=(4, 10, 5, 1), flow_exposure=1000, drops=2)
     baseline = SimpleNamespace(captured_at=NOW - 86400, connect_bounds=bounds,
@@ -224,6 +237,8 @@ LABEL_VALUES = [
     ("kpr_baseline_connect_duration_seconds", "q", tuple(str(q) for q in QUANTILES)),
     ("kpr_verdict", "sli", jv.SLIS),
     ("kpr_verdict", "comparison", jv.COMPARISONS),
+    ("kpr_judge_source_errors_total", "kind", JUDGE_SOURCE_ERRORS),
+    ("kpr_config_owner_info", "owner", (*OWNERS, OWNER_UNKNOWN)),
     ("kpr_hubble_lost_events_total", "source", tuple(model.LOST_SOURCE_NAMES.values())),
     ("kpr_hubble_nodes", "state", tuple(model.NODE_STATE_NAMES.values())),
     ("kpr_connection_table_entries", "table", TABLES),

@@ -3,6 +3,9 @@
 Modules:
 
 * ``settings``  - ``JudgeSettings`` (section ``judge``);
+* ``source_settings`` - where the evidence comes from (``judge.source``, ``judge.prometheus``);
+* ``evidence``  - ``Evidence`` (the windows judged), the ``EvidenceSource`` role and the
+  in-process source (the Prometheus one is ``exporter.judge_prom``);
 * ``histogram`` - quantiles (PromQL-style interpolation), Mann-Whitney U and Hodges-Lehmann
   on bucket counts, the tail split;
 * ``counts``    - the exact conditional rate test for drops and connect failures;

@@ -8,7 +8,6 @@ or infinity in it). An unknown filter value raises ``QueryError`` (answer 400). 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,7 +35,7 @@ def verdicts_body(judge: Judge, query: Mapping[str, str] | None = None) -> dict[
         "evaluated_at": jsonable(judge.evaluated_at),
         "phase": judge.phase,
         "problem": judge.problem or None,
-        "settings": jsonable(dataclasses.asdict(judge.settings)),
+        "settings": jsonable(judge.settings.statistics()),  # the same whatever the source
         "summary": counts,
         "filters": wanted,
         "verdicts": [v.to_dict() for v in worst_first(chosen)],

@@ -1,16 +1,18 @@
 """The periodic judge: snapshots + frozen baseline + phase -> one verdict per service, SLI
 and comparison.
 
-``Judge`` keeps a compact snapshot history long enough for the long window. Each
-``evaluate`` takes the short and the long window ending at the newest snapshot and, for
-every service seen in them or in the baseline, compares
+``Judge`` judges an ``Evidence`` (``exporter.judge.evidence``): the short and the long window
+of counts, from its own compact snapshot history (``evaluate``) or from Prometheus
+(``evaluate_evidence`` with what ``exporter.judge_prom`` fetched). For every service seen in
+the windows or in the baseline it compares
 
 * canary-vs-control: the service's eBPF-datapath counts with its kube-proxy-datapath counts
   in the same window (the cohorts split by the node that translated the Service);
 * after-vs-baseline: the eBPF-datapath counts with the frozen pre-switch baseline.
 
-A dead or stale source, a stale snapshot or too little history makes every verdict
-inconclusive with the reason. Pure: the caller passes ``now``, feeds snapshots and wires
+A dead or stale source, a stale snapshot, too little history or an unreachable metric
+store makes every verdict inconclusive with the reason; partial data for one service makes
+that service's verdicts inconclusive. Pure: the caller passes ``now``, feeds snapshots and wires
 the results to the collector and the API. Services named ``__other__`` (label overflow)
 mix unrelated services and are never judged.
 """
@@ -21,7 +23,8 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from exporter.judge.compare import Span, inconclusive, judge
-from exporter.judge.history import Cohort, SnapshotHistory, Window
+from exporter.judge.evidence import Evidence, InProcessEvidence
+from exporter.judge.history import Cohort, Window
 from exporter.judge.settings import JudgeSettings
 from exporter.judge.verdict import (
     AFTER_VS_BASELINE,
@@ -59,16 +62,16 @@ class BaselineView(Protocol):
 
 
 class Judge:
-    """Evaluates every service periodically; keeps the latest verdicts for export."""
+    """Evaluates every service periodically; keeps the latest verdicts for export.
+
+    ``evaluate`` judges the in-process snapshot history (``self.source``);
+    ``evaluate_evidence`` judges evidence from any ``EvidenceSource`` (Prometheus).
+    """
 
     def __init__(self, settings: JudgeSettings) -> None:
         self.settings = settings
-        self.history = SnapshotHistory(
-            settings.history_seconds,
-            fine_seconds=settings.short_window_seconds + 2 * settings.evaluation_interval_seconds,
-            resolution=max(settings.evaluation_interval_seconds,
-                           settings.long_window_seconds / 15.0),
-        )
+        self.source = InProcessEvidence(settings)
+        self.history = self.source.history
         self.verdicts: tuple[Verdict, ...] = ()
         self.evaluated_at: float = NAN
         self.phase: str = ""
@@ -76,7 +79,7 @@ class Judge:
 
     def observe(self, snapshot: SliSnapshot) -> None:
         """Add a snapshot (older than or as old as the newest one is ignored)."""
-        self.history.add(snapshot)
+        self.source.observe(snapshot)
 
     def evaluate(self, now: float, snapshots: Iterable[SliSnapshot] = (), *,
                  baseline: BaselineView | None, phase: str, sources_ok: bool = True,
@@ -84,51 +87,31 @@ class Judge:
         """Judge every service now; ``snapshots`` are observed first (oldest first)."""
         for snapshot in snapshots:
             self.observe(snapshot)
-        s = self.settings
-        short = self.history.window(s.short_window_seconds)
-        long = self.history.window(s.long_window_seconds)
-        problem = self._problem(now, short, sources_ok, sources_reason)
-        services = self._services(long, baseline)
+        evidence = self.source.evidence_at(now, sources_ok=sources_ok,
+                                           sources_reason=sources_reason)
+        return self.evaluate_evidence(now, evidence, baseline=baseline, phase=phase)
+
+    def evaluate_evidence(self, now: float, evidence: Evidence, *,
+                          baseline: BaselineView | None, phase: str) -> list[Verdict]:
+        """Judge every service in ``evidence`` (and in the baseline) now."""
+        services = set(evidence.services)
+        if baseline is not None:
+            services.update(baseline.service_names())
         verdicts: list[Verdict] = []
-        for namespace, service in sorted(services):
+        for namespace, service in sorted(s for s in services if s[1] != OTHER_SERVICE):
+            problem = evidence.problem or evidence.partial.get((namespace, service))
             for comparison in COMPARISONS:
                 for sli in SLIS:
                     verdicts.append(self._verdict(now, namespace, service, sli, comparison,
-                                                  short, long, baseline, problem))
+                                                  evidence.short, evidence.long, baseline,
+                                                  problem))
         self.verdicts = tuple(verdicts)
         self.evaluated_at = now
         self.phase = phase
-        self.problem = problem or ""
+        self.problem = evidence.problem or ""
         return verdicts
 
     # --- internals ------------------------------------------------------------------------
-
-    def _problem(self, now: float, short: Window | None, sources_ok: bool,
-                 sources_reason: str) -> str | None:
-        if not sources_ok:
-            return "stale or dead source: " + (sources_reason or "a flow or metrics source is down")
-        newest = self.history.newest
-        if newest is None:
-            return "no SLI snapshot yet"
-        age = now - newest.time
-        if age > self.settings.stale_after_seconds:
-            return (f"stale source: the newest SLI snapshot is {age:.0f} s old "
-                    f"(> {self.settings.stale_after_seconds:g} s)")
-        if short is None:
-            return "not enough history yet (one snapshot)"
-        return None
-
-    def _services(self, long: Window | None,
-                  baseline: BaselineView | None) -> set[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
-        newest = self.history.newest
-        if newest is not None:
-            found.update((k.namespace, k.service) for k in newest.index)
-        if long is not None:
-            found.update((k.namespace, k.service) for k in long.keys())
-        if baseline is not None:
-            found.update(baseline.service_names())
-        return {item for item in found if item[1] != OTHER_SERVICE}
 
     def _verdict(self, now: float, namespace: str, service: str, sli: str, comparison: str,
                  short: Window | None, long: Window | None, baseline: BaselineView | None,

@@ -12,7 +12,7 @@ row of it. Pure module: numpy only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,6 +136,21 @@ class Window:
 
     def keys(self) -> Iterator[SliKey]:
         return iter(self.index)
+
+    @classmethod
+    def of_cohorts(cls, start: float, end: float, bounds: tuple[float, ...],
+                   cohorts: Mapping[SliKey, Cohort], partial: bool = False) -> Window:
+        """A window holding ``cohorts`` (each with ``len(bounds) + 1`` bucket counts)."""
+        width = len(bounds) + 1
+        data = np.zeros((len(cohorts), width + _EXTRA), dtype=np.int64)
+        index: dict[SliKey, int] = {}
+        for row, (key, c) in enumerate(cohorts.items()):
+            if len(c.connect_counts) != width:
+                raise ValueError(f"{key}: {len(c.connect_counts)} buckets, expected {width}")
+            data[row] = (*c.connect_counts, c.attempts, c.established, c.flows, c.drops,
+                         c.kpr_drops)
+            index[SliKey(*key)] = row
+        return cls(start, end, bounds, index, data, partial)
 
     def cohort(self, key: SliKey | tuple[str, str, str]) -> Cohort | None:
         row = self.index.get(key)  # type: ignore[arg-type]

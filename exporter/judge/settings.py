@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+
+from exporter.judge.source_settings import PrometheusSourceSettings
+
+#: Where the evidence comes from (``exporter.judge.evidence``).
+SOURCES = ("in-process", "prometheus")
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,15 @@ class JudgeSettings:
                           "attempts per attempt that matters."},
     )
 
+    source: str = field(
+        default="in-process",
+        metadata={"help": "Where the judge reads its counts: in-process (this exporter's own "
+                          "SLI snapshots; relay mode) or prometheus (the exporters' series summed "
+                          "in Prometheus; node mode). The statistics are the same.",
+                  "choices": SOURCES},
+    )
+    prometheus: PrometheusSourceSettings = field(default_factory=PrometheusSourceSettings)
+
     @property
     def history_seconds(self) -> float:
         """How much snapshot history the long window needs."""
@@ -113,4 +127,11 @@ class JudgeSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 found.append(f"judge.{name} must be a non-negative number, got {value}")
+        if self.source == "prometheus" and not self.prometheus.url:
+            found.append("judge.source prometheus needs judge.prometheus.url")
         return found
+
+    def statistics(self) -> dict[str, float]:
+        """The settings every verdict depends on (not where the counts came from)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("source", "prometheus")}

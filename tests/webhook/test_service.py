@@ -5,7 +5,8 @@ refused with the reason; dry-run with a cluster: 20 concurrent identical deliver
 one plan, only GETs; enforce through the webhook rolls the canary back once, the
 re-send is a duplicate and the next alert meets the cooldown; start() seeds the
 cooldown from the persisted history; after a holder is killed mid-rollback, the next alert
-is not held by the cooldown; the kill-switch file; the tracker adapter.
+is not held by the cooldown; run() keeps resuming and counts what it completes; the
+kill-switch file; the tracker adapter.
 """
 
 from __future__ import annotations
