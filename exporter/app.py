@@ -145,11 +145,13 @@ class Exporter:
         webhook_app = self.app
         if settings.webhook.listen_address:
             webhook_app = web.Application(client_max_size=settings.webhook.max_body_bytes + 1)
+        # A static datapath map states the phase; otherwise the tracker learns it. The
+        # webhook, the baseline and the judge all read the phase from this one view.
+        self.view = (StaticView(settings.datapath.static) if settings.datapath.static
+                     else TrackerView(self.tracker))
         self.rollback = build_rollback_service(
             webhook_app, webhook=settings.webhook, rollback=settings.rollback,
-            # A static datapath map states the phase; otherwise the tracker learns it.
-            view=StaticView(settings.datapath.static) if settings.datapath.static
-            else TrackerView(self.tracker), kube=self.kube, registry=self.registry, clock=clock,
+            view=self.view, kube=self.kube, registry=self.registry, clock=clock,
             planner=planner,
         )
         if settings.webhook.listen_address:
@@ -280,7 +282,7 @@ class Exporter:
         """One round: snapshot -> baseline -> judge."""
         now = self._clock()
         snapshot = self.pipeline.snapshot(now)
-        phase = self.tracker.phase
+        phase = self.view.phase()
         await self.baseline.observe(snapshot, phase)
         if self.judge_evidence is not None:
             evidence = await self.judge_evidence.evidence(now)

@@ -124,6 +124,20 @@ async def test_static_datapaths_give_a_known_phase_and_dry_run_answers_with_the_
     assert "would roll back" in body["reason"] and "mode dry-run" in body["reason"]
 
 
+async def test_the_baseline_and_judge_read_the_static_phase_too(offline):
+    exporter = await offline("n1=ebpf,n2=kube-proxy")
+    seen = []
+    real = exporter.baseline.observe
+
+    async def observe(snapshot, phase):
+        seen.append(phase)
+        await real(snapshot, phase)
+
+    exporter.baseline.observe = observe
+    await exporter.judge_once()
+    assert seen and set(seen) == {"canary"}
+
+
 async def test_without_static_datapaths_or_kubernetes_the_phase_is_unknown_and_deferred(offline):
     exporter = await offline()
     status, body = await _deliver(exporter)
