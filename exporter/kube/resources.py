@@ -63,5 +63,12 @@ CILIUM_NODE_CONFIGS: Final = Resource(
 CILIUM_NODE_CONFIGS_V2ALPHA1: Final = Resource(
     "cilium.io", "v2alpha1", "ciliumnodeconfigs", "CiliumNodeConfig", builtin=False)
 
+FLUX_HELMRELEASES: Final = Resource(
+    "helm.toolkit.fluxcd.io", "v2", "helmreleases", "HelmRelease", builtin=False)
+FLUX_KUSTOMIZATIONS: Final = Resource(
+    "kustomize.toolkit.fluxcd.io", "v1", "kustomizations", "Kustomization", builtin=False)
+ARGOCD_APPLICATIONS: Final = Resource(
+    "argoproj.io", "v1alpha1", "applications", "Application", builtin=False)
+
 #: CiliumNodeConfig versions, preferred first (v2 since Cilium 1.16, v2alpha1 before).
 CILIUM_NODE_CONFIG_VERSIONS: Final = (CILIUM_NODE_CONFIGS, CILIUM_NODE_CONFIGS_V2ALPHA1)

@@ -16,11 +16,13 @@ from typing import Any, ClassVar, Final
 
 from exporter.rollback.api import NOOP, REFUSED, Scope, Trigger
 
+STEP_OWNERS: Final = "owners"
 STEP_KUBE_PROXY: Final = "kube-proxy"
 STEP_KPR_OFF: Final = "kpr-off"
 STEP_RESTART: Final = "restart-agents"
 STEP_PROVE: Final = "prove"
 STEP_TITLES: Final = {
+    STEP_OWNERS: "stop GitOps owners from reverting the change (before anything changes)",
     STEP_KUBE_PROXY: "bring kube-proxy back on the affected nodes",
     STEP_KPR_OFF: "turn the kube-proxy replacement off",
     STEP_RESTART: "restart the Cilium agents, one node at a time",
@@ -151,11 +153,41 @@ class ProveNode:
                 "agent's KPR feature gauge reads 0")
 
 
+@dataclass(frozen=True)
+class SuspendFlux:
+    """``spec.suspend: true`` on the Flux HelmRelease or Kustomization that owns an object."""
+
+    KIND: ClassVar[str] = "suspend-flux"
+    kind: str  # HelmRelease or Kustomization
+    namespace: str
+    name: str
+    owns: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (f"suspend Flux {self.kind} {self.namespace}/{self.name} (owns "
+                f"{', '.join(self.owns)}); resume it after the change is in Git")
+
+
+@dataclass(frozen=True)
+class DisableArgoSync:
+    """Turn automated sync off on the Argo CD Application that owns an object."""
+
+    KIND: ClassVar[str] = "disable-argo-sync"
+    namespace: str
+    name: str
+    owns: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (f"turn off automated sync of Argo CD Application {self.namespace}/{self.name} "
+                f"(owns {', '.join(self.owns)}); re-enable it after the change is in Git")
+
+
 Action = (RestoreObject | RemoveNodeLabel | UnexcludeNodes | WaitKubeProxyReady | SetConfigValues
-          | StripNodeConfig | VerifyKprOff | RestartAgent | ProveNode)
+          | StripNodeConfig | VerifyKprOff | RestartAgent | ProveNode | SuspendFlux
+          | DisableArgoSync)
 _ACTION_TYPES: Final = {cls.KIND: cls for cls in (
     RestoreObject, RemoveNodeLabel, UnexcludeNodes, WaitKubeProxyReady, SetConfigValues,
-    StripNodeConfig, VerifyKprOff, RestartAgent, ProveNode,
+    StripNodeConfig, VerifyKprOff, RestartAgent, ProveNode, SuspendFlux, DisableArgoSync,
 )}
 
 
@@ -166,7 +198,7 @@ def action_to_dict(action: Action) -> dict[str, Any]:
 def action_from_dict(doc: Mapping[str, Any]) -> Action:
     cls = _ACTION_TYPES[doc["action"]]
     args = {k: v for k, v in doc.items() if k != "action"}
-    for key in ("nodes", "values", "keys"):
+    for key in ("nodes", "values", "keys", "owns"):
         if isinstance(args.get(key), list):
             args[key] = tuple(args[key])
     return cls(**args)

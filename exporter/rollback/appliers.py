@@ -18,15 +18,19 @@ import aiohttp
 
 from exporter.kube.client import MERGE_PATCH, KubeClient
 from exporter.kube.errors import Conflict, NotFound, Unavailable
-from exporter.kube.resources import CONFIGMAPS, DAEMONSETS, NODES, PODS
+from exporter.kube.resources import (
+    ARGOCD_APPLICATIONS, CONFIGMAPS, DAEMONSETS, FLUX_HELMRELEASES, FLUX_KUSTOMIZATIONS, NODES,
+    PODS,
+)
 from exporter.rollback.backup import list_node_configs
 from exporter.rollback.model import (
     NodeConfig, effective_kpr, kpr_on, required_node_terms, strip_server_fields,
     without_excluded_values,
 )
 from exporter.rollback.actions import (
-    Action, ProveNode, RemoveNodeLabel, RestartAgent, RestoreObject, SetConfigValues,
-    StripNodeConfig, UnexcludeNodes, VerifyKprOff, WaitKubeProxyReady,
+    Action, DisableArgoSync, ProveNode, RemoveNodeLabel, RestartAgent, RestoreObject,
+    SetConfigValues, StripNodeConfig, SuspendFlux, UnexcludeNodes, VerifyKprOff,
+    WaitKubeProxyReady,
 )
 from exporter.rollback.prove import DatapathProver, Proof
 from exporter.rollback.settings import RollbackSettings
@@ -82,6 +86,7 @@ class ActionRunner:
             UnexcludeNodes: self._unexclude, WaitKubeProxyReady: self._wait_kube_proxy,
             SetConfigValues: self._set_config, StripNodeConfig: self._strip_node_config,
             VerifyKprOff: self._verify_kpr_off, ProveNode: self._prove,
+            SuspendFlux: self._suspend_flux, DisableArgoSync: self._disable_argo_sync,
         }.get(type(action))
         if isinstance(action, RestartAgent):
             await self._restart_agent(action, restarting, record)
@@ -252,6 +257,33 @@ class ActionRunner:
             return False, "replacement not ready yet" if fresh else "no replacement pod yet"
 
         await self._wait(f"the Cilium agent on {node}", self._settings.timeouts.agent_ready_seconds, check)
+
+    async def _suspend_flux(self, action: SuspendFlux) -> None:
+        resource = FLUX_HELMRELEASES if action.kind == "HelmRelease" else FLUX_KUSTOMIZATIONS
+        current = await self._kube.get(resource, action.name, action.namespace)
+        if (current.get("spec") or {}).get("suspend") is not True:
+            await self._guard()
+            await self._kube.patch(resource, action.name, {"spec": {"suspend": True}},
+                                   action.namespace, patch_type=MERGE_PATCH)
+        after = await self._kube.get(resource, action.name, action.namespace)
+        if (after.get("spec") or {}).get("suspend") is not True:
+            raise StepFailed(f"Flux {action.kind} {action.namespace}/{action.name} is not suspended")
+        log.info("owner suspended", extra={"kv": {"owner": f"flux {action.kind}",
+                                                  "name": f"{action.namespace}/{action.name}"}})
+
+    async def _disable_argo_sync(self, action: DisableArgoSync) -> None:
+        current = await self._kube.get(ARGOCD_APPLICATIONS, action.name, action.namespace)
+        if ((current.get("spec") or {}).get("syncPolicy") or {}).get("automated") is not None:
+            await self._guard()
+            await self._kube.patch(ARGOCD_APPLICATIONS, action.name,
+                                   {"spec": {"syncPolicy": {"automated": None}}},
+                                   action.namespace, patch_type=MERGE_PATCH)
+        after = await self._kube.get(ARGOCD_APPLICATIONS, action.name, action.namespace)
+        if ((after.get("spec") or {}).get("syncPolicy") or {}).get("automated") is not None:
+            raise StepFailed(f"Argo CD Application {action.namespace}/{action.name} still syncs "
+                             "automatically")
+        log.info("owner's automated sync off", extra={"kv": {
+            "owner": "argocd Application", "name": f"{action.namespace}/{action.name}"}})
 
     async def _prove(self, action: ProveNode) -> None:
         """Wait until the node itself shows kube-proxy back and KPR off (see prove.py)."""

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
+from exporter.ownership import Owner
+
 KPR_KEY: Final = "kube-proxy-replacement"
 KPR_HEALTHZ_KEY: Final = "kube-proxy-replacement-healthz-bind-address"
 KPR_KEYS: Final = (KPR_KEY, KPR_HEALTHZ_KEY)
@@ -281,6 +283,7 @@ class ClusterSnapshot:
     backup: Backup | None = None
     backup_error: str = ""  # why the backup could not be read, if it exists but is broken
     extras: Mapping[str, Any] = field(default_factory=dict)
+    owners: Mapping[str, Owner] = field(default_factory=dict)  # object label -> its owner
 
     def effective(self, node: str, labels: Mapping[str, str] | None = None,
                   node_configs: Sequence[NodeConfig] | None = None) -> tuple[str, str]:

@@ -83,6 +83,15 @@ def required(settings: RollbackSettings, uses: Iterable[str] = USES) -> tuple[Pe
         Permission("", "configmaps", ("create",), kp.namespace, (), (ROLLBACK,),
                    "restore the kube-proxy ConfigMap from the backup"),
         Permission("", "pods", ("list",), kp.namespace, (), (ROLLBACK,), "wait for kube-proxy to be ready"),
+        # --- GitOps owners (only when they own what a rollback writes) ---
+        Permission("helm.toolkit.fluxcd.io", "helmreleases", ("get", "patch"), CLUSTER_SCOPE, (),
+                   (ROLLBACK,), "suspend the Flux HelmRelease that owns Cilium's config",
+                   optional=True),
+        Permission("kustomize.toolkit.fluxcd.io", "kustomizations", ("get", "patch"), CLUSTER_SCOPE,
+                   (), (ROLLBACK,), "suspend the Flux Kustomization that owns kube-proxy or Cilium",
+                   optional=True),
+        Permission("argoproj.io", "applications", ("get", "patch"), CLUSTER_SCOPE, (), (ROLLBACK,),
+                   "turn off automated sync of the owning Argo CD Application", optional=True),
         # --- all namespaces (preflight) ---
         Permission("", "services", ("list",), CLUSTER_SCOPE, (), (PREFLIGHT,),
                    "externalTrafficPolicy: Local and sessionAffinity: ClientIP users"),

@@ -6,6 +6,10 @@ plan is persisted, so a resumed rollback runs the same actions, not a re-compute
 
 Steps, each verified before the next:
 
+0. **owners** (only when GitOps owns what the plan writes): suspend the owning Flux
+   HelmRelease/Kustomization, or turn off the Argo CD Application's automated sync, before
+   anything changes (:mod:`exporter.rollback.owners_step`); Helm-only ownership adds a note
+   naming ``rollback --persist``.
 1. **kube-proxy**: restore the kube-proxy ConfigMap and DaemonSet from the backup when
    they are gone; remove the migration label from the affected nodes (this undoes
    both the kube-proxy exclusion affinity and a CiliumNodeConfig selecting that label,
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.rollback.actions import (
-    STEP_KPR_OFF, STEP_KUBE_PROXY, STEP_PROVE, STEP_RESTART, Action, Plan, ProveNode,
+    STEP_KPR_OFF, STEP_KUBE_PROXY, STEP_OWNERS, STEP_PROVE, STEP_RESTART, Action, Plan, ProveNode,
     RemoveNodeLabel, RestartAgent,
     RestoreObject, SetConfigValues, Step, StripNodeConfig, UnexcludeNodes, VerifyKprOff,
     WaitKubeProxyReady, action_to_dict,
@@ -46,6 +50,7 @@ from exporter.rollback.model import (
     HOSTNAME_LABEL, KPR_HEALTHZ_KEY, KPR_KEY, KPR_KEYS, ClusterSnapshot, NodeConfig, kpr_on,
     required_node_terms, schedules_on, without_excluded_values,
 )
+from exporter.rollback.owners_step import owner_actions, written_objects
 from exporter.rollback.settings import RollbackSettings
 
 # --- planning --------------------------------------------------------------------------------
@@ -104,7 +109,11 @@ def build_plan(
         f"connections translated by eBPF on {', '.join(affected)} (NodePort SNAT/DSR, socket-LB "
         "UDP) break when the agent restarts; cordon and drain first if that matters"
     )
+    suspensions, owner_notes = owner_actions(
+        snapshot.owners, written_objects([*draft.step1, *draft.step2], settings), settings)
+    draft.notes.extend(owner_notes)
     steps = (
+        *((Step(STEP_OWNERS, tuple(suspensions)),) if suspensions else ()),
         Step(STEP_KUBE_PROXY, tuple(draft.step1)),
         Step(STEP_KPR_OFF, tuple(draft.step2)),
         Step(STEP_RESTART, tuple(RestartAgent(n) for n in affected)),

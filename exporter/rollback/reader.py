@@ -11,6 +11,7 @@ from exporter.kube.resources import CONFIGMAPS, DAEMONSETS, NODES
 from exporter.rollback.api import Scope, Trigger
 from exporter.rollback.backup import BackupError, BackupStore, list_node_configs
 from exporter.rollback.model import ClusterSnapshot, NodeConfig, strip_server_fields
+from exporter.ownership import Owner, detect_owner
 from exporter.rollback.actions import Plan
 from exporter.rollback.plan import build_plan
 from exporter.rollback.settings import RollbackSettings
@@ -24,18 +25,25 @@ async def read_snapshot(kube: KubeClient, settings: RollbackSettings,
         n["metadata"]["name"]: dict(n["metadata"].get("labels") or {})
         for n in (await kube.list(NODES)).items
     }
+    owners: dict[str, Owner] = {}
     try:
-        cilium_config = dict((await kube.get(CONFIGMAPS, c.configmap, c.namespace)).get("data") or {})
+        cilium_cm = await kube.get(CONFIGMAPS, c.configmap, c.namespace)
+        cilium_config: dict[str, str] | None = dict(cilium_cm.get("data") or {})
+        owners[f"ConfigMap {c.namespace}/{c.configmap}"] = detect_owner(cilium_cm)
     except NotFound:
         cilium_config = None
     _, items = await list_node_configs(kube, c.namespace)
     node_configs = tuple(NodeConfig.from_object(o) for o in items)
+    for item in items:
+        owners[f"CiliumNodeConfig {c.namespace}/{item['metadata']['name']}"] = detect_owner(item)
     try:
         daemonset = strip_server_fields(await kube.get(DAEMONSETS, kp.daemonset, kp.namespace))
+        owners[f"DaemonSet {kp.namespace}/{kp.daemonset}"] = detect_owner(daemonset)
     except NotFound:
         daemonset = None
     try:
-        await kube.get(CONFIGMAPS, kp.configmap, kp.namespace)
+        kp_cm = await kube.get(CONFIGMAPS, kp.configmap, kp.namespace)
+        owners[f"ConfigMap {kp.namespace}/{kp.configmap}"] = detect_owner(kp_cm)
         kp_config = True
     except NotFound:
         kp_config = False
@@ -46,7 +54,7 @@ async def read_snapshot(kube: KubeClient, settings: RollbackSettings,
         except BackupError as exc:
             backup_error = str(exc)
     return ClusterSnapshot(nodes, cilium_config, node_configs, daemonset, kp_config, backup,
-                           backup_error)
+                           backup_error, owners=owners)
 
 
 class KubePlanner:

@@ -150,6 +150,9 @@ class RollbackSettings:
     identity: str = field(
         default="", metadata={"help": "Lease holder identity (default: the host name, i.e. the pod)."}
     )
+    argocd_namespace: str = field(
+        default="argocd",
+        metadata={"help": "Namespace of Argo CD Applications whose tracking label does not name it."})
     cilium: CiliumObjects = field(default_factory=CiliumObjects)
     kube_proxy: KubeProxyObjects = field(default_factory=KubeProxyObjects)
     timeouts: RollbackTimeouts = field(default_factory=RollbackTimeouts)

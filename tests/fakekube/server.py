@@ -93,6 +93,10 @@ DEFAULT_TYPES: tuple[ResourceType, ...] = (
     ResourceType("apps", "v1", "deployments", "Deployment", status_subresource=True),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease"),
+    ResourceType("helm.toolkit.fluxcd.io", "v2", "helmreleases", "HelmRelease", builtin=False),
+    ResourceType("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", "Kustomization",
+                 builtin=False),
+    ResourceType("argoproj.io", "v1alpha1", "applications", "Application", builtin=False),
     ResourceType("cilium.io", "v2", "ciliumnodeconfigs", "CiliumNodeConfig", builtin=False),
     ResourceType("cilium.io", "v2alpha1", "ciliumnodeconfigs", "CiliumNodeConfig", builtin=False),
 )
