@@ -8,7 +8,8 @@ does not use, or a use the chart does not grant, fails them. Rules name their ob
 whose names are only known at run time (CiliumNodeConfigs, agent pods, nodes).
 
   always:   the watchers' reads (nodes, Services, EndpointSlices, agent and kube-proxy pods,
-            cilium-config, CiliumNodeConfigs), the rollback planner's reads (it plans against
+            cilium-config, CiliumNodeConfigs, the kube-proxy DaemonSet and ConfigMap for
+            their owners), the rollback planner's reads (it plans against
             the live cluster in dry-run too), and the baseline ConfigMap (baseline.store).
   rollback: rollback.mode=enforce only. The writes of the rollback steps and its bookkeeping
             (state ConfigMap, Lease, Events).
@@ -49,9 +50,9 @@ whose names are only known at run time (CiliumNodeConfigs, agent pods, nodes).
   rule: {apiGroups: [""], resources: [pods], verbs: [list]}
 {{- end }}
 - namespace: {{ $rb.kube_proxy.namespace | quote }}
-  rule: {apiGroups: [apps], resources: [daemonsets], resourceNames: [{{ $rb.kube_proxy.daemonset | quote }}], verbs: [get]}
+  rule: {apiGroups: [apps], resources: [daemonsets], resourceNames: [{{ $rb.kube_proxy.daemonset | quote }}], verbs: [get, list, watch]}
 - namespace: {{ $rb.kube_proxy.namespace | quote }}
-  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $rb.kube_proxy.configmap | quote }}], verbs: [get]}
+  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $rb.kube_proxy.configmap | quote }}], verbs: [get, list, watch]}
 - namespace: {{ $rb.namespace | quote }}
   rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $rb.state_configmap | quote }}, {{ $rb.backup_configmap | quote }}], verbs: [get]}
 - namespace: {{ $rb.namespace | quote }}

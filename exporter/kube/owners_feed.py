@@ -29,10 +29,10 @@ Observed = tuple[str, dict[str, Any] | None, bool]
 class KubeProxyObjects:
     """Mirrors of the kube-proxy DaemonSet and ConfigMap, by name."""
 
-    def __init__(self, client: KubeClient, settings: KubeSettings, *, daemonset: str,
-                 configmap: str) -> None:
+    def __init__(self, client: KubeClient, settings: KubeSettings, *, namespace: str,
+                 daemonset: str, configmap: str) -> None:
         common: dict[str, Any] = {
-            "namespace": settings.kube_proxy_namespace, "resync_seconds": settings.resync_seconds,
+            "namespace": namespace, "resync_seconds": settings.resync_seconds,
             "backoff": Backoff(settings.retry_min_seconds, settings.retry_max_seconds),
             "refused_retry_seconds": settings.retry_max_seconds,
         }
@@ -61,6 +61,20 @@ def observed_in(mirror: Mirror, label: Callable[[dict[str, Any]], str]) -> list[
     return [(label(obj), obj, True) for _, obj in sorted(mirror.objects.items())]
 
 
+def node_configs_observed(mirrors: Iterable[Mirror]) -> list[Observed]:
+    """CiliumNodeConfigs from whichever served versions could be read (one object once)."""
+    readable = [m for m in mirrors if m.available]
+    if not readable:
+        first = next(iter(mirrors), None)
+        where = f" in {first.namespace}" if first is not None else ""
+        return [(f"CiliumNodeConfig{where}", None, False)]
+    seen: dict[str, Observed] = {}
+    for mirror in readable:
+        for (namespace, name), obj in sorted(mirror.objects.items()):
+            seen.setdefault(name, (f"CiliumNodeConfig {namespace}/{name}", obj, True))
+    return list(seen.values())
+
+
 def owner_rows(observed: Iterable[Observed]) -> list[tuple[str, str, str]]:
     """``(object, owner, owner_name)`` per object; absent objects are left out."""
     rows = []
@@ -87,3 +101,8 @@ class OwnerCollector(Collector):
         for row in owner_rows(o for source in self._sources for o in source()):
             family.add_metric(list(row), 1.0)
         yield family
+
+
+def config_map_label(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"ConfigMap {meta.get('namespace', '')}/{meta.get('name', '')}"

@@ -32,6 +32,7 @@ import yaml
 from exporter.baseline.settings import CONFIGMAP, BaselineSettings
 from exporter.kube.backends import BackendMap, BackendWatcher
 from exporter.kube.datapath_feed import DatapathWatcher
+from exporter.kube.owners_feed import KubeProxyObjects
 from exporter.kube.mirror import Mirror
 from exporter.kube.settings import KubeSettings
 from exporter.rollback import permissions
@@ -216,8 +217,11 @@ def _watcher_mirrors(out) -> list[Any]:
     """The Mirrors the watchers build for the rendered config. A changed constructor fails here:
     the comparison with the granted reads must not silently stop."""
     settings = _build(KubeSettings, _config(out)["kube"])
+    kp = _config(out)["rollback"]["kube_proxy"]
     watchers = [DatapathWatcher(None, settings, None),  # type: ignore[arg-type]
-                BackendWatcher(None, settings, BackendMap())]  # type: ignore[arg-type]
+                BackendWatcher(None, settings, BackendMap()),  # type: ignore[arg-type]
+                KubeProxyObjects(None, settings, namespace=kp["namespace"],  # type: ignore[arg-type]
+                                 daemonset=kp["daemonset"], configmap=kp["configmap"])]
     found: list[Any] = []
     for watcher in watchers:
         for value in vars(watcher).values():

@@ -39,7 +39,8 @@ async def test_owner_info_for_the_kube_proxy_objects(fake_kube, kube):
     fake_kube.seed(fixture("kube-proxy.flux-kustomization.yaml"))
     fake_kube.seed(configmap("kube-proxy", "kube-system", {"config.conf": "mode: iptables"}))
     fake_kube.seed(configmap("unrelated", "kube-system", {}))
-    objects = KubeProxyObjects(kube, SETTINGS, daemonset="kube-proxy", configmap="kube-proxy")
+    objects = KubeProxyObjects(kube, SETTINGS, namespace="kube-system", daemonset="kube-proxy",
+                               configmap="kube-proxy")
     tasks = await watched(kube, objects)
     try:
         registry = CollectorRegistry()
@@ -57,7 +58,8 @@ async def test_owner_info_for_the_kube_proxy_objects(fake_kube, kube):
 
 async def test_unreadable_objects_are_unknown_not_unowned(fake_kube, kube):
     fake_kube.deny("list", "daemonsets", "kube-system")
-    objects = KubeProxyObjects(kube, SETTINGS, daemonset="kube-proxy", configmap="kube-proxy")
+    objects = KubeProxyObjects(kube, SETTINGS, namespace="kube-system", daemonset="kube-proxy",
+                               configmap="kube-proxy")
     tasks = await watched(kube, objects)
     try:
         rows = owner_rows(objects.observed())
