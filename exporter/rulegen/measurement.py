@@ -165,4 +165,29 @@ def rollback_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
             "still in place; a human has to finish or undo the switch (see the runbook).",
             runbook,
         ),
+        alert_rule(
+            "KprRollbackNotPersisted", f"{n.ROLLBACK_PERSISTED} == 0", p.for_measurement,
+            WARNING,
+            "The rollback holds only until the next helm upgrade of Cilium.",
+            "Helm release {{ $labels.namespace }}/{{ $labels.release }} still has "
+            "kubeProxyReplacement on (evidence: {{ $labels.evidence }}), so the next "
+            "`helm upgrade --reuse-values` or server-side apply turns KPR back on or conflicts "
+            "with the rollback's patch. Make it durable, as someone who may upgrade Cilium: "
+            "`kpr-exporter rollback --persist` (uses the release's own chart), or "
+            "`helm upgrade {{ $labels.release }} cilium/{{ $labels.chart }} --version "
+            "{{ $labels.chart_version }} -n {{ $labels.namespace }} --reuse-values --set "
+            "kubeProxyReplacement=false`.",
+            runbook,
+        ),
+        alert_rule(
+            "KprReenabledAfterRollback", f"max by (node) ({n.ROLLBACK_UNDONE}) == 1",
+            p.for_measurement, {"severity": "critical"},
+            "The kube-proxy replacement came back on after a rollback.",
+            "Node {{ $labels.node }} runs the eBPF kube-proxy replacement again although the "
+            "last rollback restored it and no migration was started since. Something undid "
+            "the rollback (a Helm upgrade, a GitOps sync, a CiliumNodeConfig). kpr-exporter "
+            "does not fight the owner: find it, commit kubeProxyReplacement=false where it "
+            "lives, or start a migration on purpose.",
+            runbook,
+        ),
     ]

@@ -38,6 +38,8 @@ BASELINE_DROP_RATIO: Final = "kpr_baseline_drop_ratio"
 VERDICT: Final = "kpr_verdict"
 VERDICT_EFFECT: Final = "kpr_verdict_effect_size"
 JUDGE_LAST_EVALUATION: Final = "kpr_judge_last_evaluation_timestamp_seconds"
+ROLLBACK_PERSISTED: Final = "kpr_rollback_persisted"
+ROLLBACK_UNDONE: Final = "kpr_rollback_undone"
 
 # --- self-observability -----------------------------------------------------------
 HUBBLE_UP: Final = "kpr_hubble_up"
