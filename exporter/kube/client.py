@@ -51,6 +51,7 @@ PATCH_TYPES: Final = (STRATEGIC_MERGE, MERGE_PATCH, JSON_PATCH)
 #: ``managedFields`` (and handed back after a change is persisted through the owner).
 FIELD_MANAGER: Final = "kpr-exporter"
 _MANAGED: Final = (("fieldManager", FIELD_MANAGER),)
+_VERSION: Final = Resource("", "v1", "version", "Version", namespaced=False)  # /version, for errors
 
 # Watch event types; SYNC is ours: a complete listing that replaces what came before.
 ADDED: Final = "ADDED"
@@ -179,6 +180,13 @@ class KubeClient:
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict:
         """The object; ``NotFound`` when it does not exist."""
         return await self._call("get", resource, "GET", namespace, name)
+
+    async def server_version(self) -> str:
+        """The API server's ``gitVersion`` (e.g. ``v1.31.2``); "" when it does not say."""
+        context = _Context("get", _VERSION, "", "")
+        answer = await asyncio.to_thread(self._request, context, "GET", "/version", (), None,
+                                         "application/json")
+        return str(answer.get("gitVersion", ""))
 
     async def list(self, resource: Resource, namespace: str | None = None, *,
                    label_selector: str = "", field_selector: str = "") -> ObjectList:

@@ -284,6 +284,7 @@ class ClusterSnapshot:
     backup_error: str = ""  # why the backup could not be read, if it exists but is broken
     extras: Mapping[str, Any] = field(default_factory=dict)
     owners: Mapping[str, Owner] = field(default_factory=dict)  # object label -> its owner
+    server_version: str = ""  # the API server's gitVersion, "" when unknown
 
     def effective(self, node: str, labels: Mapping[str, str] | None = None,
                   node_configs: Sequence[NodeConfig] | None = None) -> tuple[str, str]:

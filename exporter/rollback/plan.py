@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,8 @@ from exporter.rollback.model import (
 )
 from exporter.rollback.owners_step import owner_actions, written_objects
 from exporter.rollback.settings import RollbackSettings
+
+_VERSION_TEXT = re.compile(r"^v?(\d+)\.(\d+)")
 
 # --- planning --------------------------------------------------------------------------------
 
@@ -157,6 +160,8 @@ def _kube_proxy_step(
         daemonset = backup.kube_proxy_daemonset
         draft.step1.append(RestoreObject("apps/v1", "DaemonSet", kp.namespace, kp.daemonset,
                                          daemonset, taken))
+        if skew := version_skew(daemonset, snapshot.server_version):
+            draft.warnings.append(skew)
     for node in affected:
         if label in labels_after[node]:
             draft.step1.append(RemoveNodeLabel(node, label))
@@ -244,6 +249,25 @@ def _kpr_off_step(
 def _strip(cnc: NodeConfig) -> StripNodeConfig:
     keys = tuple(k for k in KPR_KEYS if k in cnc.defaults)
     return StripNodeConfig(cnc.namespace, cnc.name, keys, delete=set(cnc.defaults) <= set(KPR_KEYS))
+
+
+def version_skew(daemonset: Mapping[str, Any], server_version: str) -> str:
+    """A warning when the restored kube-proxy is more than one minor version from the API server."""
+    spec = ((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {}
+    images = [str(c.get("image", "")) for c in spec.get("containers") or ()]
+    image = _minor(images[0].split("@")[0].rsplit(":", 1)[-1]) if images else None
+    server = _minor(server_version)
+    if image is None or server is None or abs(image[1] - server[1]) <= 1 or image[0] != server[0]:
+        return ""
+    return (f"the kube-proxy image in the backup ({images[0]}) is {abs(image[1] - server[1])} minor "
+            f"versions away from the API server ({server_version}): Kubernetes' skew policy allows "
+            "kube-proxy older than the API server by a few minors and never newer; after the "
+            "rollback, update the DaemonSet's image to the cluster's version")
+
+
+def _minor(text: str) -> tuple[int, int] | None:
+    match = _VERSION_TEXT.match(text.strip())
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def _affinity_text(daemonset: Mapping[str, Any]) -> str:

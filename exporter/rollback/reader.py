@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from exporter.kube.client import KubeClient
-from exporter.kube.errors import NotFound
+from exporter.kube.errors import KubeError, NotFound
 from exporter.kube.resources import CONFIGMAPS, DAEMONSETS, NODES
 from exporter.rollback.api import Scope, Trigger
 from exporter.rollback.backup import BackupError, BackupStore, list_node_configs
@@ -53,8 +53,12 @@ async def read_snapshot(kube: KubeClient, settings: RollbackSettings,
             backup = await store.load()
         except BackupError as exc:
             backup_error = str(exc)
+    try:
+        server_version = await kube.server_version()
+    except KubeError:
+        server_version = ""  # only used for a warning about kube-proxy's version skew
     return ClusterSnapshot(nodes, cilium_config, node_configs, daemonset, kp_config, backup,
-                           backup_error, owners=owners)
+                           backup_error, owners=owners, server_version=server_version)
 
 
 class KubePlanner:

@@ -9,6 +9,8 @@ tool does not undo (refused); nothing to do; cilium-config missing; unknown node
 serialisation round trip and the rendered text.
 """
 
+import pytest
+
 from exporter.rollback.api import NOOP, REFUSED, Scope, Trigger
 from exporter.rollback.model import Backup, ClusterSnapshot, NodeConfig
 from exporter.rollback.actions import (
@@ -236,3 +238,22 @@ def test_plan_round_trips_and_renders():
     assert "never: delete kube-proxy, run kube-proxy --cleanup" in text
     # Same input, same id: the id is a digest of what the plan does.
     assert build_plan(full_cluster(), Scope.cluster(), TRIGGER, SETTINGS, NOW).id == plan.id
+
+
+@pytest.mark.parametrize("image, server, warned", [
+    ("registry.k8s.io/kube-proxy:v1.31.0", "v1.31.4", False),
+    ("registry.k8s.io/kube-proxy:v1.30.2", "v1.31.4", False),
+    ("registry.k8s.io/kube-proxy:v1.29.2@sha256:00", "v1.31.4", True),
+    ("registry.k8s.io/kube-proxy:v1.33.0", "v1.31.4", True),
+    ("registry.k8s.io/kube-proxy:latest", "v1.31.4", False),
+    ("registry.k8s.io/kube-proxy:v1.29.2", "", False),
+])
+def test_restoring_a_far_older_or_newer_kube_proxy_is_warned(image, server, warned):
+    from exporter.rollback.plan import version_skew
+
+    ds = kube_proxy_ds()
+    ds["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    text = version_skew(ds, server)
+    assert bool(text) is warned
+    if warned:
+        assert "minor versions away from the API server" in text and image in text
