@@ -5,14 +5,18 @@ gauge, exactly as it would from real Cilium >= 1.17 agents. Every ``interval``
 seconds the terminal shows the phase, flows/s per node, handshake p50/p99 per
 datapath over the last interval, the judge's verdicts and the rollback state.
 
-The story runs on scenario time (``--speed`` x wall time; 10 by default here) with
-judge windows scaled to a demo. With ``--with-prometheus`` (and both binaries
+By default (``exporter.demo_defaults``) everything listens on 127.0.0.1 and the story is
+``canary-regression`` on scenario time (``--speed`` x wall time; 10 by default here) with
+judge windows scaled to a demo: node-b switches after about 30 s, and the verdicts, the
+alert and the dry-run rollback plan follow within the first minute. A rollback plan is
+printed when it changes, not at every summary. With ``--with-prometheus`` (and both binaries
 installed) a real Prometheus scrapes the exporter and evaluates the shipped rules of
 the ``fast`` profile, and a real Alertmanager delivers the rollback alerts to the
 exporter's webhook with the bearer token; the summary shows which rollback alerts
-Prometheus has pending or firing. Without them, the demo stands in for the alerting
-rule on sustained ``kpr_verdict == 1``: it posts the Alertmanager payload that rule
-would produce to the exporter's own webhook, with the bearer token. Either way the
+Prometheus has pending or firing. Without them, the demo stands in for the shipped alerting
+rule on sustained ``kpr_verdict == 1`` (``exporter.demo_alert`` builds its alert from the rule
+source): it posts the Alertmanager payload that rule would produce to the exporter's own
+webhook, with the bearer token. Either way the
 rollback runs in dry-run against the simulated cluster's view.
 
 ``--report DIR`` writes the migration report from the demo's Prometheus at the end.
@@ -21,7 +25,6 @@ rollback runs in dry-run against the simulated cluster's view.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import secrets
 import tempfile
@@ -33,6 +36,8 @@ from typing import Any, TextIO
 import aiohttp
 
 from exporter import app as app_module
+from exporter import demo_alert
+from exporter.demo_text import INCONCLUSIVE_LEGEND, gloss, merged_counts, webhook_answer
 from exporter.judge.verdict import CANARY_VS_CONTROL, WORSE
 from exporter.judge.histogram import histogram_quantile
 from exporter.localstack import LocalStack, LocalStackError, MissingBinaryError
@@ -83,6 +88,7 @@ class Demo:
         self._alerted: set[tuple[str, str, str]] = set()
         self.alerts_sent = 0
         self._accepted_seen = 0.0
+        self._plan_shown: tuple[str, float] | None = None  # (plan text, when it was printed)
 
     @property
     def with_prometheus(self) -> bool:
@@ -113,7 +119,8 @@ class Demo:
                         f"  alertmanager   {self.stack.alertmanager_url} "
                         "(rollback alerts -> the exporter's webhook)\n")
         else:
-            alerting = "  alerting       stand-in: the demo posts the rollback alert itself\n"
+            alerting = (f"  alerting       stand-in: the demo posts the shipped rule's alert "
+                        f"({demo_alert.judge_rule(CANARY_VS_CONTROL)['alert']}) itself\n")
         self._print(
             f"kpr-exporter demo: scenario {scenario.name!r} (seed {self.settings.simulator.seed}, "
             f"speed x{self.settings.simulator.speed:g})\n"
@@ -160,8 +167,9 @@ class Demo:
         from exporter.report import cmd_report
 
         self._print(f"writing the report for the last {self.elapsed:.0f}s into {self.report_dir}")
+        judge = self.exporter.settings.judge if self.exporter is not None else None
         code = await cmd_report(self.stack.prometheus_url, f"-{self.elapsed:.0f}s", "now",
-                                self.report_dir, out=self.out)
+                                self.report_dir, out=self.out, judge=judge)
         if code == 0:
             self._print(f"report written to {os.path.abspath(self.report_dir)} "
                         "(report.html, summary.md)")
@@ -243,7 +251,7 @@ class Demo:
         if not counts:
             return ["  webhook     no delivery from Alertmanager yet"]
         lines = ["  webhook     Alertmanager deliveries: "
-                 + "  ".join(f"{k}={v:.0f}" for k, v in sorted(counts.items()))]
+                 + "  ".join(f"{k}={v:.0f}{gloss(k)}" for k, v in sorted(counts.items()))]
         accepted = counts.get("accepted", 0.0)
         if accepted > self._accepted_seen:
             self._accepted_seen = accepted
@@ -251,39 +259,30 @@ class Demo:
         return lines
 
     async def _alert_on_worse(self) -> None:
-        """Stand in for the rule on sustained kpr_verdict == 1 (canary vs control)."""
+        """Stand in for Prometheus + Alertmanager: the shipped judge rule's alert, posted to the
+        exporter's webhook for every canary-vs-control verdict that turned worse."""
         assert self.exporter is not None
         worse = [v for v in self.exporter.judge.verdicts
                  if v.outcome == WORSE and v.comparison == CANARY_VS_CONTROL
                  and (v.namespace, v.service, v.sli) not in self._alerted]
         if not worse:
             return
+        rule = demo_alert.judge_rule(CANARY_VS_CONTROL)
         alerts = []
         for v in worse:
             self._alerted.add((v.namespace, v.service, v.sli))
-            labels = {"alertname": "KprVerdictWorse", "kpr_action": "rollback",
-                      "severity": "critical", "namespace": v.namespace, "service": v.service,
-                      "sli": v.sli, "comparison": v.comparison, "kpr_scope": "canary"}
-            fingerprint = hashlib.sha256(repr(sorted(labels.items())).encode()).hexdigest()[:16]
-            alerts.append({"status": "firing", "labels": labels,
-                           "annotations": {"summary": "eBPF nodes are worse than kube-proxy nodes",
-                                           "description": v.reason},
-                           "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                           "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "",
-                           "fingerprint": fingerprint})
-        payload = {"version": "4", "groupKey": "{}:{alertname=\"KprVerdictWorse\"}",
-                   "truncatedAlerts": 0, "status": "firing", "receiver": "kpr-exporter",
-                   "groupLabels": {"alertname": "KprVerdictWorse"},
-                   "commonLabels": {"alertname": "KprVerdictWorse", "kpr_action": "rollback"},
-                   "commonAnnotations": {}, "externalURL": "", "alerts": alerts}
+            series = {"namespace": v.namespace, "service": v.service, "sli": v.sli,
+                      "comparison": v.comparison}
+            alerts.append(demo_alert.alert(rule, series, v.effect_size))
         async with aiohttp.ClientSession() as session:
-            async with session.post(self.exporter.url + "/webhook/alertmanager", json=payload,
+            async with session.post(self.exporter.url + "/webhook/alertmanager",
+                                    json=demo_alert.payload(alerts),
                                     headers={"Authorization": f"Bearer {self._token}"}) as r:
                 answer = await r.text()
         self.alerts_sent += 1
-        self._print(f"  >> alert KprVerdictWorse firing for "
+        self._print(f"  >> alert {rule['alert']} firing for "
                     f"{', '.join(f'{v.namespace}/{v.service} {v.sli}' for v in worse)}\n"
-                    f"  >> webhook answered {r.status}: {answer.strip()}")
+                    f"  >> webhook answered {r.status} {webhook_answer(answer)}")
 
     def summary(self, window: SliSnapshot, flows: Counter[str],
                 alert_lines: list[str] | None = None) -> str:
@@ -300,7 +299,7 @@ class Demo:
             "  handshake   datapath      p50        p99    connections",
         ]
         for datapath in DATAPATHS:
-            counts = _merge(window, datapath)
+            counts = merged_counts(window, datapath)
             total = sum(counts)
             if not total:
                 continue
@@ -324,9 +323,15 @@ class Demo:
                 continue
             word = "better" if v.better else symbol.get(v.outcome, v.outcome)
             by_service.setdefault((v.namespace, v.service), []).append(f"{v.sli}={word}")
-        lines = ["  verdicts    canary-vs-control" + (f"  ({judge.problem})" if judge.problem else "")]
+        note = f"  ({judge.problem})" if judge.problem else ""
+        if self.exporter.tracker.phase == "before" and self.simulator.scenario.switches:
+            first = min(sw.at_s for sw in self.simulator.scenario.switches)
+            note += f"  (no node on eBPF yet; the first switches at scenario t={first:.0f}s)"
+        lines = ["  verdicts    canary-vs-control" + note]
         for (ns, svc), parts in sorted(by_service.items()):
             lines.append(f"              {ns}/{svc:<14} " + "  ".join(parts))
+        if any(part.endswith("=?") for parts in by_service.values() for part in parts):
+            lines.append(f"              {INCONCLUSIVE_LEGEND}")
         return lines
 
     def _rollback_lines(self) -> list[str]:
@@ -335,24 +340,19 @@ class Demo:
         if runner.last_result is None:
             return [f"  rollback    none ({self.exporter.settings.rollback.mode})"]
         lines = [f"  rollback    {runner.last_result.status}: {runner.last_result.message}"]
-        if runner.last_plan is not None:
-            lines.extend("              " + line for line in runner.last_plan.render().splitlines()[:12])
+        if runner.last_plan is None:
+            return lines
+        plan = "\n".join(runner.last_plan.render().splitlines()[:12])
+        if self._plan_shown is not None and self._plan_shown[0] == plan:
+            lines.append(f"              (plan unchanged since [{self._plan_shown[1]:6.0f}s])")
+            return lines
+        self._plan_shown = (plan, self.elapsed)
+        lines.extend("              " + line for line in plan.splitlines())
         return lines
 
     def _print(self, text: str) -> None:
         self.out.write(text + ("" if text.endswith("\n") else "\n"))
         self.out.flush()
-
-
-def _merge(window: SliSnapshot, datapath: str) -> list[int]:
-    size = len(window.connect_bounds) + 1
-    merged = [0] * size
-    for key, sli in window.services.items():
-        if key.datapath != datapath or len(sli.connect_counts) != size:
-            continue
-        for i, c in enumerate(sli.connect_counts):
-            merged[i] += c
-    return merged
 
 
 def demo_settings(settings: Any, token_file: str) -> Any:

@@ -1,10 +1,19 @@
 """``kpr-exporter demo``: every scenario starts, summarises and ends cleanly with --duration;
-the regression story reaches a dry-run rollback plan."""
+the regression story reaches a dry-run rollback plan. First contact: loopback and the
+regression story by default (and ``--help`` says so), ``?`` has a legend, the plan is printed
+when it changes, the stand-in alert is the shipped rule's, webhook outcomes keep their words."""
+
+import math
+from types import SimpleNamespace
 
 import pytest
 
-from exporter import cli
-from exporter.simulator.scenarios import SCENARIO_NAMES
+from exporter import cli, demo_alert, demo_defaults
+from exporter.demo import Demo
+from exporter.demo_text import INCONCLUSIVE_LEGEND, webhook_answer
+from exporter.judge.verdict import CANARY_VS_CONTROL, INCONCLUSIVE, NOT_WORSE, WORSE, Verdict
+from exporter.rulegen import render_rules
+from exporter.simulator.scenarios import SCENARIO_NAMES, get_scenario
 
 
 @pytest.mark.parametrize("scenario", SCENARIO_NAMES)
@@ -27,10 +36,15 @@ def test_canary_regression_demo_shows_the_dry_run_rollback(capsys):
     assert code == 0
     assert "phase=canary" in out
     assert "connect_duration=WORSE" in out
-    assert ">> alert KprVerdictWorse firing" in out
-    assert "webhook answered 200" in out
+    assert ">> alert KprJudgeServiceWorse firing" in out
+    assert "webhook answered 200 accepted: would roll back node node-b" in out
     assert "planned: dry-run: would run" in out
-    assert "remove label io.cilium.migration/kube-proxy-replacement from node node-b" in out
+    # The plan is printed once, then only said to be unchanged.
+    assert out.count("remove label io.cilium.migration/kube-proxy-replacement from node node-b") == 1
+    assert "plan unchanged since" in out
+    # Later worse services meet the cooldown: their own word, not "refused".
+    assert "webhook answered 200 cooldown: last rollback" in out
+    assert "webhook answered 200 refused" not in out
 
 
 def test_demo_without_the_binaries_says_so_and_keeps_the_stand_in(monkeypatch, tmp_path, capsys):
@@ -51,3 +65,136 @@ def test_demo_without_the_binaries_says_so_and_keeps_the_stand_in(monkeypatch, t
     assert "not available" not in out
     assert not report.exists()
     assert out.rstrip().endswith("demo stopped")
+
+# --- first contact: defaults, help, legend, plan, stand-in alert, webhook words -------------
+
+
+
+
+def demo_settings_for(argv: list[str], env: dict[str, str] | None = None):
+    args = cli.build_parser().parse_args(["demo", *argv])
+    given = {k.removeprefix("flag:") for k in vars(args) if k.startswith("flag:")}
+    return demo_defaults.apply(cli.load_settings(args, env or {}), given)
+
+
+def test_the_demo_listens_on_loopback_and_plays_the_regression_story_by_default():
+    settings = demo_settings_for([])
+    assert settings.web.listen_address == "127.0.0.1:9977"
+    assert settings.simulator.grpc_listen_address == "127.0.0.1:0"
+    assert settings.simulator.agents_listen_address == "127.0.0.1:0"
+    assert settings.simulator.scenario == "canary-regression"
+    scenario = get_scenario(settings.simulator.scenario)
+    assert scenario.switches, "the default story has a switch"
+    # The switch comes within the first minute of wall time, the verdicts right after it.
+    assert min(s.at_s for s in scenario.switches) / settings.simulator.speed <= 60
+    assert any(o.verdict == "worse" for o in scenario.outcomes)
+
+
+def test_what_the_user_sets_wins_over_the_demo_defaults():
+    settings = demo_settings_for(["--speed", "1", "--scenario", "baseline"],
+                                 env={"KPR_WEB_LISTEN_ADDRESS": "127.0.0.1:9100"})
+    assert settings.simulator.speed == 1.0
+    assert settings.simulator.scenario == "baseline"
+    assert settings.web.listen_address == "127.0.0.1:9100"
+
+
+def test_demo_help_shows_the_defaults_the_demo_uses(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: canary-regression)" in text
+    assert "(default: 10)" in text
+    assert "(default: 127.0.0.1:9977)" in text
+    assert "(default: 127.0.0.1:0, a free loopback port)" in text
+    assert "(default: :9977)" not in text and "(default: 1.0)" not in text
+    assert "(default: 127.0.0.1:4245)" not in text
+
+
+def test_the_stand_in_alert_is_the_shipped_judge_rule():
+    shipped = [r for g in render_rules(demo_alert.PROFILE)["groups"] for r in g["rules"]
+               if 'kpr_verdict{comparison="canary-vs-control"}' in r.get("expr", "")
+               and r.get("alert")]
+    assert len(shipped) == 1
+    rule = demo_alert.judge_rule(CANARY_VS_CONTROL)
+    assert rule == shipped[0]
+    series = {"namespace": "shop", "service": "cart", "sli": "connect_duration",
+              "comparison": CANARY_VS_CONTROL}
+    alert = demo_alert.alert(rule, series, 0.42)
+    assert alert["labels"]["alertname"] == rule["alert"] == "KprJudgeServiceWorse"
+    assert alert["labels"] == {**series, **rule["labels"], "alertname": rule["alert"]}
+    assert alert["labels"]["kpr_action"] == "rollback"
+    description = alert["annotations"]["description"]
+    assert "shop/cart" in description and "42%" in description and "{{" not in description
+    assert set(alert["annotations"]) == set(rule["annotations"])
+    payload = demo_alert.payload([alert])
+    assert payload["groupLabels"] == {"alertname": "KprJudgeServiceWorse"}
+    assert payload["commonLabels"]["kpr_action"] == "rollback"
+
+
+def test_the_stand_in_follows_the_rule_source(monkeypatch):
+    rule = {"alert": "RenamedJudgeAlert", "labels": {"kpr_action": "rollback", "kpr_scope": "canary"},
+            "expr": 'max by (namespace) (kpr_verdict{comparison="canary-vs-control"} == 1)',
+            "annotations": {"summary": "{{ $labels.namespace }} worse, effect "
+                                       "{{ with query `x` }}{{ . }}{{ else }}no data{{ end }}"}}
+    monkeypatch.setattr(demo_alert, "render_rules", lambda profile: {"groups": [{"rules": [rule]}]})
+    alert = demo_alert.alert(demo_alert.judge_rule(CANARY_VS_CONTROL), {"namespace": "ns"}, math.nan)
+    assert alert["labels"]["alertname"] == "RenamedJudgeAlert"
+    assert alert["annotations"]["summary"] == "ns worse, effect no data"
+    monkeypatch.setattr(demo_alert, "render_rules", lambda profile: {"groups": []})
+    with pytest.raises(demo_alert.StandInError):
+        demo_alert.judge_rule(CANARY_VS_CONTROL)
+
+
+def offline_demo(**exporter: object) -> Demo:
+    demo = Demo(demo_settings_for([]), out=None)  # type: ignore[arg-type]
+    demo.exporter = SimpleNamespace(**exporter)  # type: ignore[assignment]
+    return demo
+
+
+def verdict(service: str, outcome: str) -> Verdict:
+    return Verdict("shop", service, "connect_duration", CANARY_VS_CONTROL, outcome, False, "r",
+                   math.nan, 0.0)
+
+
+def test_inconclusive_verdicts_come_with_a_legend():
+    judge = SimpleNamespace(verdicts=[verdict("cart", INCONCLUSIVE), verdict("web", NOT_WORSE)],
+                            problem="")
+    lines = offline_demo(judge=judge, tracker=SimpleNamespace(phase="before"))._verdict_lines()
+    assert any("connect_duration=?" in line for line in lines)
+    assert lines[-1].strip() == INCONCLUSIVE_LEGEND
+    assert "inconclusive: too little data" in INCONCLUSIVE_LEGEND
+    assert "no node on eBPF yet; the first switches at scenario t=300s" in lines[0]
+    judge.verdicts = [verdict("cart", WORSE)]
+    lines = offline_demo(judge=judge, tracker=SimpleNamespace(phase="canary"))._verdict_lines()
+    assert not any(INCONCLUSIVE_LEGEND in line for line in lines)
+    assert "no node on eBPF yet" not in lines[0]
+
+
+def test_the_rollback_plan_is_printed_when_it_changes():
+    class Plan:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def render(self) -> str:
+            return self.text
+
+    runner = SimpleNamespace(last_result=SimpleNamespace(status="planned", message="dry-run"),
+                             last_plan=Plan("Rollback plan p1\n  remove label from node-b"))
+    demo = offline_demo(rollback=SimpleNamespace(runner=runner))
+    first = demo._rollback_lines()
+    assert any("remove label from node-b" in line for line in first)
+    again = demo._rollback_lines()
+    assert not any("remove label" in line for line in again)
+    assert any("plan unchanged since" in line for line in again)
+    runner.last_plan = Plan("Rollback plan p2\n  remove label from node-c")
+    assert any("remove label from node-c" in line for line in demo._rollback_lines())
+
+
+def test_webhook_outcomes_keep_their_own_words():
+    assert webhook_answer('{"outcome": "cooldown", "reason": "last rollback 5s ago"}') == (
+        "cooldown (a rollback ran recently; waiting out the cooldown): last rollback 5s ago")
+    assert webhook_answer('{"outcome": "duplicate", "reason": "x"}').startswith(
+        "duplicate (already acted on)")
+    assert webhook_answer('{"outcome": "accepted", "reason": "plan"}') == "accepted: plan"
+    assert webhook_answer('{"outcome": "cooldown", "reason": "cooldown: 5s ago"}') == "cooldown: 5s ago"
+    assert webhook_answer("not json") == "not json"

@@ -8,9 +8,12 @@ Layers, each testable alone:
 * ``fetch``     - runs the queries: timeline first, then the before/after window totals;
 * ``timeline``, ``cohorts``, ``verdicts`` - pure: phases and events, before/after cohorts,
   verdict words with their explanation;
+* ``evidence``  - pure: why each verdict came out so, from the judge's own tests re-run on
+  the counts in Prometheus (embedded, so the report outlives the exporter);
 * ``assemble``  - pure: raw results -> ``model.Report`` (all of the above, changes, lines);
 * ``charts``    - model -> PNG (matplotlib, Agg canvas);
-* ``render_html`` / ``render_md`` - model -> ``report.html`` (self-contained) / ``summary.md``.
+* ``render_html`` (with ``html_verdicts``, ``html_parts``) / ``render_md`` - model ->
+  ``report.html`` (self-contained) / ``summary.md``.
 
 ``cmd_report`` ties them together for the CLI: exit 0 on success, 2 on a bad argument, 1
 when Prometheus cannot be queried (or the output cannot be written).
@@ -20,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from exporter.judge.settings import JudgeSettings
 from exporter.report import client as prom
 from exporter.report import fmt
 from exporter.report.assemble import build_report
@@ -42,9 +47,13 @@ MARKDOWN_FILE = "summary.md"
 
 async def cmd_report(prometheus_url: str, time_from: str, time_to: str, output: str, *,
                      out: TextIO, now: Callable[[], float] = time.time,
-                     timeout: float = prom.DEFAULT_TIMEOUT) -> int:
+                     timeout: float = prom.DEFAULT_TIMEOUT, title: str = "",
+                     change_id: str = "", judge: JudgeSettings | None = None) -> int:
     """Query ``prometheus_url`` over [``time_from``, ``time_to``] and write ``report.html``
-    and ``summary.md`` into ``output``; messages go to ``out``."""
+    and ``summary.md`` into ``output``; messages go to ``out``. ``title`` and ``change_id``
+    (the change ticket) head both documents; ``judge`` is the exporter's judge settings (its
+    windows and thresholds; the defaults when None) the evidence re-runs the tests with."""
+    judge = judge or JudgeSettings()
     try:
         base_url = prom.check_url(prometheus_url)
         start, end = parse_range(time_from, time_to, now())
@@ -57,7 +66,8 @@ async def cmd_report(prometheus_url: str, time_from: str, time_to: str, output: 
 
     try:
         async with prom.session(timeout) as session:
-            raw = await fetch(prom.PrometheusClient(base_url, session), start, end)
+            raw = await fetch(prom.PrometheusClient(base_url, session), start, end,
+                              (judge.short_window_seconds, judge.long_window_seconds))
     except prom.PrometheusQueryError as err:
         print(f"kpr-exporter report: Prometheus query failed: {err}", file=out)
         if err.query:
@@ -67,7 +77,8 @@ async def cmd_report(prometheus_url: str, time_from: str, time_to: str, output: 
         print(f"kpr-exporter report: cannot query Prometheus at {base_url}: {err}", file=out)
         return 1
 
-    report = build_report(raw, prometheus=base_url, generated_at=now())
+    report = replace(build_report(raw, prometheus=base_url, generated_at=now(), judge=judge),
+                     title=" ".join(title.split()), change_id=" ".join(change_id.split()))
     try:
         paths = await asyncio.to_thread(write_report, report, Path(output))
     except OSError as err:

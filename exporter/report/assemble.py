@@ -13,10 +13,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from exporter.judge.settings import JudgeSettings
 from exporter.model import EBPF, KUBE_PROXY
 from exporter.report import fmt
 from exporter.report.cohorts import histogram_bounds, label_float, window_cohorts
 from exporter.report.data import RawData, Sample, Series
+from exporter.report.evidence import Side, evidence
 from exporter.report.model import (
     AFTER_VS_BASELINE,
     BETTER,
@@ -139,8 +141,10 @@ def drop_counts(samples: Iterable[Sample]) -> tuple[Count, ...] | None:
 
 # --- the report ---------------------------------------------------------------------------------
 
-def build_report(raw: RawData, *, prometheus: str, generated_at: float) -> Report:
-    """The whole report model from what the query layer fetched."""
+def build_report(raw: RawData, *, prometheus: str, generated_at: float,
+                 judge: JudgeSettings | None = None) -> Report:
+    """The whole report model from what the query layer fetched; ``judge`` holds the
+    thresholds the evidence re-runs the judge's tests with (the defaults when None)."""
     start, end, step = raw.start, raw.end, raw.step
     datapath_series = raw.series.get("datapath", ())
     switch_series = raw.series.get("switches", ())
@@ -157,6 +161,8 @@ def build_report(raw: RawData, *, prometheus: str, generated_at: float) -> Repor
     baselines = _baselines(raw.samples.get("baseline_quantiles", ()),
                            raw.samples.get("baseline_drop_ratio", ()))
     verdicts = merge_verdicts(raw.samples.get("verdicts", ()), raw.samples.get("effects", ()))
+    judged = {w.name: (w, window_cohorts(raw, w, bounds)) for w in raw.judge_windows}
+    settings = judge or JudgeSettings()
 
     keys: set[ServiceKey] = {(k[0], k[1]) for cohorts in by_window.values() for k in cohorts}
     keys |= set(baselines) | set(verdicts)
@@ -168,11 +174,17 @@ def build_report(raw: RawData, *, prometheus: str, generated_at: float) -> Repor
         cells = verdicts.get((ns, svc), {})
         ordered = sorted(cells.items(), key=lambda kv: (_order(kv[0][0], _SLI_ORDER), kv[0][0],
                                                         _order(kv[0][1], _COMPARISON_ORDER)))
+        before = earlier.get((ns, svc, KUBE_PROXY))
+        sides = [Side(w, found.get((ns, svc, EBPF)), found.get((ns, svc, KUBE_PROXY)))
+                 for w, found in judged.values()]
+        if not sides and after is not None:
+            sides = [Side(after.window, after, control)]
         services.append(ServiceReport(
-            ns, svc, before=earlier.get((ns, svc, KUBE_PROXY)), after=after, control=control,
-            baseline=baseline,
+            ns, svc, before=before, after=after, control=control, baseline=baseline,
             verdicts=tuple(VerdictCell(sli, comparison, word, effect,
-                                       explain(sli, comparison, word, after, control, baseline))
+                                       explain(sli, comparison, word, after, control, baseline),
+                                       evidence(sli, comparison, word, sides, before, bounds,
+                                                settings))
                            for (sli, comparison), (word, effect) in ordered)))
 
     regressions, improvements = changes(services)

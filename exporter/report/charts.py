@@ -17,10 +17,11 @@ from datetime import datetime, timezone
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.axes import Axes
-from matplotlib.dates import AutoDateLocator, DateFormatter, date2num
+from matplotlib.dates import AutoDateLocator, date2num, num2date
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import Formatter
 
 from exporter.model import EBPF, KUBE_PROXY
 from exporter.report import fmt
@@ -172,13 +173,44 @@ def _events(ax: Axes, events: Sequence[Event]) -> list[Line2D]:
     return list(handles.values())
 
 
+class TimeFormatter(Formatter):
+    """UTC tick labels in the shortest of ``TIME_FORMATS`` that tells every tick apart
+    (``%H:%M`` repeats when ticks are less than a minute apart)."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return self.format_ticks([x])[0]
+
+    def format_ticks(self, values: Sequence[float]) -> list[str]:
+        labels: list[str] = []
+        for pattern in TIME_FORMATS:
+            labels = [num2date(v, tz=timezone.utc).strftime(pattern) for v in values]
+            if len(set(labels)) == len(labels):
+                break
+        return labels
+
+
+TIME_FORMATS = ("%H:%M", "%H:%M:%S", "%m-%d %H:%M", "%m-%d %H:%M:%S")
+
+
 def _time_axis(ax: Axes, start: float, end: float) -> None:
     if end > start:
         ax.set_xlim(_num(start), _num(end))
-    locator = AutoDateLocator(minticks=4, maxticks=10)
+    locator = AutoDateLocator(minticks=4, maxticks=10, tz=timezone.utc)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=timezone.utc))
+    ax.xaxis.set_major_formatter(TimeFormatter())
     ax.set_xlabel("time (UTC)")
+
+
+def time_tick_labels(start: float, end: float) -> list[str]:
+    """The time-axis labels a chart over [``start``, ``end``] shows (for tests and checks)."""
+    fig = Figure(figsize=(10, 3), dpi=_DPI)
+    ax = fig.add_subplot()
+    _time_axis(ax, start, end)
+    FigureCanvasAgg(fig).draw()
+    low, high = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if low <= t <= high]
+    return [label.get_text() for label, t in zip(ax.get_xticklabels(), ax.get_xticks())
+            if t in ticks]
 
 
 def _num(seconds: float) -> float:

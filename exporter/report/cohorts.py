@@ -87,14 +87,14 @@ def window_cohorts(raw: RawData, window: Window,
         if not key[0] and not key[1]:
             continue
         handshakes = p50 = p90 = p99 = None
-        shares = None
+        shares = per_bucket = None
         dist = _distribution(buckets.get(key, {}), bounds)
         if dist is not None:
             cumulative, handshakes = dist
             p50, p90, p99 = (quantile(q, bounds, cumulative) for q in (0.5, 0.9, 0.99))
+            per_bucket = tuple(c - p for c, p in zip(cumulative, (0.0, *cumulative[:-1])))
             if handshakes > 0:
-                shares = tuple((c - p) / handshakes
-                               for c, p in zip(cumulative, (0.0, *cumulative[:-1])))
+                shares = tuple(n / handshakes for n in per_bucket)
         outcome = attempts.get(key)
         flow_count = flows.get(key)
         reasons = drops.get(key)
@@ -105,7 +105,7 @@ def window_cohorts(raw: RawData, window: Window,
             drop_count = sensitive = 0.0 if flow_count is not None else None
         cohorts[key] = Cohort(
             datapath=key[2], window=window, handshakes=handshakes, p50=p50, p90=p90, p99=p99,
-            shares=shares,
+            shares=shares, buckets=per_bucket,
             attempts=sum(outcome.values()) if outcome is not None else None,
             failures=(sum(v for r, v in outcome.items() if r != ESTABLISHED)
                       if outcome is not None else None),

@@ -34,7 +34,7 @@ class Series:
 class Window:
     """A stretch of the report range the before/after numbers are computed over."""
 
-    name: str  # "before" | "after" | "range"
+    name: str  # "before" | "after" | "range"; the judge's: "short" | "long"
     start: float
     end: float
 
@@ -71,3 +71,5 @@ class RawData:
     samples: Mapping[str, tuple[Sample, ...]] = field(default_factory=dict)
     queries: tuple[Query, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: the judge's short and long windows ending at ``end`` (evidence only; not in the tables)
+    judge_windows: tuple[Window, ...] = ()

@@ -3,7 +3,8 @@
 Two stages: first the timeline and current state (range queries over the whole report
 range, instant queries at its end), from which ``timeline.plan_windows`` finds the before /
 after split; then the window totals (instant queries at each window's end over the
-window's length). Queries of a stage run concurrently, a few at a time; the first
+window's length) of those windows and of the judge's short and long windows ending at the
+report's end (the evidence re-runs the judge's tests on them). Queries of a stage run concurrently, a few at a time; the first
 ``PrometheusError`` ends the fetch.
 """
 
@@ -20,7 +21,12 @@ from exporter.report.data import Query, RawData, Window
 CONCURRENCY = 4
 
 
-async def fetch(client: PrometheusClient, start: float, end: float) -> RawData:
+#: The judge's default windows (``judge.short_window_seconds``, ``judge.long_window_seconds``).
+JUDGE_WINDOWS = (300.0, 1800.0)
+
+
+async def fetch(client: PrometheusClient, start: float, end: float,
+                judge: tuple[float, float] = JUDGE_WINDOWS) -> RawData:
     step = queries.step_for(start, end)
     rate = queries.rate_window_for(step)
     whole = end - start
@@ -53,9 +59,10 @@ async def fetch(client: PrometheusClient, start: float, end: float) -> RawData:
     ])
     events = timeline.switch_events(first["switches"], first["datapath"], start, end)
     windows = timeline.plan_windows(start, end, events)
+    judged = timeline.judge_windows(start, end, *judge)
 
     jobs: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
-    for window in windows:
+    for window in (*windows, *judged):
         for name, build in queries.WINDOW_QUERIES.items():
             expr = build(window.seconds)
             sent.append(Query(name, expr, "instant", at=window.end, window=window.name))
@@ -69,6 +76,7 @@ async def fetch(client: PrometheusClient, start: float, end: float) -> RawData:
         samples={name: tuple(v) for name, v in results.items() if name not in ranged},
         queries=tuple(sent),
         warnings=tuple(f"Prometheus warned: {w}" for w in client.warnings),
+        judge_windows=judged,
     )
 
 

@@ -45,11 +45,14 @@ def count(value: float | None) -> str:
 
 
 def relative(value: float | None) -> str:
-    """A relative change: ``+28 %``, ``-12 %``; ``from 0`` when there was nothing before."""
-    if value is None:
+    """A relative change: ``+28 %``, ``-12 %``; ``from 0`` when there was nothing before
+    (``None``, or the infinite ratio of something over nothing)."""
+    if value is None or value == math.inf:
         return "from 0"
     if math.isnan(value):
         return NO_DATA
+    if value == -math.inf:
+        return "-Inf %"
     return f"{value * 100:+.0f} %" if abs(value) >= 0.01 else f"{value * 100:+.1f} %"
 
 

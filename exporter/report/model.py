@@ -7,6 +7,7 @@ to divide by) and is rendered as such, never as zero. Times are seconds since th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from exporter.report.data import Query, Window
@@ -40,6 +41,7 @@ class Cohort:
     p90: float | None = None
     p99: float | None = None
     shares: tuple[float, ...] | None = None  # per-bucket share of handshakes (non-cumulative)
+    buckets: tuple[float, ...] | None = None  # per-bucket handshake increases (non-cumulative)
     attempts: float | None = None
     failures: float | None = None
     flows: float | None = None
@@ -70,6 +72,57 @@ class Baseline:
 
 
 @dataclass(frozen=True, slots=True)
+class TestRow:
+    """One of the judge's statistical tests, as it came out over the report's window."""
+
+    name: str
+    p_worse: float
+    p_better: float
+    alpha: float
+    estimate: float
+    low: float
+    high: float
+    effect: float  # relative change compared with ``threshold``
+    absolute: float  # absolute change compared with ``floor`` (seconds or a ratio, ``unit``)
+    threshold: float
+    floor: float
+    signal: str
+    unit: str  # "s" | "ratio"
+    note: str = ""
+
+
+# Why a verdict came out as it did (``Evidence.kind``).
+WHY_WORSE = "worse"
+WHY_BETTER = "better"
+WHY_NOT_SIGNIFICANT = "not significant"
+WHY_BELOW_FLOOR = "below the floor"
+WHY_BELOW_THRESHOLD = "below the threshold"
+WHY_TOO_FEW = "too few events"
+WHY_NO_DATA = "no data"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """The judge's own tests re-run on the counts Prometheus holds for the report's window.
+
+    ``why`` is one line: worse (significant and above threshold and floor), better, or what
+    kept it from being worse (too few events, not significant with the p-value, below the
+    floor or the threshold). ``outcome`` is the word the tests give over ``window``; it can
+    differ from the judge's own verdict, which covers the judge's shorter windows.
+    """
+
+    kind: str
+    why: str
+    outcome: str
+    reference: str  # what the eBPF side was compared with
+    window: Window | None
+    effect: float | None = None
+    detail: str = ""  # the judge's reason text for this window
+    tests: tuple[TestRow, ...] = ()
+    inputs: tuple[tuple[str, str], ...] = ()  # (what, value) as shown
+
+
+@dataclass(frozen=True, slots=True)
 class VerdictCell:
     """The judge's current verdict for one (service, SLI, comparison), explained."""
 
@@ -78,6 +131,25 @@ class VerdictCell:
     word: str
     effect: float | None  # the judge's short-window relative change, if exported
     explanation: str
+    evidence: Evidence | None = None
+
+    @property
+    def why(self) -> str:
+        return self.evidence.why if self.evidence is not None else fmt_no_evidence(self.word)
+
+    @property
+    def shown_effect(self) -> tuple[float | None, str]:
+        """The effect to show and where it comes from: the judge's exported effect, else for
+        a worse verdict the report window's (``"report window"``), else None."""
+        if self.effect is not None:
+            return self.effect, ""
+        if self.word == WORSE and self.evidence is not None and self.evidence.effect is not None:
+            return self.evidence.effect, "report window"
+        return None, ""
+
+
+def fmt_no_evidence(word: str) -> str:
+    return f"{WHY_NO_DATA}: nothing in the range to test ({word} is the judge's word)"
 
 
 @dataclass(frozen=True)
@@ -204,10 +276,28 @@ class Report:
     verdict_counts: dict[str, int] = field(default_factory=dict)
     queries: tuple[Query, ...] = ()
     notes: tuple[str, ...] = ()
+    title: str = ""  # --title; the renderers fall back to their own heading
+    change_id: str = ""  # --change-id: the change ticket this report belongs to
 
     @property
     def rollback_total(self) -> float | None:
         return None if self.rollbacks is None else sum(c.value for c in self.rollbacks)
+
+    @property
+    def findings(self) -> tuple[tuple[ServiceReport, VerdictCell], ...]:
+        """Worse and better verdicts, worse first: what the reader must see."""
+        return self._cells(lambda cell: cell.word in (WORSE, BETTER))
+
+    @property
+    def other_verdicts(self) -> tuple[tuple[ServiceReport, VerdictCell], ...]:
+        """Not worse and inconclusive verdicts, folded below the findings."""
+        return self._cells(lambda cell: cell.word not in (WORSE, BETTER))
+
+    def _cells(self, keep: Callable[[VerdictCell], bool]) -> tuple[
+            tuple[ServiceReport, VerdictCell], ...]:
+        order = {WORSE: 0, BETTER: 1, INCONCLUSIVE: 2, NOT_WORSE: 3}
+        found = [(s, c) for s in self.services for c in s.verdicts if keep(c)]
+        return tuple(sorted(found, key=lambda sc: (order.get(sc[1].word, 4), sc[0].name)))
 
     @property
     def has_verdicts(self) -> bool:

@@ -7,13 +7,15 @@ Prometheus (label values above all) goes through ``html.escape``. Pure module.
 
 from __future__ import annotations
 
-import base64
-import html
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from exporter import __version__
 from exporter.report import fmt
+from exporter.report.html_parts import badge as _badge
+from exporter.report.html_parts import e, nodata as _nodata, num as _num, table as _table
+from exporter.report.html_parts import image as _image
+from exporter.report.html_verdicts import verdicts_section as _verdicts
 from exporter.report.model import (
     AFTER_VS_BASELINE,
     CANARY_VS_CONTROL,
@@ -51,19 +53,15 @@ padding:.5em;overflow-x:auto;white-space:pre-wrap}.sens{color:#842029;font-weigh
 """
 
 
-def e(value: object) -> str:
-    """HTML-escape anything (quotes included)."""
-    return html.escape(str(value), quote=True)
-
-
 def render_html(report: Report, charts: Charts) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>KPR migration report {e(fmt.span(report.start, report.end))}</title>",
+        f"<title>{e(_title(report))} {e(fmt.span(report.start, report.end))}</title>",
         f"<style>{_CSS}</style></head><body>",
-        "<h1>Kube-proxy replacement migration report</h1>",
+        f"<h1>{e(report.title or DEFAULT_TITLE)}</h1>",
+        f'<p class="change">Change: <b>{e(report.change_id)}</b></p>' if report.change_id else "",
         f'<p class="muted">{e(fmt.timestamp(report.start))} to {e(fmt.timestamp(report.end))} '
         f"({e(fmt.length(report.end - report.start))}) &middot; Prometheus {e(report.prometheus)} "
         f"&middot; generated {e(fmt.timestamp(report.generated_at))} by kpr-exporter "
@@ -86,6 +84,15 @@ def render_html(report: Report, charts: Charts) -> str:
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p)
+
+
+DEFAULT_TITLE = "Kube-proxy replacement migration report"
+
+
+def _title(report: Report) -> str:
+    """The page title: the change, then the report's title."""
+    title = report.title or "KPR migration report"
+    return f"{report.change_id}: {title}" if report.change_id else title
 
 
 # --- sections -----------------------------------------------------------------------------------
@@ -143,29 +150,6 @@ def _nodes(report: Report) -> str:
     return ('<h2 id="nodes">Nodes</h2>'
             + _table(("node", "datapath (end of range)", "decided by", "last switch",
                       "agent scrape up"), rows))
-
-
-def _verdicts(report: Report) -> str:
-    out = ['<h2 id="verdicts">Current verdicts</h2>',
-           '<p class="muted">The judge\'s <code>kpr_verdict</code> at the end of the range: '
-           "worse (1), not worse (0), better (-1), inconclusive (NaN). The effect is the judge's "
-           "short-window relative change; the explanation shows what this report measured over "
-           "its after window. The full statistics (test, p-values, interval, threshold, floor) "
-           "of each verdict are on the exporter's <code>/api/v1/verdicts</code>.</p>"]
-    rows = []
-    severity = {"worse": 0, "inconclusive": 1, "not worse": 2, "better": 3}
-    ordered = sorted(report.services, key=lambda s: (severity.get(s.worst, 4), s.name))
-    for service in ordered:
-        for cell in service.verdicts:
-            rows.append((e(service.name), e(SLI_TITLES.get(cell.sli, cell.sli)), e(cell.comparison),
-                         _badge(cell.word),
-                         _num(fmt.relative(cell.effect) if cell.effect is not None else fmt.NO_DATA),
-                         e(cell.explanation)))
-    if not rows:
-        out.append(_nodata("no kpr_verdict series at the end of the range (is the judge running?)"))
-    else:
-        out.append(_table(("service", "SLI", "comparison", "verdict", "effect", "explanation"), rows))
-    return "\n".join(out)
 
 
 def _changes(title: str, found: Sequence[Change], empty: str) -> str:
@@ -314,34 +298,6 @@ def _method(report: Report) -> str:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    """Header cells are escaped here; row cells must be escaped HTML already."""
-    head = "".join(f"<th>{e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _image(png: bytes | None, alt: str) -> str:
-    if png is None:
-        return ""
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{e(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _nodata(text: str) -> str:
-    return f'<p class="nodata">No data: {e(text)}.</p>'
-
-
-def _num(text: str) -> str:
-    if text == fmt.NO_DATA:
-        return f'<span class="nodata">{e(text)}</span>'
-    return e(text)
-
-
-def _badge(word: str) -> str:
-    return f'<span class="v v-{e(word.replace(" ", "-"))}">{e(word)}</span>'
-
 
 def _cell_badge(service: ServiceReport, sli: str, comparison: str, *, title: bool = False) -> str:
     cell = service.verdict(sli, comparison)

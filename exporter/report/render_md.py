@@ -1,8 +1,9 @@
 """Report model -> a Markdown summary for a change ticket.
 
-Phase timeline, switches and rollbacks, the per-service verdicts table, the top regressions
-and improvements, and before/after per service; no images and no links (the HTML report has
-the plots). Label values are HTML-escaped (``<script>`` cannot become markup in a renderer
+Phase timeline, switches and rollbacks, the findings (worse and better verdicts, each with
+why), the other verdicts in a section of their own, the top regressions and improvements, and
+before/after per service; no images and no links (the HTML report has the plots and the
+evidence tables). ``--title`` and ``--change-id`` head it. Label values are HTML-escaped (``<script>`` cannot become markup in a renderer
 that allows HTML) and Markdown-escaped (a ``|`` cannot break a table). Pure module.
 """
 
@@ -16,11 +17,11 @@ from exporter.report import fmt
 from exporter.report.model import (
     AFTER_VS_BASELINE,
     CANARY_VS_CONTROL,
-    NO_VERDICT,
     SLI_TITLES,
     Change,
     Report,
     ServiceReport,
+    VerdictCell,
 )
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]|~])")
@@ -35,8 +36,9 @@ def md(value: object) -> str:
 
 def render_markdown(report: Report) -> str:
     lines = [
-        "# Kube-proxy replacement migration report",
+        f"# {md(report.title or 'Kube-proxy replacement migration report')}",
         "",
+        *([f"- Change: **{md(report.change_id)}**"] if report.change_id else []),
         f"- Range: {md(fmt.timestamp(report.start))} to {md(fmt.timestamp(report.end))} "
         f"({md(fmt.length(report.end - report.start))})",
         f"- Prometheus: {md(report.prometheus)}",
@@ -93,23 +95,34 @@ def _timeline(report: Report) -> list[str]:
 
 
 def _verdicts(report: Report) -> list[str]:
-    out = ["## Per-service verdicts", ""]
-    judged = [s for s in report.services if s.verdicts]
-    if not judged:
+    out = ["## Findings", ""]
+    if not report.has_verdicts:
         return out + ["No data: no kpr_verdict series at the end of the range.", ""]
-    out.append("worse / not worse / better / inconclusive, as the judge says at the end of the "
-               "range (canary = eBPF vs kube-proxy nodes, baseline = eBPF vs the frozen "
-               "pre-switch values).")
-    out.append("")
-    header = ("service", "comparison", *SLI_TITLES.values())
-    rows = []
-    for service in judged:
-        for comparison, short in ((CANARY_VS_CONTROL, "canary"), (AFTER_VS_BASELINE, "baseline")):
-            cells = [_word(service, sli, comparison) for sli in SLI_TITLES]
-            if all(c == NO_VERDICT for c in cells):
-                continue
-            rows.append((md(service.name), short, *(_bold(c) for c in cells)))
-    return out + _table(header, rows)
+    out += ["Worse and better verdicts of the judge at the end of the range (canary = eBPF vs "
+            "kube-proxy nodes, baseline = eBPF vs the frozen pre-switch values). Why: the "
+            "judge's tests and thresholds re-run on Prometheus' counts for its short and long "
+            "windows at the end of the range.", ""]
+    header = ("service", "SLI", "comparison", "verdict", "effect", "why")
+    if report.findings:
+        out += _table(header, [_verdict_row(s, c) for s, c in report.findings])
+    else:
+        out += ["No finding: no verdict is worse or better.", ""]
+    others = report.other_verdicts
+    if others:
+        out += ["## Other verdicts (not worse, inconclusive)", ""]
+        out += _table(header, [_verdict_row(s, c) for s, c in others])
+    return out
+
+
+def _verdict_row(service: ServiceReport, cell: VerdictCell) -> tuple[str, ...]:
+    effect, source = cell.shown_effect
+    shown = fmt.relative(effect) if effect is not None else fmt.NO_DATA
+    if source:
+        shown += f" ({source})"
+    short = {CANARY_VS_CONTROL: "canary", AFTER_VS_BASELINE: "baseline"}
+    return (md(service.name), md(SLI_TITLES.get(cell.sli, cell.sli)),
+            md(short.get(cell.comparison, cell.comparison)), _bold(cell.word), md(shown),
+            md(cell.why))
 
 
 def _changes(title: str, found: Sequence[Change]) -> list[str]:
@@ -136,11 +149,6 @@ def _before_after(report: Report) -> list[str]:
                      md(fmt.count(after and after.handshakes))))
     return out + _table(("service", "baseline p99", "kube-proxy before p99", "eBPF after p99",
                          "baseline drop ratio", "eBPF drop ratio", "eBPF handshakes"), rows)
-
-
-def _word(service: ServiceReport, sli: str, comparison: str) -> str:
-    cell = service.verdict(sli, comparison)
-    return cell.word if cell else NO_VERDICT
 
 
 def _bold(word: str) -> str:

@@ -141,6 +141,11 @@ def plan_windows(start: float, end: float, events: Iterable[Event]) -> tuple[Win
     return (Window("before", start, first), Window("after", first, end))
 
 
+def judge_windows(start: float, end: float, short: float, long: float) -> tuple[Window, ...]:
+    """The judge's ``short`` and ``long`` windows ending at ``end`` (not before ``start``)."""
+    return (Window("short", max(start, end - short), end), Window("long", max(start, end - long), end))
+
+
 def phase_segments(series_list: Iterable[Series], start: float, end: float,
                    step: float) -> tuple[PhaseSegment, ...]:
     """Runs of the same phase on the range-query grid (each point stands for the step that

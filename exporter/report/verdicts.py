@@ -48,7 +48,8 @@ def merge_verdicts(samples: Iterable[Sample], effects: Iterable[Sample]) -> dict
     effect_of: dict[tuple[str, str, str, str], float] = {}
     for s in effects:
         key = _verdict_key(s)
-        if math.isfinite(s.value) and (key not in effect_of or abs(s.value) > abs(effect_of[key])):
+        # +Inf is a real effect (something where the reference had nothing); NaN is none.
+        if not math.isnan(s.value) and (key not in effect_of or abs(s.value) > abs(effect_of[key])):
             effect_of[key] = s.value
     out: dict[ServiceKey, dict[tuple[str, str], tuple[str, float | None]]] = defaultdict(dict)
     for s in samples:

@@ -56,10 +56,17 @@ def test_markdown_summary_rows(recorded_run: ReportRun) -> None:
     assert "- Phase at the end of the range: **canary**" in md
     assert "| 2025-11-24 16:40:00 UTC | node-b switched to eBPF |" in md
     assert "| 2025-11-24 17:40:00 UTC | rollback planned (dry-run) |" in md
-    assert ("| shop/cart | canary | **worse** | **worse** | **worse** | **worse** |") in md
-    assert "| shop/checkout | canary | better | not worse | not worse | not worse |" in md
+    findings, others = md.split("## Findings")[1].split("## Other verdicts")
+    others = others.split("## Top regressions")[0]
+    for sli in ("handshake latency", "connect failures", "drops", "KPR-sensitive drops"):
+        assert f"| shop/cart | {sli} | canary | **worse** | +210 % | worse: " in findings
+    assert "| shop/checkout | handshake latency | canary | better | -31 % | better: " in findings
+    assert "not worse" not in findings and "inconclusive" not in findings
+    assert ("| shop/checkout | drops | canary | not worse | -31 % | not significant (p=0.65 "
+            in others)
     hostile = r'web/&lt;script&gt;alert("x")&lt;/script&gt; \| $1'
-    assert f"| {hostile} | canary | inconclusive | no data | inconclusive | no data |" in md
+    assert f"| {hostile} | handshake latency | canary | inconclusive | no data | too few events" in others
+    assert "/api/v1/verdicts" not in md and "/api/v1/verdicts" not in recorded_run.html
     assert "<script" not in md
     top = md.split("## Top regressions")[1].split("##")[0]
     assert "| shop/cart | handshake p99 | canary-vs-control |" in top
@@ -158,3 +165,30 @@ async def test_unwritable_output_exits_1(run_report: RunReport, tmp_path: Path) 
         run = await run_report(prometheus.url, output=blocker / "report")
     assert run.code == 1
     assert "cannot write the report into" in run.out
+
+
+WHYS = ("worse: ", "better: ", "not significant (p=", "below the floor (", "below the threshold (",
+        "too few events", "no data: ")
+
+
+def test_every_recorded_verdict_row_says_why(recorded_run: ReportRun) -> None:
+    section = recorded_run.html.split('<h2 id="verdicts">')[1].split("<h2")[0]
+    rows = re.findall(r'<td><span class="v v-[a-z-]+">([a-z ]+)</span></td><td>.*?</td><td>([^<]*)</td>',
+                      section)
+    assert len(rows) == 23  # every kpr_verdict series of the scenario
+    for word, why in rows:
+        reason = why.split(" counts say ")[-1]
+        assert reason.startswith(WHYS), (word, why)
+    assert "<details><summary>14 other verdicts (3 inconclusive, 11 not worse)</summary>" in section
+    assert section.count("<details><summary>evidence</summary>") == 23
+
+
+async def test_title_and_change_id_reach_both_documents(run_report: RunReport) -> None:
+    async with FixturePrometheus() as prometheus:
+        run = await run_report(prometheus.url, title="prod-eu  kube-proxy removal",
+                               change_id="CHG-4711")
+    assert run.code == 0, run.out
+    assert "<h1>prod-eu kube-proxy removal</h1>" in run.html
+    assert "<title>CHG-4711: prod-eu kube-proxy removal" in run.html
+    assert run.markdown.startswith("# prod-eu kube-proxy removal\n")
+    assert "- Change: **CHG-4711**" in run.markdown

@@ -9,7 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PURE = ("assemble", "timeline", "cohorts", "verdicts", "model", "data", "fmt", "queries",
-        "timeparse", "render_html", "render_md", "charts")
+        "timeparse", "render_html", "render_md", "charts", "evidence", "html_verdicts",
+        "html_parts")
 
 CONTRACT = """\
 [importlinter]

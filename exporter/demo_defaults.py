@@ -1,0 +1,52 @@
+"""The defaults ``kpr-exporter demo`` uses where they differ from the settings tree's.
+
+The demo tells its story on loopback: the exporter on 127.0.0.1, the simulator on free
+loopback ports, the canary-regression scenario ten times faster than real time. ``demo
+--help`` shows these values (``help_defaults``) and ``apply`` puts them in place of every
+setting the user left at the tree's default; a value given by flag, ``KPR_*`` variable or
+config file wins. Pure module: no import beyond the settings tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import replace
+from typing import Any, Final
+
+from exporter import config
+
+DEMO_SCENARIO: Final = "canary-regression"
+DEMO_SPEED: Final = 10.0
+DEMO_LISTEN: Final = "127.0.0.1:9977"
+
+#: flag -> the demo's default value.
+DEMO_DEFAULTS: Final[Mapping[str, Any]] = {
+    "--scenario": DEMO_SCENARIO,
+    "--speed": DEMO_SPEED,
+    "--web.listen-address": DEMO_LISTEN,
+    "--grpc.listen-address": "127.0.0.1:0",
+    "--agents.listen-address": "127.0.0.1:0",
+}
+
+
+def help_defaults() -> dict[str, str]:
+    """flag -> the default as ``demo --help`` shows it."""
+    shown = {flag: str(value) for flag, value in DEMO_DEFAULTS.items()}
+    shown["--speed"] = f"{DEMO_SPEED:g}"
+    for flag in ("--grpc.listen-address", "--agents.listen-address"):
+        shown[flag] = f"{DEMO_DEFAULTS[flag]}, a free loopback port"
+    return shown
+
+
+def apply(settings: Any, given: Collection[str]) -> Any:
+    """``settings`` with the demo's defaults wherever the value is still the tree's default
+    and its flag is not in ``given`` (the flags on the command line)."""
+    by_flag = {o.flag: o for o in config.options()}
+    for flag, value in DEMO_DEFAULTS.items():
+        option = by_flag[flag]
+        section_name, field_name = option.path
+        section = getattr(settings, section_name)
+        if flag in given or getattr(section, field_name) != option.default:
+            continue
+        settings = replace(settings, **{section_name: replace(section, **{field_name: value})})
+    return settings
