@@ -10,7 +10,12 @@ answers that agent's Prometheus text (``reference/cilium-metrics-kpr.md`` §1.2,
   node's forwarded L3/L4 flows;
 * ``cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled`` 0/1 and
   ``cilium_feature_adv_connect_and_lb_cilium_node_config_enabled``, following the
-  node's datapath as Cilium >= 1.17 reports it; ``cilium_version``.
+  node's datapath as Cilium >= 1.17 reports it; ``cilium_version``;
+* ``cilium_process_cpu_seconds_total`` and, on eBPF nodes,
+  ``cilium_service_implementation_delay`` (``exporter.simulator.kube_proxy``).
+
+``GET /nodes/<node>/kube-proxy/metrics`` answers that node's kube-proxy text, or 404 on
+a node running eBPF (no kube-proxy runs there).
 
 ``render_agent_metrics`` is pure; ``agents_app`` wraps it in an aiohttp application::
 
@@ -26,6 +31,7 @@ from typing import Final
 from aiohttp import web
 
 from exporter.model import EBPF
+from exporter.simulator.kube_proxy import agent_process_metrics, kube_proxy_metrics
 from exporter.simulator.timeline import NodeCounters, Timeline
 
 CILIUM_VERSION: Final = "1.18.4"
@@ -107,7 +113,14 @@ def render_agent_metrics(counters: NodeCounters, *, kpr_enabled: bool, node_conf
 def node_metrics(timeline: Timeline, node: str) -> str:
     """The agent text of ``node`` at the timeline's current scenario time."""
     kpr = timeline.datapath(node) == EBPF  # scenarios switch nodes through CiliumNodeConfigs
-    return render_agent_metrics(timeline.counters[node], kpr_enabled=kpr, node_config=kpr)
+    return render_agent_metrics(timeline.counters[node], kpr_enabled=kpr, node_config=kpr) + (
+        agent_process_metrics(timeline.scenario, node, timeline.now_s))
+
+
+def node_kube_proxy_metrics(timeline: Timeline, node: str) -> str | None:
+    """The kube-proxy text of ``node`` now; None when the node runs eBPF (no kube-proxy)."""
+    return kube_proxy_metrics(timeline.scenario, node, timeline.now_s,
+                              timeline.epoch_ns / 1_000_000_000)
 
 
 def agents_app(timeline: Timeline, *, before_request: Callable[[], None] | None = None
@@ -131,7 +144,19 @@ def agents_app(timeline: Timeline, *, before_request: Callable[[], None] | None 
         return web.Response(body=node_metrics(timeline, node).encode(),
                             headers={"Content-Type": CONTENT_TYPE})
 
+    async def kube_proxy(request: web.Request) -> web.Response:
+        node = request.match_info["node"]
+        if node not in timeline.counters:
+            raise web.HTTPNotFound(text=f"unknown node {node!r}\n")
+        if before_request is not None:
+            before_request()
+        text = node_kube_proxy_metrics(timeline, node)
+        if text is None:
+            raise web.HTTPNotFound(text=f"no kube-proxy runs on {node} (eBPF datapath)\n")
+        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
     app = web.Application()
     app.router.add_get("/nodes", nodes)
     app.router.add_get("/nodes/{node}/metrics", metrics)
+    app.router.add_get("/nodes/{node}/kube-proxy/metrics", kube_proxy)
     return app

@@ -67,7 +67,10 @@ class DatapathProfile:
 
     Ratios are per connection attempt. ``drops`` maps a Hubble ``DropReason``
     number to the share of attempts whose SYN is dropped on the client's node
-    for that reason.
+    for that reason. ``service_cpu_cores`` is the CPU (seconds per second) of the
+    process serving Services on such a node: kube-proxy for the kube-proxy profile, the
+    whole Cilium agent for an eBPF one. ``programming`` is how long a Service or
+    endpoint change takes to reach that datapath.
     """
 
     connect: Latency
@@ -75,6 +78,8 @@ class DatapathProfile:
     timeout_ratio: float = 0.001
     drops: tuple[tuple[int, float], ...] = ((133, 0.002),)
     http: HttpProfile = HttpProfile(Latency(0.004, 0.020))
+    service_cpu_cores: float = 0.05
+    programming: Latency = Latency(1.2, 4.0)
 
     @property
     def drop_ratio(self) -> float:
@@ -337,12 +342,16 @@ DEFAULT_CLUSTER: Final = Cluster(
 
 #: Today's kube-proxy (iptables) behaviour: the reference every scenario starts from.
 KUBE_PROXY_PROFILE: Final = DatapathProfile(connect=Latency(0.0008, 0.004))
-#: eBPF socket-LB as hoped: about 30 % faster handshakes, same error rates.
-EBPF_IMPROVED: Final = DatapathProfile(connect=Latency(0.00055, 0.0028))
-#: eBPF going wrong: slower handshakes and KPR-sensitive drops.
+#: eBPF socket-LB as hoped: about 30 % faster handshakes, same error rates, an agent
+#: using less CPU than kube-proxy did, Services programmed in milliseconds.
+EBPF_IMPROVED: Final = DatapathProfile(connect=Latency(0.00055, 0.0028), service_cpu_cores=0.035,
+                                       programming=Latency(0.004, 0.02))
+#: eBPF going wrong: slower handshakes and KPR-sensitive drops, a busier agent, slow
+#: Service programming.
 EBPF_REGRESSED: Final = DatapathProfile(
     connect=Latency(0.0016, 0.012),
     drops=((133, 0.002), (158, 0.010), (155, 0.003)),
+    service_cpu_cores=0.09, programming=Latency(2.0, 8.0),
 )
 #: eBPF with an LB map out of sync: "Service backend not found" rises, latency unchanged.
 EBPF_BACKEND_NOT_FOUND: Final = DatapathProfile(

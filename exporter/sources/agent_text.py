@@ -2,9 +2,14 @@
 
 ``ExpositionFilter`` takes the body chunk by chunk, as it arrives, and keeps only the
 sample lines of the read families (drop and forward counters, the KPR feature gauge,
-the version); every other line is skipped without being kept, however long it is. An
-agent's body has thousands of lines and only a few dozen matter. The filter is pure
-CPU work with no I/O: the scraper runs it in a worker thread, one chunk at a time.
+the version, the process CPU, the Service implementation delay); every other line is
+skipped without being kept, however long it is. An agent's body has thousands of lines
+and only a few dozen matter. The filter is pure CPU work with no I/O: the scraper runs
+it in a worker thread, one chunk at a time.
+
+Which families are read, and what is built from them, is a ``Families`` value: the
+agent's (``AGENT_FAMILIES``, the default) or another component's (kube-proxy,
+``exporter.sources.kube_proxy_text``), so one streaming reader serves every scrape.
 
 Samples are matched by their own name, so a missing ``# TYPE`` line does not matter.
 A sample repeated with the same name and labels (in any label order) keeps its first
@@ -12,17 +17,20 @@ value, as Prometheus itself does with such a target, and the repeat is counted i
 ``duplicates``; series past ``max_series`` are not kept and are
 counted in ``series_dropped``. A read line that is not valid exposition, longer than
 ``MAX_LINE_BYTES``, or a body without any ``cilium_`` sample raises
-``AgentScrapeError("parse")``.
+``AgentScrapeError("parse")`` (another component's ``Families`` names its own error and
+marker prefix).
 """
 
 from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from exporter.sources.errors import SourceError
+from exporter.sources.histogram_text import Histogram, histograms
 
 # Metric spellings, preferred first. The ``cilium_datapath_*`` names existed briefly on
 # Cilium's main branch (PR #27370, reverted by #29226); accepting them costs nothing.
@@ -31,17 +39,17 @@ FORWARD_COUNT_NAMES = ("cilium_forward_count_total", "cilium_datapath_forward_co
 #: 0/1 gauge, Cilium >= 1.17 only.
 KPR_FEATURE_NAME = "cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled"
 VERSION_NAME = "cilium_version"
-WANTED = (*DROP_COUNT_NAMES, *FORWARD_COUNT_NAMES, KPR_FEATURE_NAME, VERSION_NAME)
+#: The agent's process CPU; Cilium names its process collector ``cilium_``, the Go default
+#: has no prefix.
+CPU_NAMES = ("cilium_process_cpu_seconds_total", "process_cpu_seconds_total")
+#: Histogram (Cilium >= 1.16): seconds from a Service or its endpoints changing to the
+#: datapath programmed, event queue excluded; labelled by ``action``.
+IMPLEMENTATION_DELAY_NAME = "cilium_service_implementation_delay"
+WANTED = (*DROP_COUNT_NAMES, *FORWARD_COUNT_NAMES, KPR_FEATURE_NAME, VERSION_NAME, *CPU_NAMES,
+          f"{IMPLEMENTATION_DELAY_NAME}_bucket", f"{IMPLEMENTATION_DELAY_NAME}_sum")
 
 #: Longest sample line of a read family accepted (real ones are about 100 bytes).
 MAX_LINE_BYTES = 16 * 1024
-
-_NAMES = b"|".join(re.escape(n.encode()) for n in WANTED)
-#: A whole line of a read family (the name, then labels or a blank), in a chunk.
-_WANTED_LINE = re.compile(rb"^(?:" + _NAMES + rb")(?=[{ \t])[^\n]*", re.MULTILINE)
-_WANTED_START = re.compile(rb"(?:" + _NAMES + rb")(?=[{ \t])")
-_CILIUM_LINE = re.compile(rb"^cilium_", re.MULTILINE)
-_LONGEST = max(map(len, WANTED)) + 1
 
 _SAMPLE = re.compile(
     r'([a-zA-Z_:][a-zA-Z0-9_:]*)[ \t]*(?:\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})?'
@@ -54,12 +62,17 @@ _UNESCAPED = {"n": "\n", "\\": "\\", '"': '"'}
 Labels = tuple[tuple[str, str], ...]
 
 
-class AgentScrapeError(SourceError):
-    """One agent could not be scraped; ``kind`` is one of ``ERROR_KINDS`` (or ``internal``)."""
+class ScrapeError(SourceError):
+    """One metrics target could not be scraped; ``kind`` is one of ``ERROR_KINDS`` (or
+    ``internal``)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class AgentScrapeError(ScrapeError):
+    """One agent could not be scraped; ``kind`` is one of ``ERROR_KINDS`` (or ``internal``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,22 +85,53 @@ class AgentSnapshot:
     version: str = ""  # the cilium_version label, "" when absent
     series_dropped: int = 0  # samples of series past the cap, not kept
     duplicates: int = 0  # samples repeating a series read before (the first value counts)
+    cpu_seconds: float | None = None  # the agent process's CPU seconds; None when absent
+    #: ``cilium_service_implementation_delay`` by ``action``; empty when absent or invalid
+    programming: tuple[Histogram, ...] = ()
+
+
+Series = Mapping[tuple[str, Labels], float]
+#: Builds a component's snapshot from the kept series, the dropped and duplicate counts.
+Build = Callable[[Series, int, int], Any]
+
+
+class Families:
+    """What an ``ExpositionFilter`` reads: the sample names it keeps, the name prefix that
+    proves the body is the component's (``marker``), the error when none appears, how the
+    snapshot is built and the error type raised."""
+
+    def __init__(self, names: tuple[str, ...], *, marker: str, missing: str, build: Build,
+                 error: type[ScrapeError]) -> None:
+        self.names = names
+        self.marker = marker.encode()
+        self.missing = missing
+        self.build = build
+        self.error = error
+        alternatives = b"|".join(re.escape(n.encode()) for n in names)
+        #: A whole line of a read family (the name, then labels or a blank), in a chunk.
+        self.line = re.compile(rb"^(?:" + alternatives + rb")(?=[{ \t])[^\n]*", re.MULTILINE)
+        self.start = re.compile(rb"(?:" + alternatives + rb")(?=[{ \t])")
+        self.marker_line = re.compile(rb"^" + re.escape(self.marker), re.MULTILINE)
+        self.longest = max(map(len, names)) + 1
 
 
 class ExpositionFilter:
     """Feed the body in order with ``feed()``, then ``finish()`` for the snapshot."""
 
-    def __init__(self, *, max_series: int, charset: str = "utf-8") -> None:
+    def __init__(self, *, max_series: int, charset: str = "utf-8",
+                 families: Families | None = None) -> None:
+        self._families = families = families or AGENT_FAMILIES
+        self._error = families.error
         try:
             codecs.lookup(charset)
         except LookupError:
-            raise AgentScrapeError("parse", f"unknown charset {charset!r}") from None
+            raise self._error("parse", f"unknown charset {charset!r}") from None
         self._charset = charset
         self._max_series = max_series
         self._series: dict[tuple[str, Labels], float] = {}
         self._partial = b""  # the start of a line that may be of a read family
         self._skipping = False  # inside a line of another family: drop until its end
-        self._seen_cilium = False
+        self._seen_marker = False
         self.series_dropped = 0
         self.duplicates = 0
 
@@ -117,21 +161,23 @@ class ExpositionFilter:
         self._lines(chunk, start, end)
         self._hold(chunk[end + 1:end + 2 + MAX_LINE_BYTES])
 
-    def finish(self) -> AgentSnapshot:
-        """The snapshot of everything fed; the last line needs no final newline."""
+    def finish(self) -> Any:
+        """The snapshot of everything fed (an ``AgentSnapshot`` for the agent's families);
+        the last line needs no final newline."""
         if self._partial:
             self._lines(self._partial, 0, len(self._partial))
             self._partial = b""
-        if not self._seen_cilium:
-            raise AgentScrapeError("parse", "no Cilium agent metrics in the body")
-        return _snapshot(self._series, self.series_dropped, self.duplicates)
+        if not self._seen_marker:
+            raise self._error("parse", self._families.missing)
+        return self._families.build(self._series, self.series_dropped, self.duplicates)
 
     def _lines(self, data: bytes, start: int, end: int) -> None:
         """Take the read samples among the complete lines ``data[start:end]`` (``start`` is
         the beginning of a line)."""
-        if not self._seen_cilium and _CILIUM_LINE.search(data, start, end):
-            self._seen_cilium = True
-        for match in _WANTED_LINE.finditer(data, start, end):
+        families = self._families
+        if not self._seen_marker and families.marker_line.search(data, start, end):
+            self._seen_marker = True
+        for match in families.line.finditer(data, start, end):
             self._take(match.group())
 
     def _hold(self, rest: bytes) -> None:
@@ -140,22 +186,23 @@ class ExpositionFilter:
         self._partial = b""
         if not rest:
             return
-        if len(rest) < _LONGEST or _WANTED_START.match(rest):
+        families = self._families
+        if len(rest) < families.longest or families.start.match(rest):
             if len(rest) > MAX_LINE_BYTES:
-                raise _too_long(rest)
+                raise _too_long(rest, self._error)
             self._partial = rest
             return
-        self._seen_cilium = self._seen_cilium or rest.startswith(b"cilium_")
+        self._seen_marker = self._seen_marker or rest.startswith(families.marker)
         self._skipping = True
 
     def _take(self, raw: bytes) -> None:
         if len(raw) > MAX_LINE_BYTES:
-            raise _too_long(raw)
+            raise _too_long(raw, self._error)
         try:
             line = raw.decode(self._charset)
         except UnicodeDecodeError as exc:
-            raise AgentScrapeError("parse", f"sample is not {self._charset} text: {exc}") from None
-        key, value = parse_sample(line)
+            raise self._error("parse", f"sample is not {self._charset} text: {exc}") from None
+        key, value = parse_sample(line, error=self._error)
         if key in self._series:
             self.duplicates += 1  # the first value stays, as in Prometheus
         elif len(self._series) >= self._max_series:
@@ -164,30 +211,31 @@ class ExpositionFilter:
             self._series[key] = value
 
 
-def parse_sample(line: str) -> tuple[tuple[str, Labels], float]:
+def parse_sample(line: str, *, error: type[ScrapeError] = AgentScrapeError
+                 ) -> tuple[tuple[str, Labels], float]:
     """One exposition sample line -> ((name, sorted labels), value); the timestamp is read
-    but not used."""
+    but not used. A malformed line raises ``error("parse")``."""
     match = _SAMPLE.fullmatch(line)
     if match is None:
-        raise _malformed(line, "not a sample line")
+        raise _malformed(line, "not a sample line", error)
     name, body, text, _ = match.groups()
     labels: dict[str, str] = {}
     pos, end = 0, len(body.rstrip(" \t")) if body else 0
     while pos < end:
         label = _LABEL.match(body, pos)
         if label is None:
-            raise _malformed(line, "malformed labels")
+            raise _malformed(line, "malformed labels", error)
         key, value = label.groups()
         if key in labels:
-            raise _malformed(line, f"label {key!r} repeated")
+            raise _malformed(line, f"label {key!r} repeated", error)
         labels[key] = _ESCAPE.sub(_unescape, value) if "\\" in value else value
         pos = label.end()
     if "_" in text:
-        raise _malformed(line, f"value {text!r} is not a number")
+        raise _malformed(line, f"value {text!r} is not a number", error)
     try:
         number = float(text)
     except ValueError:
-        raise _malformed(line, f"value {text!r} is not a number") from None
+        raise _malformed(line, f"value {text!r} is not a number", error) from None
     return (name, tuple(sorted(labels.items()))), number
 
 
@@ -213,6 +261,9 @@ def _snapshot(series: Mapping[tuple[str, Labels], float], dropped: int,
         forwards[direction] = forwards.get(direction, 0.0) + value
     kpr = found.get(KPR_FEATURE_NAME)
     version = found.get(VERSION_NAME)
+    cpu = _first_spelling(found, CPU_NAMES)
+    # Not what the agent scrape is mainly for: an invalid one is left out, the rest kept.
+    programming = histograms(series, IMPLEMENTATION_DELAY_NAME, skip_invalid=True)
     return AgentSnapshot(
         drops=drops,
         forwards=forwards,
@@ -220,7 +271,14 @@ def _snapshot(series: Mapping[tuple[str, Labels], float], dropped: int,
         version=version[0][0].get("version", "") if version else "",
         series_dropped=dropped,
         duplicates=duplicates,
+        cpu_seconds=cpu[0][1] if cpu else None,
+        programming=programming,
     )
+
+
+#: The Cilium agent's read families (the default of ``ExpositionFilter``).
+AGENT_FAMILIES = Families(WANTED, marker="cilium_", missing="no Cilium agent metrics in the body",
+                          build=_snapshot, error=AgentScrapeError)
 
 
 def _first_spelling(
@@ -236,11 +294,11 @@ def _unescape(match: re.Match[str]) -> str:
     return _UNESCAPED.get(match.group(1), match.group())
 
 
-def _malformed(line: str, why: str) -> AgentScrapeError:
+def _malformed(line: str, why: str, error: type[ScrapeError]) -> ScrapeError:
     shown = line if len(line) <= 160 else line[:160] + "..."
-    return AgentScrapeError("parse", f"not Prometheus text exposition ({why}): {shown!r}")
+    return error("parse", f"not Prometheus text exposition ({why}): {shown!r}")
 
 
-def _too_long(raw: bytes) -> AgentScrapeError:
-    return AgentScrapeError(
+def _too_long(raw: bytes, error: type[ScrapeError]) -> ScrapeError:
+    return error(
         "parse", f"a sample line longer than {MAX_LINE_BYTES} bytes: {raw[:80]!r}...")

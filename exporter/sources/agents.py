@@ -42,6 +42,7 @@ from exporter.sources.agent_text import (
     AgentScrapeError,
     AgentSnapshot,
     ExpositionFilter,
+    ScrapeError,
     parse_agent_metrics,
 )
 from exporter.sources.agents_settings import AgentSettings
@@ -76,7 +77,14 @@ def static_discovery(targets: Mapping[str, str]) -> Discover:
 
 
 class AgentScraper:
-    """Scrapes all agents once per ``scrape_once()``; ``run()`` repeats it every interval."""
+    """Scrapes all agents once per ``scrape_once()``; ``run()`` repeats it every interval.
+
+    Another component's scraper (kube-proxy, ``exporter.sources.kube_proxy``) subclasses it
+    with its own ``component`` words for the logs and its own ``_filter()``.
+    """
+
+    component = "agent"
+    components = "agents"
 
     def __init__(
         self,
@@ -112,7 +120,7 @@ class AgentScraper:
 
     def readiness(self) -> str | None:
         """None once a first round of scrapes has finished, else why not (for /readyz)."""
-        return None if self._rounds else "no agent scrape has completed yet"
+        return None if self._rounds else f"no {self.component} scrape has completed yet"
 
     async def run(self) -> None:
         """Scrape forever, one round per ``interval_seconds``; stops only when cancelled."""
@@ -129,8 +137,11 @@ class AgentScraper:
         previous, self._states = self._states, {s.node: s for s in results}
         self._rounds += 1
         for node in previous.keys() - self._states.keys():
-            log.info("agent target removed", extra={"kv": {"node": node, "url": previous[node].url}})
+            log.info(f"{self.component} target removed",
+                     extra={"kv": {"node": node, "url": previous[node].url}})
             self._notify(node, None)
+        if self._on_kpr_gauge is None:
+            return
         for state in results:
             snapshot = state.snapshot if state.up else None
             self._notify(state.node, snapshot.kpr_enabled if snapshot else None)
@@ -159,13 +170,14 @@ class AgentScraper:
             error = f"{type(exc).__name__}: {exc}"
             if error != self._discovery_error:
                 log.warning(
-                    "agent discovery failed; scraping the last known agents",
-                    extra={"kv": {"error": error, "agents": len(self._targets)}},
+                    f"{self.component} discovery failed; scraping the last known {self.components}",
+                    extra={"kv": {"error": error, self.components: len(self._targets)}},
                 )
             self._discovery_error = error
             return self._targets
         if self._discovery_error:
-            log.info("agent discovery recovered", extra={"kv": {"agents": len(targets)}})
+            log.info(f"{self.component} discovery recovered",
+                     extra={"kv": {self.components: len(targets)}})
             self._discovery_error = ""
         self._targets = targets
         return targets
@@ -180,7 +192,7 @@ class AgentScraper:
             try:
                 snapshot = await self._fetch(url)
                 kind = message = ""
-            except AgentScrapeError as exc:
+            except ScrapeError as exc:
                 kind, message = exc.kind, str(exc)
             except Exception as exc:  # never let one agent end the round
                 kind, message = "internal", f"{type(exc).__name__}: {exc}"
@@ -230,11 +242,11 @@ class AgentScraper:
                 "http", f"HTTP {response.status} {response.reason or ''}".rstrip())
         if response.content_length is not None and response.content_length > limit:
             raise _oversize(limit, f"Content-Length {response.content_length}")
-        reader = ExpositionFilter(
-            max_series=self._settings.max_series, charset=response.charset or "utf-8")
+        reader = self._filter(response.charset or "utf-8")
         loop = asyncio.get_running_loop()
         if self._worker is None:
-            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-filter")
+            self._worker = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"{self.component}-filter")
         worker = self._worker
         received = 0
         async for chunk in response.content.iter_chunked(_CHUNK):
@@ -243,6 +255,10 @@ class AgentScraper:
                 raise _oversize(limit, "body")
             await loop.run_in_executor(worker, reader.feed, chunk)
         return await loop.run_in_executor(worker, reader.finish)
+
+    def _filter(self, charset: str) -> ExpositionFilter:
+        """The streaming reader of one body (the agent's families)."""
+        return ExpositionFilter(max_series=self._settings.max_series, charset=charset)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -260,12 +276,13 @@ class AgentScraper:
             return
         if state.up:
             log.info(
-                "agent scrape recovered" if previous else "agent scrape ok",
+                f"{self.component} scrape recovered" if previous
+                else f"{self.component} scrape ok",
                 extra={"kv": {"node": state.node, "url": state.url}},
             )
         else:
             log.warning(
-                "agent scrape failed",
+                f"{self.component} scrape failed",
                 extra={"kv": {"node": state.node, "url": state.url,
                               "kind": state.error_kind, "error": state.error}},
             )
@@ -276,7 +293,7 @@ class AgentScraper:
         before = previous.snapshot.series_dropped if previous and previous.snapshot else 0
         if now and not before:
             log.warning(
-                "agent series over the limit dropped",
+                f"{self.component} series over the limit dropped",
                 extra={"kv": {"node": state.node, "url": state.url, "dropped": now,
                               "max_series": self._settings.max_series}},
             )

@@ -18,7 +18,7 @@ from exporter.model import (
 )
 from exporter.simulator.runner import Simulator
 from exporter.simulator.scenarios import Scenario
-from exporter.simulator.settings import SimulatorSettings
+from exporter.simulator_settings import SimulatorSettings
 
 _NS = 1_000_000_000
 

@@ -15,7 +15,7 @@ import pytest
 
 from exporter.simulator.runner import Simulator, split_address
 from exporter.simulator.scenarios import SCENARIO_NAMES
-from exporter.simulator.settings import SimulatorSettings
+from exporter.simulator_settings import SimulatorSettings
 
 
 class ManualTime:

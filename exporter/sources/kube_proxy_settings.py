@@ -1,0 +1,107 @@
+"""Settings of the kube-proxy metrics scraper (section ``kube_proxy``).
+
+Like the agents': a static ``node=URL`` list, or the Kubernetes discovery of the kube-proxy
+pods (``selector`` in ``namespace``; they run on the host network, so the pod IP is the
+node's and ``port``/``path`` complete the URL). kube-proxy binds its metrics to
+``127.0.0.1:10249`` unless its configuration sets ``metricsBindAddress: 0.0.0.0:10249``;
+with the default, discovered targets cannot be reached from another pod and show as
+``connect`` errors. Pure module: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address, ip_address
+
+from exporter.sources.agents_settings import _url_problem
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class KubeProxySettings:
+    enabled: bool = field(
+        default=True,
+        metadata={"help": "Scrape kube-proxy's own metrics (process CPU, rule sync duration, "
+                          "network programming latency). Off: no kube-proxy scrape at all."},
+    )
+    static: dict[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Comma list of node=URL kube-proxy metrics endpoints, for running without "
+            "Kubernetes (e.g. worker-1=http://10.0.0.11:10249/metrics). Empty: discover the "
+            "kube-proxy pods through the Kubernetes API.",
+            "flag": "--kube-proxy.static",
+        },
+    )
+    port: int = field(
+        default=10249,
+        metadata={"help": "Port of kube-proxy's /metrics on discovered pods (kube-proxy's "
+                          "metricsBindAddress must not be 127.0.0.1 for a remote scrape)."},
+    )
+    path: str = field(
+        default="/metrics", metadata={"help": "HTTP path of kube-proxy's metrics."}
+    )
+    interval_seconds: float = field(
+        default=15.0, metadata={"help": "Seconds between two scrapes of every kube-proxy."}
+    )
+    timeout_seconds: float = field(
+        default=5.0, metadata={"help": "Per-kube-proxy request timeout in seconds (body included)."}
+    )
+    max_body_bytes: int = field(
+        default=4 * 1024 * 1024,
+        metadata={"help": "Largest accepted (decompressed) kube-proxy /metrics body."},
+    )
+    max_series: int = field(
+        default=500,
+        metadata={"help": "Most series kept from one kube-proxy scrape (a real one has about "
+                          "200 of the read families: two histograms per IP family)."},
+    )
+    concurrency: int = field(
+        default=64, metadata={"help": "At most this many kube-proxies are scraped at once."}
+    )
+    selector: str = field(
+        default="k8s-app=kube-proxy",
+        metadata={"help": "Label selector of the kube-proxy pods (discovery)."},
+    )
+    namespace: str = field(
+        default="kube-system", metadata={"help": "Namespace of the kube-proxy pods (discovery)."}
+    )
+    node_name: str = field(
+        default="",
+        metadata={"help": "Discover only the kube-proxy on this node (node mode)."},
+    )
+
+    def url_for(self, host: str) -> str:
+        """The metrics URL of a discovered kube-proxy at ``host`` (IPv6 is bracketed)."""
+        try:
+            bracket = isinstance(ip_address(host), IPv6Address)
+        except ValueError:
+            bracket = False
+        return f"http://{f'[{host}]' if bracket else host}:{self.port}{self.path}"
+
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        for node, url in self.static.items():
+            if not node.strip():
+                found.append(f"kube_proxy.static: entry {url!r} has an empty node name")
+            if why := _url_problem(url):
+                found.append(f"kube_proxy.static: node {node!r}: {why}")
+        if not 0 < self.port <= 65535:
+            found.append(f"kube_proxy.port: {self.port} is not a TCP port (1-65535)")
+        if not self.path.startswith("/"):
+            found.append(f"kube_proxy.path: {self.path!r} must start with '/'")
+        for name in ("interval_seconds", "timeout_seconds"):
+            value = getattr(self, name)
+            if not value > 0:  # also rejects NaN
+                found.append(f"kube_proxy.{name}: {value} must be positive")
+        for name in ("max_body_bytes", "max_series", "concurrency"):
+            value = getattr(self, name)
+            if value <= 0:
+                found.append(f"kube_proxy.{name}: {value} must be positive")
+        if not self.selector.strip():
+            found.append("kube_proxy.selector: must not be empty (e.g. k8s-app=kube-proxy)")
+        if not _NAMESPACE.match(self.namespace):
+            found.append(f"kube_proxy.namespace: {self.namespace!r} is not a namespace name")
+        return found
