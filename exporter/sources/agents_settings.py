@@ -15,6 +15,41 @@ from urllib.parse import urlsplit
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
+def target_url(host: str, port: int, path: str) -> str:
+    """``http://host:port/path`` for a discovered pod (IPv6 hosts bracketed)."""
+    try:
+        bracket = isinstance(ip_address(host), IPv6Address)
+    except ValueError:
+        bracket = False
+    return f"http://{f'[{host}]' if bracket else host}:{port}{path}"
+
+
+def target_problems(section: str, s: object, example_selector: str) -> list[str]:
+    """Every problem of a scrape-target section (static list, discovery, limits)."""
+    found: list[str] = []
+    for node, url in getattr(s, "static").items():
+        if not node.strip():
+            found.append(f"{section}.static: entry {url!r} has an empty node name")
+        if why := _url_problem(url):
+            found.append(f"{section}.static: node {node!r}: {why}")
+    port, path = getattr(s, "port"), getattr(s, "path")
+    if not 0 < port <= 65535:
+        found.append(f"{section}.port: {port} is not a TCP port (1-65535)")
+    if not path.startswith("/"):
+        found.append(f"{section}.path: {path!r} must start with '/'")
+    for name in ("interval_seconds", "timeout_seconds", "max_body_bytes", "max_series",
+                 "concurrency"):
+        value = getattr(s, name)
+        if not value > 0:  # also rejects NaN
+            found.append(f"{section}.{name}: {value} must be positive")
+    if not getattr(s, "selector").strip():
+        found.append(f"{section}.selector: must not be empty (e.g. {example_selector})")
+    namespace = getattr(s, "namespace")
+    if not _NAMESPACE.match(namespace):
+        found.append(f"{section}.namespace: {namespace!r} is not a namespace name")
+    return found
+
+
 @dataclass(frozen=True)
 class AgentSettings:
     static: dict[str, str] = field(
@@ -67,37 +102,10 @@ class AgentSettings:
 
     def url_for(self, host: str) -> str:
         """The metrics URL of a discovered agent at ``host`` (a pod IP; IPv6 is bracketed)."""
-        try:
-            bracket = isinstance(ip_address(host), IPv6Address)
-        except ValueError:
-            bracket = False
-        return f"http://{f'[{host}]' if bracket else host}:{self.port}{self.path}"
+        return target_url(host, self.port, self.path)
 
     def problems(self) -> list[str]:
-        found: list[str] = []
-        for node, url in self.static.items():
-            why = _url_problem(url)
-            if not node.strip():
-                found.append(f"agents.static: entry {url!r} has an empty node name")
-            if why:
-                found.append(f"agents.static: node {node!r}: {why}")
-        if not 0 < self.port <= 65535:
-            found.append(f"agents.port: {self.port} is not a TCP port (1-65535)")
-        if not self.path.startswith("/"):
-            found.append(f"agents.path: {self.path!r} must start with '/'")
-        for name in ("interval_seconds", "timeout_seconds"):
-            value = getattr(self, name)
-            if not value > 0:  # also rejects NaN
-                found.append(f"agents.{name}: {value} must be positive")
-        for name in ("max_body_bytes", "max_series", "concurrency"):
-            value = getattr(self, name)
-            if value <= 0:
-                found.append(f"agents.{name}: {value} must be positive")
-        if not self.selector.strip():
-            found.append("agents.selector: must not be empty (e.g. k8s-app=cilium)")
-        if not _NAMESPACE.match(self.namespace):
-            found.append(f"agents.namespace: {self.namespace!r} is not a namespace name")
-        return found
+        return target_problems("agents", self, "k8s-app=cilium")
 
 
 def _url_problem(url: str) -> str | None:

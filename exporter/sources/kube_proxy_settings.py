@@ -10,13 +10,9 @@ with the default, discovered targets cannot be reached from another pod and show
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from ipaddress import IPv6Address, ip_address
 
-from exporter.sources.agents_settings import _url_problem
-
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+from exporter.sources.agents_settings import target_problems, target_url
 
 
 @dataclass(frozen=True)
@@ -75,33 +71,7 @@ class KubeProxySettings:
 
     def url_for(self, host: str) -> str:
         """The metrics URL of a discovered kube-proxy at ``host`` (IPv6 is bracketed)."""
-        try:
-            bracket = isinstance(ip_address(host), IPv6Address)
-        except ValueError:
-            bracket = False
-        return f"http://{f'[{host}]' if bracket else host}:{self.port}{self.path}"
+        return target_url(host, self.port, self.path)
 
     def problems(self) -> list[str]:
-        found: list[str] = []
-        for node, url in self.static.items():
-            if not node.strip():
-                found.append(f"kube_proxy.static: entry {url!r} has an empty node name")
-            if why := _url_problem(url):
-                found.append(f"kube_proxy.static: node {node!r}: {why}")
-        if not 0 < self.port <= 65535:
-            found.append(f"kube_proxy.port: {self.port} is not a TCP port (1-65535)")
-        if not self.path.startswith("/"):
-            found.append(f"kube_proxy.path: {self.path!r} must start with '/'")
-        for name in ("interval_seconds", "timeout_seconds"):
-            value = getattr(self, name)
-            if not value > 0:  # also rejects NaN
-                found.append(f"kube_proxy.{name}: {value} must be positive")
-        for name in ("max_body_bytes", "max_series", "concurrency"):
-            value = getattr(self, name)
-            if value <= 0:
-                found.append(f"kube_proxy.{name}: {value} must be positive")
-        if not self.selector.strip():
-            found.append("kube_proxy.selector: must not be empty (e.g. k8s-app=kube-proxy)")
-        if not _NAMESPACE.match(self.namespace):
-            found.append(f"kube_proxy.namespace: {self.namespace!r} is not a namespace name")
-        return found
+        return target_problems("kube_proxy", self, "k8s-app=kube-proxy")
