@@ -15,16 +15,12 @@ from typing import Final
 
 from exporter.baseline.model import AUTO, MANUAL, Baseline
 from exporter.baseline.settings import BaselineSettings
+from exporter.cilium import AFTER, BEFORE, CANARY, ROLLED_BACK
 from exporter.judge.history import CompactSnapshot, SnapshotHistory, Window
 from exporter.model import KUBE_PROXY
 from exporter.roles import Clock
 from exporter.snapshot import SliKey, SliSnapshot
 
-# Migration phases as the datapath tracker names them (brief section 4).
-BEFORE: Final = "before"
-CANARY: Final = "canary"
-AFTER: Final = "after"
-ROLLED_BACK: Final = "rolled-back"
 ALL_KUBE_PROXY: Final = frozenset({BEFORE, ROLLED_BACK})
 SWITCHED: Final = frozenset({CANARY, AFTER})
 

@@ -13,20 +13,31 @@ Signals, most authoritative first (brief §4):
 
 Where signals disagree the most authoritative one wins and the disagreement becomes a
 ``Problem``; so do values Cilium does not honour (``strict`` on Cilium >= 1.14 leaves
-the replacement off, #32711).
+the replacement off, #32711). What a value means, which CiliumNodeConfig selects a node
+and the phase names come from ``exporter.cilium``, shared with the rollback planner.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
-from exporter.datapath.selector import selector_matches
+from exporter.cilium import (
+    AFTER,
+    BEFORE,
+    CANARY,
+    INVALID_VALUE,
+    LEGACY_VALUE,
+    PHASE_UNKNOWN,
+    ROLLED_BACK,
+    STRICT_NOT_HONOURED,
+    Problem,
+    read_kpr_value,
+)
+from exporter.cilium import PHASES as PHASES  # re-exported: the kpr_migration_phase values
 from exporter.model import EBPF, KUBE_PROXY, UNKNOWN
-
-KPR_KEY: Final = "kube-proxy-replacement"
 
 # Which signal decided (the ``source`` label of kpr_node_datapath_info).
 SOURCE_FEATURE_GAUGE: Final = "feature-gauge"
@@ -41,40 +52,10 @@ SOURCES: Final = (SOURCE_FEATURE_GAUGE, SOURCE_NODE_CONFIG, SOURCE_CILIUM_CONFIG
 RESTART_PENDING: Final = "restart-pending"
 KUBE_PROXY_ON_EBPF_NODE: Final = "kube-proxy-on-ebpf-node"
 KUBE_PROXY_MISSING: Final = "kube-proxy-missing"
-STRICT_NOT_HONOURED: Final = "strict-not-honoured"
-LEGACY_VALUE: Final = "legacy-value"
-INVALID_VALUE: Final = "invalid-value"
 CONFLICTING_NODE_CONFIGS: Final = "conflicting-node-configs"
 PROBLEM_KINDS: Final = (RESTART_PENDING, KUBE_PROXY_ON_EBPF_NODE, KUBE_PROXY_MISSING,
                         STRICT_NOT_HONOURED, LEGACY_VALUE, INVALID_VALUE,
                         CONFLICTING_NODE_CONFIGS)
-
-# Migration phases (the ``phase`` label of kpr_migration_phase).
-BEFORE: Final = "before"
-CANARY: Final = "canary"
-AFTER: Final = "after"
-ROLLED_BACK: Final = "rolled-back"
-PHASE_UNKNOWN: Final = "unknown"
-PHASES: Final = (BEFORE, CANARY, AFTER, ROLLED_BACK, PHASE_UNKNOWN)
-
-#: First Cilium release in which only the literal ``true`` turns the replacement on.
-TRUE_FALSE_SINCE: Final = (1, 14)
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A disagreement between signals, or a value Cilium will not honour as meant."""
-
-    kind: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """What one ``kube-proxy-replacement`` value means for the datapath."""
-
-    datapath: str
-    problem: Problem | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,55 +84,6 @@ class Decision:
     @property
     def problem_kinds(self) -> frozenset[str]:
         return frozenset(p.kind for p in self.problems)
-
-
-@dataclass(frozen=True, slots=True)
-class NodeConfig:
-    """A CiliumNodeConfig reduced to what decides a datapath."""
-
-    namespace: str
-    name: str
-    selector: Mapping[str, Any] | None
-    defaults: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_object(cls, obj: Mapping[str, Any]) -> NodeConfig:
-        meta = obj.get("metadata") or {}
-        spec = obj.get("spec") or {}
-        defaults = {str(k): str(v) for k, v in (spec.get("defaults") or {}).items()}
-        return cls(str(meta.get("namespace", "")), str(meta.get("name", "")),
-                   spec.get("nodeSelector"), defaults)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-def read_kpr_value(raw: str, version: tuple[int, int] | None, where: str) -> Reading:
-    """The datapath a ``kube-proxy-replacement`` value gives an agent of ``version``
-    (None: unknown, assumed current). ``where`` names the value's origin in messages."""
-    value = raw.strip().lower()
-    modern = version is None or version >= TRUE_FALSE_SINCE
-    assumed = " (Cilium version unknown, assumed >= 1.14)" if version is None else ""
-    if value == "true":
-        return Reading(EBPF)
-    if value == "false":
-        return Reading(KUBE_PROXY)
-    if value == "strict":
-        if not modern:
-            return Reading(EBPF)
-        return Reading(KUBE_PROXY, Problem(STRICT_NOT_HONOURED, (
-            f"{where} sets kube-proxy-replacement=strict: Cilium >= 1.14 only enables the "
-            f"replacement for \"true\", so the agent runs without it{assumed}; set \"true\"")))
-    if value in ("partial", "disabled", "probe"):
-        if not modern:
-            # partial/disabled keep kube-proxy in charge; probe depends on the kernel.
-            return Reading(UNKNOWN if value == "probe" else KUBE_PROXY)
-        return Reading(KUBE_PROXY, Problem(LEGACY_VALUE, (
-            f"{where} sets kube-proxy-replacement={value}, a pre-1.14 value that Cilium "
-            f">= 1.14 reads as off{assumed}; use \"true\" or \"false\"")))
-    return Reading(UNKNOWN, Problem(INVALID_VALUE, (
-        f"{where} sets kube-proxy-replacement={raw!r}, which Cilium does not know")))
 
 
 def decide(signals: NodeSignals) -> Decision:
@@ -204,26 +136,6 @@ def decide(signals: NodeSignals) -> Decision:
             "no kube-proxy pod runs on a node that relies on kube-proxy: NodePort and "
             "LoadBalancer Services are not programmed there")))
     return Decision(datapath, source, configured, tuple(problems))
-
-
-def node_config_for(configs: Iterable[NodeConfig], labels: Mapping[str, str]
-                    ) -> tuple[NodeConfig | None, tuple[str, ...]]:
-    """The CiliumNodeConfig whose ``kube-proxy-replacement`` applies to a node with
-    ``labels``, and the refs of other selecting configs that set a different value.
-
-    When several select the node the last by (namespace, name) is taken to win; the
-    conflict is reported rather than trusted.
-    """
-    selecting = sorted((c for c in configs
-                        if KPR_KEY in c.defaults and selector_matches(c.selector, labels)),
-                       key=lambda c: (c.namespace, c.name))
-    if not selecting:
-        return None, ()
-    winner = selecting[-1]
-    value = winner.defaults[KPR_KEY].strip().lower()
-    conflicts = tuple(c.ref for c in selecting[:-1]
-                      if c.defaults[KPR_KEY].strip().lower() != value)
-    return winner, conflicts
 
 
 def migration_phase(datapaths: Iterable[str], last_switch_to: str | None) -> str:

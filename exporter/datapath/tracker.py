@@ -7,6 +7,7 @@ Example output::
     kpr_node_datapath_switch_timestamp_seconds{node="worker-1"} 1.7640e+09
     kpr_migration_phase{phase="canary"} 1
     kpr_node_datapath_disagreement{node="worker-2",kind="restart-pending"} 1
+    kpr_node_config_invalid_selectors 0
 
 Inputs may arrive from any subset of signals: with only the agents' feature gauges (the
 demo, or no Kubernetes access) the tracker still decides. ``None`` inputs mean "not
@@ -24,16 +25,13 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from exporter.cilium import KPR_KEY, PHASES, NodeConfig, invalid_node_configs, node_config_for
 from exporter.datapath.decide import (
-    KPR_KEY,
-    PHASES,
     PROBLEM_KINDS,
     Decision,
-    NodeConfig,
     NodeSignals,
     decide,
     migration_phase,
-    node_config_for,
     parse_version,
 )
 from exporter.model import EBPF, KUBE_PROXY, UNKNOWN
@@ -55,6 +53,7 @@ class DatapathTracker:
         self._node_labels: dict[str, Mapping[str, str]] | None = None
         self._cilium_config: Mapping[str, str] | None = None
         self._node_configs: tuple[NodeConfig, ...] | None = None
+        self._invalid_configs: dict[str, str] = {}
         self._kube_proxy_nodes: frozenset[str] | None = None
         # outputs
         self._decisions: dict[str, Decision] = {}
@@ -94,8 +93,17 @@ class DatapathTracker:
         self._recompute()
 
     def set_node_configs(self, configs: Iterable[NodeConfig] | None) -> None:
-        """The CiliumNodeConfigs of the Cilium namespace (None: not known)."""
+        """The CiliumNodeConfigs of the Cilium namespace (None: not known). A config whose
+        selector the API server would reject selects no node and is logged once."""
         self._node_configs = None if configs is None else tuple(configs)
+        invalid = invalid_node_configs(self._node_configs or ())
+        for ref in sorted(invalid.keys() - self._invalid_configs.keys()):
+            log.warning("invalid CiliumNodeConfig selector: it selects no node",
+                        extra={"kv": {"config": ref, "detail": invalid[ref]}})
+        for ref in sorted(self._invalid_configs.keys() - invalid.keys()):
+            log.info("CiliumNodeConfig selector valid again or gone",
+                     extra={"kv": {"config": ref}})
+        self._invalid_configs = invalid
         self._recompute()
 
     def set_kube_proxy_nodes(self, nodes: Iterable[str] | None) -> None:
@@ -134,6 +142,10 @@ class DatapathTracker:
     def phase(self) -> str:
         return self._phase
 
+    def invalid_node_configs(self) -> dict[str, str]:
+        """CiliumNodeConfig (namespace/name) -> why its selector is invalid (selects nothing)."""
+        return dict(self._invalid_configs)
+
     def switch_times(self) -> dict[str, float]:
         """Node -> when its datapath last changed between kube-proxy and eBPF."""
         return dict(self._switched_at)
@@ -162,7 +174,7 @@ class DatapathTracker:
         decisions = self._decisions  # replaced wholesale on change: a consistent view
         switched = self._switched_at
         phase = self._phase
-        info, switch, phases, disagreement = self._families()
+        info, switch, phases, disagreement, invalid = self._families()
         for node, decision in sorted(decisions.items()):
             info.add_metric([node, decision.datapath, decision.source], 1)
             for kind in PROBLEM_KINDS:  # every kind pre-initialised: 0 is "agrees"
@@ -171,7 +183,8 @@ class DatapathTracker:
             switch.add_metric([node], when)
         for name in PHASES:
             phases.add_metric([name], 1 if name == phase else 0)
-        yield from (info, switch, phases, disagreement)
+        invalid.add_metric([], len(self._invalid_configs))
+        yield from (info, switch, phases, disagreement, invalid)
 
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, ...]:
@@ -189,6 +202,9 @@ class DatapathTracker:
                               "Signals about the node's datapath disagree, or a value is "
                               "not honoured as meant (1 while it lasts).",
                               labels=["node", "kind"]),
+            GaugeMetricFamily("kpr_node_config_invalid_selectors",
+                              "CiliumNodeConfigs whose nodeSelector the API server would "
+                              "reject: they select no node."),
         )
 
     # --- internals ---------------------------------------------------------------------
@@ -202,7 +218,8 @@ class DatapathTracker:
         if self._node_configs is not None and labels is not None:
             node_config, conflicts = node_config_for(self._node_configs, labels)
             if node_config is not None:
-                config_value, ref = node_config.defaults[KPR_KEY], node_config.ref
+                config_value = node_config.defaults[KPR_KEY]
+                ref = node_config.namespaced_name
         cilium_config = None
         if self._cilium_config is not None:
             cilium_config = self._cilium_config.get(KPR_KEY, "false")

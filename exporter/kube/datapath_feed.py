@@ -13,7 +13,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from exporter.datapath.decide import NodeConfig, unique_by_name
+from exporter.cilium import NodeConfig
+from exporter.datapath.decide import unique_by_name
 from exporter.datapath.tracker import DatapathTracker
 from exporter.kube.client import Backoff, KubeClient, WatchEvent
 from exporter.kube.errors import KubeError

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from exporter.cilium import NodeConfig
 from exporter.kube.client import KubeClient
 from exporter.kube.errors import KubeError, NotFound
 from exporter.kube.resources import (
@@ -12,7 +13,6 @@ from exporter.kube.resources import (
 )
 from exporter.preflight.model import Facts
 from exporter.rollback.backup import BackupError, BackupStore, list_node_configs
-from exporter.rollback.model import NodeConfig
 from exporter.rollback.settings import RollbackSettings
 
 T = TypeVar("T")

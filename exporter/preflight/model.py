@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from exporter.rollback.model import Backup, NodeConfig
+from exporter.cilium import NodeConfig
+from exporter.rollback.model import Backup
 
 PASS: Final = "pass"
 WARN: Final = "warn"

@@ -12,13 +12,6 @@ from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from exporter.rollback.actions import Plan
 
-# Migration phases, as the datapath tracker names them (brief §4).
-BEFORE: Final = "before"
-CANARY: Final = "canary"
-AFTER: Final = "after"
-ROLLED_BACK: Final = "rolled-back"
-PHASE_UNKNOWN: Final = "unknown"
-
 # Scope kinds.
 CLUSTER: Final = "cluster"  # every node, cluster-wide config included
 NODES: Final = "nodes"  # only the named nodes

@@ -23,9 +23,9 @@ from exporter.kube.resources import (
     PODS,
 )
 from exporter.rollback.backup import list_node_configs
+from exporter.cilium import NodeConfig, effective_kpr, kpr_on
 from exporter.rollback.model import (
-    NodeConfig, effective_kpr, kpr_on, required_node_terms, strip_server_fields,
-    without_excluded_values,
+    required_node_terms, strip_server_fields, without_excluded_values,
 )
 from exporter.rollback.actions import (
     Action, DisableArgoSync, ProveNode, RemoveNodeLabel, RestartAgent, RestoreObject,

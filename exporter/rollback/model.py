@@ -1,11 +1,10 @@
 """The cluster as the rollback sees it, and the Kubernetes object logic it needs. Pure.
 
 * ``strip_server_fields`` turns a live object into a manifest that can be created again;
-* label selectors (``matchLabels``/``matchExpressions``) and node affinity terms are
-  evaluated here, so the planner can tell which CiliumNodeConfig applies to a node and
-  whether the kube-proxy DaemonSet would schedule on it;
-* ``effective_kpr`` says what ``kube-proxy-replacement`` an agent on a node gets at its
-  next start (CiliumNodeConfig overrides cilium-config);
+* node affinity terms are evaluated here, so the planner can tell whether the kube-proxy
+  DaemonSet would schedule on a node (requirements checked as ``exporter.cilium`` does);
+* which CiliumNodeConfig applies to a node and the ``kube-proxy-replacement`` an agent gets
+  at its next start come from ``exporter.cilium``, shared with the datapath tracker;
 * ``Backup`` and ``ClusterSnapshot`` are plain data read by ``reader`` and ``backup``.
 """
 
@@ -17,24 +16,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
+from exporter.cilium import (
+    NODE_OPERATORS, InvalidSelector, NodeConfig, check_requirement, effective_kpr, kpr_on,
+    requirement_matches,
+)
 from exporter.ownership import Owner
 
-KPR_KEY: Final = "kube-proxy-replacement"
-KPR_HEALTHZ_KEY: Final = "kube-proxy-replacement-healthz-bind-address"
-KPR_KEYS: Final = (KPR_KEY, KPR_HEALTHZ_KEY)
 HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
-#: Values that leave the replacement off (``strict``/``partial``/``probe`` are old "on" values).
-KPR_OFF_VALUES: Final = frozenset({"false", "disabled", ""})
 
 _SERVER_METADATA: Final = (
     "uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "selfLink",
     "deletionTimestamp", "deletionGracePeriodSeconds", "ownerReferences",
 )
 _SERVER_ANNOTATIONS: Final = ("deprecated.daemonset.template.generation",)
-
-
-def kpr_on(value: str | None) -> bool:
-    return (value or "").strip().lower() not in KPR_OFF_VALUES
 
 
 def strip_server_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,40 +49,15 @@ def strip_server_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-# --- selectors -----------------------------------------------------------------------
+# --- node affinity ---------------------------------------------------------------------
 
 
-def match_label_selector(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """``metav1.LabelSelector`` semantics; ``{}`` selects everything, ``None`` nothing."""
-    if selector is None:
+def _requirement_holds(expr: Mapping[str, Any], value: str | None) -> bool:
+    """A ``NodeSelectorRequirement``; one the API server would reject never holds."""
+    try:
+        return requirement_matches(check_requirement(expr, NODE_OPERATORS), value)
+    except InvalidSelector:
         return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or ():
-        if not _match_expression(expr, labels.get(expr.get("key", ""))):
-            return False
-    return True
-
-
-def _match_expression(expr: Mapping[str, Any], value: str | None) -> bool:
-    op = expr.get("operator")
-    values = expr.get("values") or ()
-    if op == "In":
-        return value is not None and value in values
-    if op == "NotIn":
-        return value is None or value not in values
-    if op == "Exists":
-        return value is not None
-    if op == "DoesNotExist":
-        return value is None
-    if op in ("Gt", "Lt"):
-        try:
-            number, bound = int(value or ""), int(values[0])
-        except (ValueError, IndexError):
-            return False
-        return number > bound if op == "Gt" else number < bound
-    return False
 
 
 def match_node_selector_term(term: Mapping[str, Any], node: str, labels: Mapping[str, str]) -> bool:
@@ -97,10 +66,10 @@ def match_node_selector_term(term: Mapping[str, Any], node: str, labels: Mapping
     fields = term.get("matchFields") or ()
     if not exprs and not fields:
         return False
-    if not all(_match_expression(e, labels.get(e.get("key", ""))) for e in exprs):
+    if not all(_requirement_holds(e, labels.get(e.get("key", ""))) for e in exprs):
         return False
     return all(
-        _match_expression(f, node if f.get("key") == "metadata.name" else None) for f in fields
+        _requirement_holds(f, node if f.get("key") == "metadata.name" else None) for f in fields
     )
 
 
@@ -156,50 +125,6 @@ def without_excluded_values(workload: Mapping[str, Any], key: str, values: Seque
     else:
         node_affinity.pop("requiredDuringSchedulingIgnoredDuringExecution")
     return out
-
-
-# --- CiliumNodeConfig and the effective setting ------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class NodeConfig:
-    """A ``CiliumNodeConfig``: a node selector and cilium-config overrides."""
-
-    namespace: str
-    name: str
-    selector: Mapping[str, Any] | None
-    defaults: Mapping[str, str]
-
-    @classmethod
-    def from_object(cls, obj: Mapping[str, Any]) -> NodeConfig:
-        meta = obj.get("metadata") or {}
-        spec = obj.get("spec") or {}
-        defaults = {str(k): str(v) for k, v in (spec.get("defaults") or {}).items()}
-        return cls(meta.get("namespace", ""), meta.get("name", ""), spec.get("nodeSelector"), defaults)
-
-    @property
-    def ref(self) -> str:
-        return f"CiliumNodeConfig {self.namespace}/{self.name}"
-
-    def selects(self, labels: Mapping[str, str]) -> bool:
-        return match_label_selector(self.selector, labels)
-
-
-def effective_kpr(
-    labels: Mapping[str, str],
-    cilium_config: Mapping[str, str] | None,
-    node_configs: Sequence[NodeConfig],
-) -> tuple[str, str]:
-    """``(value, source)`` of kube-proxy-replacement for an agent started on a node with ``labels``.
-
-    A CiliumNodeConfig that selects the node and sets the key overrides the ConfigMap;
-    when several do, the last by name wins (assumption: Cilium applies them in name order).
-    """
-    value, source = (cilium_config or {}).get(KPR_KEY, "false"), "ConfigMap cilium-config"
-    for cnc in sorted(node_configs, key=lambda c: (c.namespace, c.name)):
-        if KPR_KEY in cnc.defaults and cnc.selects(labels):
-            value, source = cnc.defaults[KPR_KEY], cnc.ref
-    return value, source
 
 
 # --- snapshot and backup --------------------------------------------------------------------

@@ -40,6 +40,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.cilium import (
+    KPR_HEALTHZ_KEY, KPR_KEY, KPR_KEYS, NodeConfig, invalid_node_configs, kpr_on,
+)
 from exporter.rollback.actions import (
     STEP_KPR_OFF, STEP_KUBE_PROXY, STEP_OWNERS, STEP_PROVE, STEP_RESTART, Action, Plan, ProveNode,
     RemoveNodeLabel, RestartAgent,
@@ -48,8 +51,7 @@ from exporter.rollback.actions import (
 )
 from exporter.rollback.api import CLUSTER, Scope, Trigger
 from exporter.rollback.model import (
-    HOSTNAME_LABEL, KPR_HEALTHZ_KEY, KPR_KEY, KPR_KEYS, ClusterSnapshot, NodeConfig, kpr_on,
-    required_node_terms, schedules_on, without_excluded_values,
+    HOSTNAME_LABEL, ClusterSnapshot, required_node_terms, schedules_on, without_excluded_values,
 )
 from exporter.rollback.owners_step import owner_actions, written_objects
 from exporter.rollback.settings import RollbackSettings
@@ -84,6 +86,9 @@ def build_plan(
     missing = sorted(set(scope.nodes) - known)
     if missing:
         draft.warnings.append(f"node(s) {', '.join(missing)} not found in the cluster; skipped")
+    for name, problem in sorted(invalid_node_configs(snapshot.node_configs).items()):
+        draft.warnings.append(f"CiliumNodeConfig {name} selects no node: its nodeSelector is "
+                              f"invalid ({problem})")
     if scope.kind == CLUSTER:
         affected = sorted((set(snapshot.kpr_nodes()) | set(scope.nodes)) & known)
     else:

@@ -10,7 +10,8 @@ from exporter.kube.errors import KubeError, NotFound
 from exporter.kube.resources import CONFIGMAPS, DAEMONSETS, NODES
 from exporter.rollback.api import Scope, Trigger
 from exporter.rollback.backup import BackupError, BackupStore, list_node_configs
-from exporter.rollback.model import ClusterSnapshot, NodeConfig, strip_server_fields
+from exporter.cilium import NodeConfig
+from exporter.rollback.model import ClusterSnapshot, strip_server_fields
 from exporter.ownership import Owner, detect_owner
 from exporter.rollback.actions import Plan
 from exporter.rollback.plan import build_plan

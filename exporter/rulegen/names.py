@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from exporter.datapath.decide import STRICT_NOT_HONOURED
+from exporter.cilium import AFTER, STRICT_NOT_HONOURED
 from exporter.judge.verdict import AFTER_VS_BASELINE, CANARY_VS_CONTROL
 from exporter.model import EBPF, KPR_SENSITIVE_DROP_REASONS, KUBE_PROXY
 from exporter.rollback.api import FAILED, PLANNED, REFUSED, SUCCEEDED
@@ -61,7 +61,7 @@ DATAPATH_EBPF: Final = EBPF
 DATAPATH_KUBE_PROXY: Final = KUBE_PROXY
 RESULT_ESTABLISHED: Final = "established"
 QUANTILE_P99: Final = "0.99"
-PHASE_AFTER: Final = "after"
+PHASE_AFTER: Final = AFTER
 VERDICT_WORSE: Final = 1  # kpr_verdict: 1 worse, 0 not worse, -1 better, NaN inconclusive
 COMPARISON_CANARY: Final = CANARY_VS_CONTROL
 COMPARISON_BASELINE: Final = AFTER_VS_BASELINE

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+from exporter.cilium import AFTER, CANARY, PHASE_UNKNOWN
 from exporter.model import EBPF, KUBE_PROXY, UNKNOWN
-from exporter.rollback.api import AFTER, CANARY, DRY_RUN, MODES, PHASE_UNKNOWN, ClusterView, Scope
+from exporter.rollback.api import DRY_RUN, MODES, ClusterView, Scope
 from exporter.webhook.payload import Alert, Notification
 
 # Decision actions.

@@ -5,9 +5,8 @@ Matrix:
   false} x cilium-config {absent, true, false} x kube-proxy pod {unknown, running, absent}:
   precedence, restart-pending, kube-proxy-on-ebpf-node, kube-proxy-missing
 - a hand-written table of the notable rows (guards the precedence oracle above)
-- kube-proxy-replacement values true/false/strict/partial/disabled/probe/garbage on
-  Cilium 1.13, 1.14 and an unknown version
-- CiliumNodeConfig choice: selection, last by name wins, conflicts, configs without the key
+- values read from CiliumNodeConfig and cilium-config reach the decision (the value
+  table and the CiliumNodeConfig choice are tested with ``exporter.cilium``)
 - migration phase: unknown, before, canary, after, rolled-back
 - version parsing from versions and image references
 """
@@ -19,7 +18,7 @@ import itertools
 import pytest
 
 from exporter.datapath import decide as d
-from exporter.datapath.decide import NodeConfig, NodeSignals, decide
+from exporter.datapath.decide import NodeSignals, decide
 from exporter.model import EBPF, KUBE_PROXY, UNKNOWN
 
 GAUGES = (None, 0.0, 1.0)
@@ -101,75 +100,6 @@ def test_notable_rows(signals, datapath, source, kinds):
     assert (decision.datapath, decision.source, set(decision.problem_kinds)) == (
         datapath, source, kinds)
     assert all(p.message for p in decision.problems)
-
-
-@pytest.mark.parametrize(("raw", "version", "datapath", "kind"), [
-    ("true", None, EBPF, None), ("false", None, KUBE_PROXY, None),
-    (" True ", (1, 16), EBPF, None), ("FALSE", (1, 13), KUBE_PROXY, None),
-    ("strict", (1, 13), EBPF, None),
-    ("strict", (1, 14), KUBE_PROXY, d.STRICT_NOT_HONOURED),
-    ("strict", None, KUBE_PROXY, d.STRICT_NOT_HONOURED),
-    ("partial", (1, 13), KUBE_PROXY, None),
-    ("partial", (1, 15), KUBE_PROXY, d.LEGACY_VALUE),
-    ("disabled", (1, 12), KUBE_PROXY, None),
-    ("disabled", None, KUBE_PROXY, d.LEGACY_VALUE),
-    ("probe", (1, 12), UNKNOWN, None),
-    ("probe", (1, 17), KUBE_PROXY, d.LEGACY_VALUE),
-    ("", None, UNKNOWN, d.INVALID_VALUE),
-    ("yes", (1, 17), UNKNOWN, d.INVALID_VALUE),
-])
-def test_kpr_values(raw, version, datapath, kind):
-    reading = d.read_kpr_value(raw, version, "ConfigMap cilium-config")
-    assert reading.datapath == datapath
-    assert (reading.problem.kind if reading.problem else None) == kind
-    if reading.problem:
-        assert "ConfigMap cilium-config" in reading.problem.message
-
-
-def test_strict_message_says_why_and_what_to_set():
-    reading = d.read_kpr_value("strict", None, "CiliumNodeConfig kube-system/kpr")
-    assert reading.problem.message == (
-        'CiliumNodeConfig kube-system/kpr sets kube-proxy-replacement=strict: Cilium >= 1.14 '
-        'only enables the replacement for "true", so the agent runs without it (Cilium '
-        'version unknown, assumed >= 1.14); set "true"')
-
-
-def cnc(name, selector, value=None, namespace="kube-system", **extra):
-    defaults = dict(extra)
-    if value is not None:
-        defaults[d.KPR_KEY] = value
-    return NodeConfig(namespace, name, selector, defaults)
-
-
-MIGRATED = {"io.cilium.migration/kube-proxy-replacement": "true"}
-
-
-def test_node_config_choice_selection_order_and_conflicts():
-    label = {"matchLabels": MIGRATED}
-    assert d.node_config_for([cnc("kpr", label, "true")], {}) == (None, ())
-    chosen, conflicts = d.node_config_for([cnc("kpr", label, "true")], MIGRATED)
-    assert (chosen.ref, conflicts) == ("kube-system/kpr", ())
-    # configs without the key do not count, even when they select the node
-    chosen, _ = d.node_config_for([cnc("xdp", {}, None, **{"bpf-lb-acceleration": "native"}),
-                                   cnc("kpr", label, "true")], MIGRATED)
-    assert chosen.name == "kpr"
-    # last by name wins; another value is a reported conflict, the same value is not
-    chosen, conflicts = d.node_config_for(
-        [cnc("b-off", {}, "false"), cnc("a-on", label, "true"), cnc("c-on", label, "TRUE")],
-        MIGRATED)
-    assert (chosen.name, conflicts) == ("c-on", ("kube-system/b-off",))
-
-
-def test_node_config_from_object():
-    obj = {"apiVersion": "cilium.io/v2", "kind": "CiliumNodeConfig",
-           "metadata": {"name": "kpr", "namespace": "kube-system"},
-           "spec": {"nodeSelector": {"matchLabels": MIGRATED},
-                    "defaults": {"kube-proxy-replacement": "true",
-                                 "kube-proxy-replacement-healthz-bind-address": "0.0.0.0:10256"}}}
-    config = NodeConfig.from_object(obj)
-    assert config.ref == "kube-system/kpr"
-    assert config.defaults[d.KPR_KEY] == "true"
-    assert config.selector == {"matchLabels": MIGRATED}
 
 
 @pytest.mark.parametrize(("datapaths", "last_switch_to", "phase"), [

@@ -16,7 +16,7 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.datapath.decide import NodeConfig
+from exporter.cilium import NodeConfig
 from exporter.datapath.tracker import DatapathTracker
 from exporter.model import EBPF, KUBE_PROXY, UNKNOWN
 from exporter.roles import DatapathResolver

@@ -16,7 +16,8 @@ from exporter.preflight import FAIL, PASS, WARN, evaluate, exit_code, render_tab
 from exporter.preflight.checks.kernel import kernel_version
 from exporter.preflight.gather import gather
 from exporter.rollback.backup import ConfigMapBackupStore, take_backup
-from exporter.rollback.model import Backup, NodeConfig
+from exporter.cilium import NodeConfig
+from exporter.rollback.model import Backup
 from tests.fakekube.fixtures import configmap, daemonset, node, service
 from tests.fakekube.helm import release_secret
 

@@ -1,17 +1,16 @@
-"""Pure Kubernetes object logic: stripping, selectors, affinity, effective KPR, backup format.
+"""Pure Kubernetes object logic: stripping, node affinity, backup format.
 
 Matrix: server-set fields removed (metadata, status, template timestamp, DS generation
-annotation) and user fields kept; LabelSelector In/NotIn/Exists/DoesNotExist/matchLabels,
-``{}`` vs None; node affinity terms ORed, expressions ANDed, matchFields, Gt/Lt;
-NotIn value removal; CiliumNodeConfig overriding cilium-config, last name wins;
-kpr_on values; Backup JSON round trip and wrong format.
+annotation) and user fields kept; node affinity terms ORed, expressions ANDed,
+matchFields, Gt/Lt, invalid requirements never hold; NotIn value removal; Backup JSON
+round trip and wrong format. Label selectors, CiliumNodeConfig and the effective KPR are
+tested with their module, ``exporter.cilium`` (tests/test_cilium.py).
 """
 
 import pytest
 
 from exporter.rollback.model import (
-    Backup, NodeConfig, effective_kpr, kpr_on, match_label_selector, schedules_on,
-    strip_server_fields, without_excluded_values,
+    Backup, schedules_on, strip_server_fields, without_excluded_values,
 )
 
 MIGRATION = "io.cilium.migration/kube-proxy-replacement"
@@ -46,23 +45,6 @@ def test_strip_server_fields():
     assert live["metadata"]["uid"] == "u"  # the input is untouched
 
 
-@pytest.mark.parametrize("selector, labels, expected", [
-    ({}, {}, True),
-    (None, {"a": "b"}, False),
-    ({"matchLabels": {MIGRATION: "true"}}, {MIGRATION: "true"}, True),
-    ({"matchLabels": {MIGRATION: "true"}}, {}, False),
-    ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["x", "y"]}]}, {"a": "y"}, True),
-    ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["x"]}]}, {}, False),
-    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["x"]}]}, {}, True),
-    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["x"]}]}, {"a": "x"}, False),
-    ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"a": ""}, True),
-    ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"a": ""}, False),
-    ({"matchExpressions": [{"key": "a", "operator": "Bogus"}]}, {"a": ""}, False),
-])
-def test_label_selector(selector, labels, expected):
-    assert match_label_selector(selector, labels) is expected
-
-
 @pytest.mark.parametrize("workload, node, labels, expected", [
     (ds_with(), "n", {}, True),
     (ds_with([{"matchExpressions": [{"key": MIGRATION, "operator": "NotIn", "values": ["true"]}]}]),
@@ -79,6 +61,14 @@ def test_label_selector(selector, labels, expected):
      "n", {"cpu": "x"}, False),
     (ds_with([]), "n", {}, False),
     (ds_with([{}]), "n", {}, False),
+    # requirements the API server rejects never hold (the term then matches no node)
+    (ds_with([{"matchExpressions": [{"key": MIGRATION, "operator": "NotIn"}]}]), "n", {}, False),
+    (ds_with([{"matchExpressions": [{"key": "y", "operator": "Exists", "values": ["1"]}]}]),
+     "n", {"y": "1"}, False),
+    (ds_with([{"matchExpressions": [{"key": "cpu", "operator": "Gt", "values": ["four"]}]}]),
+     "n", {"cpu": "8"}, False),
+    (ds_with([{"matchExpressions": [{"key": "cpu", "operator": "Gt", "values": ["1", "2"]}]}]),
+     "n", {"cpu": "8"}, False),
     (ds_with(node_selector={"kubernetes.io/os": "linux"}), "n", {}, False),
 ])
 def test_schedules_on(workload, node, labels, expected):
@@ -104,28 +94,6 @@ def test_without_excluded_values():
     cleared = without_excluded_values(only, "kubernetes.io/hostname", ["a"])
     assert cleared["spec"]["template"]["spec"]["affinity"]["nodeAffinity"] == {}
     assert schedules_on(cleared, "a", {"kubernetes.io/hostname": "a"})
-
-
-def test_effective_kpr_prefers_node_configs_in_name_order():
-    cm = {"kube-proxy-replacement": "false"}
-    canary = NodeConfig("kube-system", "a-canary", {"matchLabels": {MIGRATION: "true"}},
-                        {"kube-proxy-replacement": "true"})
-    later = NodeConfig("kube-system", "z-off", {"matchLabels": {"pin": "off"}},
-                       {"kube-proxy-replacement": "false"})
-    other = NodeConfig("kube-system", "b-other", {}, {"bpf-lb-mode": "dsr"})
-    assert effective_kpr({}, cm, [canary, later, other]) == ("false", "ConfigMap cilium-config")
-    assert effective_kpr({MIGRATION: "true"}, cm, [canary, other]) == (
-        "true", "CiliumNodeConfig kube-system/a-canary")
-    assert effective_kpr({MIGRATION: "true", "pin": "off"}, cm, [later, canary]) == (
-        "false", "CiliumNodeConfig kube-system/z-off")
-    assert effective_kpr({}, None, []) == ("false", "ConfigMap cilium-config")
-
-
-@pytest.mark.parametrize("value, on", [("true", True), ("True", True), ("strict", True),
-                                       ("partial", True), ("false", False), ("disabled", False),
-                                       ("", False), (None, False)])
-def test_kpr_on(value, on):
-    assert kpr_on(value) is on
 
 
 def test_backup_json_round_trip():

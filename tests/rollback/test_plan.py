@@ -12,7 +12,8 @@ serialisation round trip and the rendered text.
 import pytest
 
 from exporter.rollback.api import NOOP, REFUSED, Scope, Trigger
-from exporter.rollback.model import Backup, ClusterSnapshot, NodeConfig
+from exporter.cilium import NodeConfig
+from exporter.rollback.model import Backup, ClusterSnapshot
 from exporter.rollback.actions import (
     READY, Plan, ProveNode, RemoveNodeLabel, RestartAgent, RestoreObject, SetConfigValues, StripNodeConfig,
     UnexcludeNodes, VerifyKprOff, WaitKubeProxyReady,

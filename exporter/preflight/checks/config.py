@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from exporter.cilium import KPR_KEY
 from exporter.preflight.model import FAIL, PASS, WARN, Facts, Row, missing, some
-from exporter.rollback.model import KPR_KEY
 from exporter.rollback.settings import RollbackSettings
 
 LB_MAP_DEFAULT: Final = 65536  # bpf-lb-map-max when unset
