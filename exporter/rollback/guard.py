@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from exporter.cilium import kpr_on
 from exporter.ownership import HELM, Owner
 
 KPR_VALUE: Final = "kubeProxyReplacement"
@@ -83,7 +84,8 @@ def _persisted(observed: Observed) -> Persisted | None:
     if owner.owner != HELM or owner.helm is None:
         return None  # a direct change is durable; GitOps owners are suspended by the rollback
     if observed.release_values is not None:
-        agrees = not _kpr_on(observed.release_values.get(KPR_VALUE))
+        value = observed.release_values.get(KPR_VALUE)
+        agrees = not kpr_on(None if value is None else str(value))
         evidence = HELM_RELEASE
     else:
         agrees = not observed.our_fields
@@ -103,10 +105,6 @@ def _undone(record: RollbackRecord, observed: Observed) -> tuple[str, ...]:
             if since is None or since > record.ended_at:
                 back.append(node)
     return tuple(sorted(back))
-
-
-def _kpr_on(value: Any) -> bool:
-    return str(value).strip().lower() in ("true", "strict", "partial")
 
 
 def last_succeeded(states: Sequence[Mapping[str, Any]]) -> RollbackRecord | None:
