@@ -123,3 +123,32 @@ them unless their own values are set. Renders a YAML mapping (empty without prof
 {{- define "kpr-exporter.killSwitchName" -}}
 {{- default (printf "%s-kill-switch" (include "kpr-exporter.fullname" .)) .Values.rollback.killSwitchConfigMap }}
 {{- end }}
+
+{{/*
+Node mode's two workloads. Every pod template gets (dict "root" $ "role" <role>): "all" in
+relay mode (one Deployment does everything), "collector" for the DaemonSet (collection only),
+"central" for the Deployment that judges over Prometheus, keeps the baseline, answers the
+webhook and rolls back.
+*/}}
+{{- define "kpr-exporter.centralName" -}}
+{{- printf "%s-central" (include "kpr-exporter.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The central Deployment's ServiceAccount (the collectors' is serviceAccountName). */}}
+{{- define "kpr-exporter.centralServiceAccountName" -}}
+{{- if .Values.serviceAccount.centralName }}
+{{- .Values.serviceAccount.centralName }}
+{{- else if .Values.serviceAccount.create }}
+{{- printf "%s-central" (include "kpr-exporter.serviceAccountName" . | trunc 55 | trimSuffix "-") }}
+{{- else }}
+{{- include "kpr-exporter.serviceAccountName" . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels selecting one role's pods; relay mode's pods keep the plain selector labels. */}}
+{{- define "kpr-exporter.roleSelectorLabels" -}}
+{{ include "kpr-exporter.selectorLabels" .root }}
+{{- if ne .role "all" }}
+app.kubernetes.io/component: {{ .role }}
+{{- end }}
+{{- end }}

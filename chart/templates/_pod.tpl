@@ -1,14 +1,28 @@
 {{/*
-The exporter's pod template, shared by the relay-mode Deployment and the node-mode DaemonSet.
+The exporter's pod template, shared by the relay-mode Deployment and node mode's DaemonSet
+(collectors) and central Deployment. Called with (dict "root" $ "role" <role>), see
+_helpers.tpl; inside, "." is the root context again.
 Flags follow the exporter's command-line contract; everything else goes into the config file.
+
+  all:       relay mode, as before: Hubble Relay, the webhook and the rollback.
+  collector: --web.role=collector; Hubble and the agent of its own node; no webhook token,
+             no kill switch, no baseline volume, no rollback flags.
+  central:   --web.role=central; no Hubble flags or volumes; judges over Prometheus
+             (--judge.source=prometheus), holds the rollback Lease as its pod name.
 */}}
 
 {{- define "kpr-exporter.args" -}}
+{{- $role := .role -}}
+{{- with .root -}}
 {{- $dir := include "kpr-exporter.configDir" . -}}
 {{- $tls := include "kpr-exporter.hubbleTLSSecret" . -}}
 - run
 - --config.file={{ $dir }}/config/config.yaml
 - --web.listen-address=:{{ .Values.port }}
+{{- if ne $role "all" }}
+- --web.role={{ $role }}
+{{- end }}
+{{- if ne $role "central" }}
 - --hubble.address={{ include "kpr-exporter.hubbleAddress" . }}
 {{- if $tls }}
 - --hubble.tls.ca-file={{ $dir }}/hubble-tls/ca.crt
@@ -24,33 +38,56 @@ Flags follow the exporter's command-line contract; everything else goes into the
 {{- end }}
 {{- if and (eq .Values.mode "node") .Values.node.localAgentOnly }}
 - --agents.node-name=$(NODE_NAME)
+- --kube-proxy.node-name=$(NODE_NAME)
 {{- end }}
+{{- end }}
+{{- if eq $role "central" }}
+{{- $prom := .Values.central.prometheus }}
+- --judge.source=prometheus
+- --judge.prometheus.url={{ $prom.url }}
+{{- if $prom.bearerTokenKey }}
+- --judge.prometheus.bearer-token-file={{ $dir }}/prometheus/{{ $prom.bearerTokenKey }}
+{{- end }}
+{{- if $prom.caKey }}
+- --judge.prometheus.tls.ca-file={{ $dir }}/prometheus/{{ $prom.caKey }}
+{{- end }}
+- --rollback.identity=$(POD_NAME)
+- --rollback.lease-seconds={{ .Values.central.leaseSeconds }}
+{{- end }}
+{{- if ne $role "collector" }}
 - --rollback.mode={{ .Values.rollback.mode }}
 - --webhook.token-file={{ $dir }}/webhook/token
+{{- end }}
 - --log.format={{ .Values.log.format }}
 - --log.level={{ .Values.log.level }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
 {{- end }}
 {{- end }}
+{{- end }}
 
 {{- define "kpr-exporter.podTemplate" -}}
+{{- $ctx := . -}}
+{{- $role := .role -}}
+{{- with .root -}}
 {{- $dir := include "kpr-exporter.configDir" . -}}
-{{- $tls := include "kpr-exporter.hubbleTLSSecret" . -}}
-{{- $socket := and (eq .Values.mode "node") (eq .Values.node.transport "socket") -}}
+{{- $tls := ternary "" (include "kpr-exporter.hubbleTLSSecret" .) (eq $role "central") -}}
+{{- $socket := and (eq $role "collector") (eq .Values.node.transport "socket") -}}
+{{- $decides := ne $role "collector" -}}
+{{- $prom := and (eq $role "central") .Values.central.prometheus.existingSecret -}}
 metadata:
   labels:
-    {{- include "kpr-exporter.selectorLabels" . | nindent 4 }}
+    {{- include "kpr-exporter.roleSelectorLabels" $ctx | nindent 4 }}
     {{- with .Values.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
   annotations:
-    checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+    checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
 spec:
-  serviceAccountName: {{ include "kpr-exporter.serviceAccountName" . }}
+  serviceAccountName: {{ eq $role "central" | ternary (include "kpr-exporter.centralServiceAccountName" .) (include "kpr-exporter.serviceAccountName" .) }}
   automountServiceAccountToken: true
   {{- with .Values.imagePullSecrets }}
   imagePullSecrets:
@@ -71,9 +108,9 @@ spec:
       image: {{ include "kpr-exporter.image" . }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       args:
-        {{- include "kpr-exporter.args" . | nindent 8 }}
+        {{- include "kpr-exporter.args" $ctx | nindent 8 }}
       env:
-        {{- if eq .Values.mode "node" }}
+        {{- if eq $role "collector" }}
         - name: NODE_NAME
           valueFrom:
             fieldRef:
@@ -107,28 +144,33 @@ spec:
         {{- toYaml .Values.probes.liveness | nindent 8 }}
       readinessProbe:
         httpGet:
-          path: /readyz/webhook
+          {{- /* a collector has no webhook: ready while it serves /metrics */}}
+          path: {{ $decides | ternary "/readyz/webhook" "/readyz/listener" }}
           port: http-metrics
         {{- toYaml .Values.probes.readiness | nindent 8 }}
       resources:
-        {{- toYaml .Values.resources | nindent 8 }}
+        {{- toYaml (eq $role "central" | ternary .Values.central.resources .Values.resources) | nindent 8 }}
       securityContext:
         {{- toYaml .Values.securityContext | nindent 8 }}
       volumeMounts:
         - name: config
           mountPath: {{ $dir }}/config
           readOnly: true
+        {{- if $decides }}
         - name: webhook-token
           mountPath: {{ $dir }}/webhook
           readOnly: true
+        {{- end }}
         - name: tmp
           mountPath: /tmp
+        {{- if $decides }}
         - name: kill-switch
           mountPath: {{ $dir }}/kill-switch
           readOnly: true
         {{- if eq .Values.baseline.store "file" }}
         - name: baseline
           mountPath: /var/lib/kpr-exporter
+        {{- end }}
         {{- end }}
         {{- if $tls }}
         - name: hubble-tls
@@ -140,10 +182,16 @@ spec:
           mountPath: {{ trimSuffix "/" .Values.node.socket.hostPath }}
           readOnly: true
         {{- end }}
+        {{- if $prom }}
+        - name: prometheus
+          mountPath: {{ $dir }}/prometheus
+          readOnly: true
+        {{- end }}
   volumes:
     - name: config
       configMap:
         name: {{ include "kpr-exporter.fullname" . }}
+    {{- if $decides }}
     - name: webhook-token
       secret:
         secretName: {{ include "kpr-exporter.tokenSecretName" . }}
@@ -151,9 +199,11 @@ spec:
         items:
           - key: {{ .Values.webhook.token.key }}
             path: token
+    {{- end }}
     - name: tmp
       emptyDir:
         sizeLimit: 64Mi
+    {{- if $decides }}
     - name: kill-switch
       configMap:
         name: {{ include "kpr-exporter.killSwitchName" . }}
@@ -167,6 +217,7 @@ spec:
       emptyDir: {}
       {{- end }}
     {{- end }}
+    {{- end }}
     {{- if $tls }}
     - name: hubble-tls
       secret:
@@ -179,6 +230,12 @@ spec:
         path: {{ trimSuffix "/" .Values.node.socket.hostPath }}
         type: Directory
     {{- end }}
+    {{- if $prom }}
+    - name: prometheus
+      secret:
+        secretName: {{ .Values.central.prometheus.existingSecret }}
+        defaultMode: 0440
+    {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
@@ -187,8 +244,9 @@ spec:
   affinity:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with (eq .Values.mode "node" | ternary .Values.node.tolerations .Values.tolerations) }}
+  {{- with (eq $role "collector" | ternary .Values.node.tolerations .Values.tolerations) }}
   tolerations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- end }}
 {{- end }}

@@ -11,6 +11,13 @@ whose names are only known at run time (CiliumNodeConfigs, agent pods, nodes).
             cilium-config, CiliumNodeConfigs, the kube-proxy DaemonSet and ConfigMap for
             their owners), the rollback planner's reads (it plans against
             the live cluster in dry-run too), and the baseline ConfigMap (baseline.store).
+            Relay mode's one ServiceAccount; it is central + backendMap.
+  central:  node mode's central Deployment: always without the Services and EndpointSlices
+            (it attributes no flows).
+  collect:  node mode's collectors (DaemonSet): only what collection reads: the datapath
+            watcher's (nodes, agent and kube-proxy pods, cilium-config, CiliumNodeConfigs),
+            the backend map's (Services, EndpointSlices), the agent and kube-proxy discovery.
+            Never a write, in any rollback mode.
   rollback: rollback.mode=enforce only. The writes of the rollback steps and its bookkeeping
             (state ConfigMap, Lease, Events).
   backup:   rbac.backup=true in dry-run, so `kpr-exporter backup` can run inside the pod
@@ -18,15 +25,38 @@ whose names are only known at run time (CiliumNodeConfigs, agent pods, nodes).
 */}}
 
 {{- define "kpr-exporter.rbac.always" -}}
+{{- $central := include "kpr-exporter.rbac.central" . | fromYamlArray -}}
+{{- concat (list (first $central)) (include "kpr-exporter.rbac.backendMap" . | fromYamlArray) (rest $central) | toYaml }}
+{{- end }}
+
+{{- define "kpr-exporter.rbac.backendMap" -}}
+- namespace: ""
+  rule: {apiGroups: [""], resources: [services], verbs: [list, watch]}
+- namespace: ""
+  rule: {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}
+{{- end }}
+
+{{- define "kpr-exporter.rbac.collect" -}}
+{{- $kube := (include "kpr-exporter.effectiveConfig" . | fromYaml).kube -}}
+- namespace: ""
+  rule: {apiGroups: [""], resources: [nodes], verbs: [list, watch]}
+{{ include "kpr-exporter.rbac.backendMap" . }}
+- namespace: {{ $kube.cilium_namespace | quote }}
+  rule: {apiGroups: [""], resources: [pods], verbs: [list, watch]}
+- namespace: {{ $kube.cilium_namespace | quote }}
+  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $kube.cilium_config_name | quote }}], verbs: [list, watch]}
+- namespace: {{ $kube.cilium_namespace | quote }}
+  rule: {apiGroups: [cilium.io], resources: [ciliumnodeconfigs], verbs: [list, watch]}
+- namespace: {{ $kube.kube_proxy_namespace | quote }}
+  rule: {apiGroups: [""], resources: [pods], verbs: [list, watch]}
+{{- end }}
+
+{{- define "kpr-exporter.rbac.central" -}}
 {{- $cfg := include "kpr-exporter.effectiveConfig" . | fromYaml -}}
 {{- $kube := $cfg.kube -}}
 {{- $rb := $cfg.rollback -}}
 - namespace: ""
   rule: {apiGroups: [""], resources: [nodes], verbs: [get, list, watch]}
-- namespace: ""
-  rule: {apiGroups: [""], resources: [services], verbs: [list, watch]}
-- namespace: ""
-  rule: {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}
 - namespace: {{ $kube.cilium_namespace | quote }}
   rule: {apiGroups: [""], resources: [pods], verbs: [list, watch]}
 - namespace: {{ $kube.cilium_namespace | quote }}

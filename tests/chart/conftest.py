@@ -70,13 +70,15 @@ class Rendered:
         assert len(found) == 1, f"expected one config ConfigMap, got {len(found)}"
         return found[0]
 
-    def workload(self) -> dict[str, Any]:
-        found = self.of_kind("Deployment") + self.of_kind("DaemonSet")
+    def workload(self, kind: str | None = None) -> dict[str, Any]:
+        """The pods that read Hubble: relay mode's Deployment, or node mode's DaemonSet of
+        collectors; ``kind="Deployment"`` in node mode is the central Deployment."""
+        found = self.of_kind(kind) if kind else (self.of_kind("DaemonSet") or self.of_kind("Deployment"))
         assert len(found) == 1, f"expected one workload, got {[d['kind'] for d in found]}"
         return found[0]
 
-    def container(self) -> dict[str, Any]:
-        containers = self.workload()["spec"]["template"]["spec"]["containers"]
+    def container(self, kind: str | None = None) -> dict[str, Any]:
+        containers = self.workload(kind)["spec"]["template"]["spec"]["containers"]
         assert len(containers) == 1
         return containers[0]
 

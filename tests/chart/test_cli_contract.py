@@ -5,7 +5,8 @@ settings loader, with the rendered config file, so a renamed flag or config key 
 not in a cluster. The Dockerfile's entry point and user match what the chart assumes.
 
 A flag or config-file section the chart passes that the settings tree does not declare fails,
-naming it: the pod would refuse to start.
+naming it: the pod would refuse to start. Node mode's value sets are checked for both
+workloads: the collectors' DaemonSet and the central Deployment.
 """
 
 from __future__ import annotations
@@ -19,22 +20,26 @@ import yaml
 from exporter import cli, config
 
 VALUE_SETS = ("default", "all-on", "node-socket", "node-tls", "enforce")
+#: (value set, workload kind): None is the pods reading Hubble, "Deployment" node mode's central
+WORKLOADS = [(name, None) for name in VALUE_SETS] + [
+    (name, "Deployment") for name in VALUE_SETS if name.startswith("node-")]
 # What the kubelet substitutes for $(VAR) references in args (downward API).
-DOWNWARD = {"NODE_NAME": "worker-1", "HOST_IP": "10.0.0.11"}
+DOWNWARD = {"NODE_NAME": "worker-1", "HOST_IP": "10.0.0.11", "POD_NAME": "kpr-central-0"}
 
 
 def _section_of(flag: str) -> str:
-    return flag.removeprefix("--").split(".", 1)[0]
+    return flag.removeprefix("--").split(".", 1)[0].replace("-", "_")
 
 
 def _expand(arg: str) -> str:
     return re.sub(r"\$\(([A-Z_]+)\)", lambda m: DOWNWARD[m.group(1)], arg)
 
 
-@pytest.mark.parametrize("name", VALUE_SETS)
-def test_rendered_args_and_config_file_load(render, ci_values, tmp_path: Path, name):
+@pytest.mark.parametrize(("name", "kind"), WORKLOADS,
+                         ids=[f"{n}-central" if k else n for n, k in WORKLOADS])
+def test_rendered_args_and_config_file_load(render, ci_values, tmp_path: Path, name, kind):
     out = render({} if name == "default" else ci_values(name))
-    container = out.container()
+    container = out.container(kind)
     env_names = {e["name"] for e in container["env"]}
     for arg in container["args"]:
         for ref in re.findall(r"\$\(([A-Z_]+)\)", arg):
@@ -60,10 +65,17 @@ def test_rendered_args_and_config_file_load(render, ci_values, tmp_path: Path, n
     settings = cli.load_settings(parsed, env={})
     effective = config.as_mapping(settings)
     assert effective["web"]["listen_address"] == ":9977"
-    assert effective["hubble"]["address"] == _expand(
-        next(a for a in container["args"] if a.startswith("--hubble.address=")).split("=", 1)[1])
+    role = effective["web"]["role"]
+    assert role == ("central" if kind else "collector" if name.startswith("node-") else "all")
+    hubble = [a for a in container["args"] if a.startswith("--hubble.address=")]
+    if role == "central":  # reads no Hubble; judges over Prometheus
+        assert not hubble
+        assert effective["judge"]["source"] == "prometheus"
+    else:
+        assert effective["hubble"]["address"] == _expand(hubble[0].split("=", 1)[1])
     assert effective["rollback"]["mode"] == ("enforce" if name == "enforce" else "dry-run")
-    assert effective["webhook"]["token_file"] == "/etc/kpr-exporter/webhook/token"
+    assert effective["webhook"]["token_file"] == (
+        "" if role == "collector" else "/etc/kpr-exporter/webhook/token")
 
 
 def test_the_contract_flags_the_chart_relies_on_exist_in_the_settings_tree():

@@ -10,7 +10,8 @@ mode with everything on; rollback enforce and the backup grants; the file baseli
 token Secret and a named ServiceAccount; renamed Cilium and kube-proxy objects; the
 AlertmanagerConfig in the release namespace; dashboards in another namespace; a 63-character
 fullname (ConfigMap names are cut to 63); the release installed in kube-system, where Cilium
-lives. A copy of the chart with crafted dashboard file names: odd characters give valid,
+lives; node mode's two workloads (collectors and central) in enforce with the backup grants,
+with a 63-character fullname, with named ServiceAccounts, and in kube-system. A copy of the chart with crafted dashboard file names: odd characters give valid,
 distinct names; two files that would share a name, or a name with no letters or digits, are
 refused at render time.
 """
@@ -59,6 +60,11 @@ CASES: dict[str, tuple[str | None, dict[str, Any], str]] = {
     "dashboards-elsewhere": ("all-on", {"dashboards": {"namespace": "monitoring"}}, NAMESPACE),
     "long-fullname": ("all-on", {"fullnameOverride": "k" * 63}, NAMESPACE),
     "installed-in-kube-system": ("all-on", ENFORCE, "kube-system"),
+    "node-enforce-with-backup": ("node-socket", {**ENFORCE, "rbac": {"backup": True}}, NAMESPACE),
+    "node-long-fullname": ("all-on", {"mode": "node", "fullnameOverride": "k" * 63}, NAMESPACE),
+    "node-named-accounts": ("node-tls", {"serviceAccount": {"name": "kpr-sa",
+                                                            "centralName": "kpr-judge"}}, NAMESPACE),
+    "node-installed-in-kube-system": ("all-on", {**ENFORCE, "mode": "node"}, "kube-system"),
 }
 
 

@@ -17,6 +17,11 @@ Matrix:
   and together with the rollback's and the baseline's needs they are all that is granted;
 - names follow config overrides; every role is bound to the exporter's ServiceAccount, once;
   rbac.create=false renders none.
+- node mode splits them by ServiceAccount: the collectors' gets exactly the reads of
+  collection (the datapath watcher, the backend map, the agent discovery), never a write, in
+  any rollback mode; the central Deployment's gets the rest (the planner's reads, the owner
+  watch, the baseline) and, in enforce, exactly the rollback's writes; together they grant
+  what relay mode's one ServiceAccount does.
 """
 
 from __future__ import annotations
@@ -48,9 +53,15 @@ def _minimal(grants: Iterable[Grant]) -> set[Grant]:
     return {g for g in grants if not (g[4] and (*g[:4], "") in grants)}
 
 
-def _rendered(out) -> set[Grant]:
+def _rendered(out, account: str | None = None) -> set[Grant]:
+    """What the roles grant; with ``account``, only the roles bound to that ServiceAccount."""
+    bound = {(b["roleRef"]["kind"], b["metadata"].get("namespace", ""), b["roleRef"]["name"])
+             for b in out.of_kind("RoleBinding") + out.of_kind("ClusterRoleBinding")
+             if account is None or any(s["name"] == account for s in b["subjects"])}
     grants: set[Grant] = set()
     for role in out.of_kind("Role") + out.of_kind("ClusterRole"):
+        if (role["kind"], role["metadata"].get("namespace", ""), role["metadata"]["name"]) not in bound:
+            continue
         namespace = role["metadata"].get("namespace", "") if role["kind"] == "Role" else ""
         for rule in role["rules"]:
             for group in rule["apiGroups"]:
@@ -191,17 +202,23 @@ def test_optional_and_preflight_only_permissions_are_not_granted(render):
     assert not stray & granted
 
 
-def _kube_reads(out) -> set[Grant]:
+ALL_WATCHERS = ("datapath", "backends", "owners")
+COLLECTOR_WATCHERS = ("datapath", "backends")  # web.role collector (exporter/app.py)
+CENTRAL_WATCHERS = ("datapath", "owners")       # web.role central: no flows to attribute
+
+
+def _kube_reads(out, watchers: tuple[str, ...] = ALL_WATCHERS, *,
+                discovery: bool = True) -> set[Grant]:
     """What the Kubernetes watchers read, for the rendered config.
 
     exporter/kube has no permission table of its own; its watchers declare what they read by
     the Mirrors they build (resource, namespace, field selector), and each Mirror lists and
     watches. Built here without a client: constructing a watcher talks to nobody.
     """
-    mirrors = _watcher_mirrors(out)
+    mirrors = _watcher_mirrors(out, watchers)
     grants: set[Grant] = set()
     agents = _config(out)["agents"]
-    if not agents.get("static"):
+    if discovery and not agents.get("static"):
         # the agent scraper's discovery (exporter/app.py): list the agent pods
         grants.add((agents["namespace"], "", "pods", "list", ""))
     for mirror in mirrors:
@@ -213,15 +230,16 @@ def _kube_reads(out) -> set[Grant]:
     return _minimal(grants)
 
 
-def _watcher_mirrors(out) -> list[Any]:
+def _watcher_mirrors(out, which: tuple[str, ...] = ALL_WATCHERS) -> list[Any]:
     """The Mirrors the watchers build for the rendered config. A changed constructor fails here:
     the comparison with the granted reads must not silently stop."""
     settings = _build(KubeSettings, _config(out)["kube"])
     kp = _config(out)["rollback"]["kube_proxy"]
-    watchers = [DatapathWatcher(None, settings, None),  # type: ignore[arg-type]
-                BackendWatcher(None, settings, BackendMap()),  # type: ignore[arg-type]
-                KubeProxyObjects(None, settings, namespace=kp["namespace"],  # type: ignore[arg-type]
-                                 daemonset=kp["daemonset"], configmap=kp["configmap"])]
+    built = {"datapath": DatapathWatcher(None, settings, None),  # type: ignore[arg-type]
+             "backends": BackendWatcher(None, settings, BackendMap()),  # type: ignore[arg-type]
+             "owners": KubeProxyObjects(None, settings, namespace=kp["namespace"],  # type: ignore[arg-type]
+                                        daemonset=kp["daemonset"], configmap=kp["configmap"])}
+    watchers = [built[name] for name in which]
     found: list[Any] = []
     for watcher in watchers:
         for value in vars(watcher).values():
@@ -286,3 +304,72 @@ def test_each_role_is_bound_once_to_the_service_account(render, release):
 def test_rbac_can_be_left_to_the_user(render):
     out = render({**ENFORCE, "rbac": {"create": False}})
     assert not [d for d in out.docs if d["kind"] in RBAC_KINDS]
+
+
+# --- node mode: the collectors' ServiceAccount and the central one -----------------------------
+
+NODE = {"mode": "node"}
+COLLECTOR_SA, CENTRAL_SA = "kpr-kpr-exporter", "kpr-kpr-exporter-central"
+
+
+@pytest.mark.parametrize("values", [NODE, {**NODE, **ENFORCE}, {**NODE, "rbac": {"backup": True}}],
+                         ids=["dry-run", "enforce", "backup"])
+def test_node_mode_collectors_get_only_the_collection_reads(render, values):
+    out = render(values)
+    collector = _rendered(out, COLLECTOR_SA)
+    assert collector, "the collectors read the cluster"
+    assert collector == _kube_reads(out, COLLECTOR_WATCHERS)
+    assert not _writes(collector)
+    # nothing of the rollback's bookkeeping, the owner watch or the baseline
+    names = {g[4] for g in collector}
+    assert not {"kpr-exporter-rollback", "kpr-exporter-backup", "kpr-exporter-baseline",
+                "kube-proxy"} & names
+    assert not {g for g in collector if g[2] in ("leases", "daemonsets", "events")}
+
+
+@pytest.mark.parametrize("values", [NODE, {**NODE, **ENFORCE}], ids=["dry-run", "enforce"])
+def test_node_mode_central_gets_the_rest_and_the_rollback_rights(render, values):
+    out = render(values)
+    uses = (permissions.ROLLBACK,)
+    needed = _declared(_needs(out, uses))
+    rollback = needed if values.get("rollback") else _declared(_needs(out, uses), READ_VERBS)
+    expected = rollback | _kube_reads(out, CENTRAL_WATCHERS, discovery=False) | _baseline_writes(out)
+    expected |= {(*g[:3], "get", g[4]) for g in _baseline_writes(out) if g[3] == "update"}
+    central = _rendered(out, CENTRAL_SA)
+    assert central == _minimal(expected)
+    assert not {g for g in central if g[2] in ("services", "endpointslices")}
+    if values.get("rollback"):
+        assert _writes(needed) and _writes(needed) <= central
+
+
+@pytest.mark.parametrize("values", [{}, ENFORCE, {"rbac": {"backup": True}}],
+                         ids=["dry-run", "enforce", "backup"])
+def test_node_mode_grants_together_what_relay_mode_grants(render, values):
+    relay, node = render(values), render({**NODE, **values})
+    assert _rendered(node, COLLECTOR_SA) | _rendered(node, CENTRAL_SA) == _rendered(relay)
+    assert _rendered(node) == _rendered(relay)
+
+
+def test_node_mode_binds_each_role_once_to_its_service_account(render, release):
+    out = render({**NODE, **ENFORCE, "rbac": {"backup": True}})
+    roles = {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"])
+             for d in out.of_kind("Role") + out.of_kind("ClusterRole")}
+    bound = []
+    for b in out.of_kind("RoleBinding") + out.of_kind("ClusterRoleBinding"):
+        (subject,) = b["subjects"]
+        name = b["roleRef"]["name"]
+        collector = not any(part in name for part in ("-central", "-rollback", "-backup"))
+        assert subject == {"kind": "ServiceAccount", "namespace": release.namespace,
+                           "name": COLLECTOR_SA if collector else CENTRAL_SA}, name
+        bound.append((b["roleRef"]["kind"], b["metadata"].get("namespace", ""), name))
+    assert sorted(bound) == sorted(roles)
+    pods = {w["kind"]: w["spec"]["template"]["spec"]["serviceAccountName"]
+            for w in out.of_kind("DaemonSet") + out.of_kind("Deployment")}
+    assert pods == {"DaemonSet": COLLECTOR_SA, "Deployment": CENTRAL_SA}
+    named = render({**NODE, "serviceAccount": {"name": "kpr-sa"}})
+    assert {a["metadata"]["name"] for a in named.of_kind("ServiceAccount")} == {
+        "kpr-sa", "kpr-sa-central"}
+    own = render({**NODE, "serviceAccount": {"create": False, "name": "mine"}})
+    assert not own.of_kind("ServiceAccount")
+    assert {w["spec"]["template"]["spec"]["serviceAccountName"]
+            for w in own.of_kind("DaemonSet") + own.of_kind("Deployment")} == {"mine"}

@@ -2,7 +2,10 @@
 
 Matrix: default values (relay mode, dry-run); node mode through the agent's socket and through
 :4244 with mTLS; enforce mode; every optional piece on (ServiceMonitor, PrometheusRule,
-dashboards, AlertmanagerConfig in another namespace, NetworkPolicy, relay TLS).
+dashboards, AlertmanagerConfig in another namespace, NetworkPolicy, relay TLS). Node mode's
+topology: collectors (DaemonSet) without webhook, judge or baseline; the central Deployment
+(two replicas, the Lease, judge over Prometheus) with its own Service, ServiceAccount and
+PodDisruptionBudget, where the AlertmanagerConfig delivers.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import yaml
 
 NAMESPACE = "kpr-system"  # the conftest's release namespace
 FULLNAME = "kpr-kpr-exporter"  # release "kpr" + chart name
+ENFORCE = {"rollback": {"mode": "enforce"}}
 
 
 def _args(rendered) -> list[str]:
@@ -108,13 +112,14 @@ def test_config_file_is_mounted_from_the_configmap(render):
 
 def test_node_mode_reads_the_local_agent_socket(render, ci_values):
     out = render(ci_values("node-socket"))
-    assert not out.of_kind("Deployment")
-    assert not out.of_kind("PodDisruptionBudget")
     ds = out.one("DaemonSet")
     pod = ds["spec"]["template"]["spec"]
     args = _args(out)
+    assert _flag(args, "--web.role") == "collector"
     assert _flag(args, "--hubble.address") == "unix:///var/run/cilium/hubble.sock"
     assert _flag(args, "--agents.node-name") == "$(NODE_NAME)"  # discovers its own node's agent
+    # ... and its own node's kube-proxy: N collectors must not scrape every kube-proxy N times
+    assert _flag(args, "--kube-proxy.node-name") == "$(NODE_NAME)"
     assert _flag(args, "--agents.static") is None
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["hubble-sock-dir"]["hostPath"] == {"path": "/var/run/cilium", "type": "Directory"}
@@ -143,12 +148,122 @@ def test_node_mode_with_mtls_to_port_4244(render, ci_values):
     assert "supplementalGroups" not in pod["securityContext"]
 
 
+def _service(out, name: str) -> dict:
+    return next(s for s in out.of_kind("Service") if s["metadata"]["name"] == name)
+
+
 def test_both_modes_run_the_same_exporter_with_the_same_service(render, ci_values):
     relay, node = render(), render(ci_values("node-socket"))
-    assert relay.one("Service")["spec"] == node.one("Service")["spec"]
-    strip = {"--hubble.address", "--agents.node-name"}
+    collectors = _service(node, FULLNAME)
+    # The same port and labels; node mode's Service selects only the collectors.
+    assert {**relay.one("Service")["spec"], "selector": None} == {**collectors["spec"], "selector": None}
+    assert collectors["spec"]["selector"] == {**relay.one("Service")["spec"]["selector"],
+                                             "app.kubernetes.io/component": "collector"}
+    assert collectors["metadata"]["labels"].items() >= relay.one("Service")["spec"]["selector"].items()
+    # Relay mode's one exporter = a collector's flags + the deciding flags, with another source.
+    strip = {"--hubble.address", "--agents.node-name", "--kube-proxy.node-name", "--web.role"}
     same = lambda args: [a for a in args if a.split("=", 1)[0] not in strip]  # noqa: E731
-    assert same(_args(relay)) == same(_args(node))
+    deciding = {"--rollback.mode", "--webhook.token-file"}
+    assert [a for a in same(_args(relay)) if a.split("=", 1)[0] not in deciding] == same(_args(node))
+    assert _flag(_args(relay), "--web.role") is None  # relay mode: the default role, all
+
+
+def _env(container: dict) -> set[str]:
+    return {e["name"] for e in container["env"]}
+
+
+def test_node_mode_collectors_collect_and_nothing_else(render, ci_values):
+    for values in (ci_values("node-socket"), ci_values("node-tls"),
+                   {**ci_values("node-socket"), **ENFORCE, "baseline": {"store": "file"}}):
+        out = render(values)
+        container = out.container()  # the DaemonSet's
+        args = _args(out)
+        assert _flag(args, "--web.role") == "collector"
+        for flag in ("--rollback.mode", "--webhook.token-file", "--judge.source",
+                     "--rollback.identity"):
+            assert _flag(args, flag) is None, flag
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz/listener"
+        pod = out.one("DaemonSet")["spec"]["template"]["spec"]
+        volumes = {v["name"] for v in pod["volumes"]}
+        assert not {"webhook-token", "kill-switch", "baseline"} & volumes
+        assert pod["serviceAccountName"] == FULLNAME
+        assert {"NODE_NAME", "HOST_IP"} <= _env(container)
+
+
+def test_node_mode_central_deployment_judges_over_prometheus_with_the_lease(render, ci_values):
+    out = render({**ci_values("node-socket"), **ENFORCE})
+    central = out.one("Deployment")
+    assert central["metadata"]["name"] == f"{FULLNAME}-central"
+    assert central["spec"]["replicas"] == 2
+    container = out.container("Deployment")
+    args = container["args"]
+    assert _flag(args, "--web.role") == "central"
+    assert _flag(args, "--judge.source") == "prometheus"
+    assert _flag(args, "--judge.prometheus.url") == "http://prometheus-operated.monitoring.svc:9090"
+    # The Lease: each replica holds it under its own pod name; a dead holder's expires.
+    assert _flag(args, "--rollback.identity") == "$(POD_NAME)"
+    assert "POD_NAME" in _env(container) and "NODE_NAME" not in _env(container)
+    assert _flag(args, "--rollback.lease-seconds") == "60"
+    assert _flag(args, "--rollback.mode") == "enforce"
+    assert _flag(args, "--webhook.token-file") == "/etc/kpr-exporter/webhook/token"
+    assert not [a for a in args if a.startswith(("--hubble.", "--agents.", "--kube-proxy."))]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz/webhook"
+    pod = central["spec"]["template"]["spec"]
+    assert {v["name"] for v in pod["volumes"]} == {"config", "webhook-token", "tmp", "kill-switch"}
+    assert pod["serviceAccountName"] == f"{FULLNAME}-central"
+    assert "supplementalGroups" not in pod["securityContext"]
+    assert container["resources"]["limits"]["memory"] == "384Mi"
+
+
+def test_node_mode_central_has_its_service_pdb_and_webhook(render, ci_values):
+    out = render({**ci_values("node-socket"), "alertmanagerConfig": {"enabled": True}})
+    central, collectors = out.one("Deployment"), out.one("DaemonSet")
+    central_pods = central["spec"]["template"]["metadata"]["labels"]
+    collector_pods = collectors["spec"]["template"]["metadata"]["labels"]
+    central_sel = central["spec"]["selector"]["matchLabels"]
+    collector_sel = collectors["spec"]["selector"]["matchLabels"]
+    assert central_sel.items() <= central_pods.items()
+    assert collector_sel.items() <= collector_pods.items()
+    # Neither workload's selector takes the other's pods.
+    assert not central_sel.items() <= collector_pods.items()
+    assert not collector_sel.items() <= central_pods.items()
+    assert _service(out, f"{FULLNAME}-central")["spec"]["selector"] == central_sel
+    assert _service(out, FULLNAME)["spec"]["selector"] == collector_sel
+    pdb = out.one("PodDisruptionBudget")
+    assert (pdb["metadata"]["name"], pdb["spec"]["selector"]["matchLabels"]) == (
+        f"{FULLNAME}-central", central_sel)
+    assert {a["metadata"]["name"] for a in out.of_kind("ServiceAccount")} == {
+        FULLNAME, f"{FULLNAME}-central"}
+    hook = out.one("AlertmanagerConfig")["spec"]["receivers"][0]["webhookConfigs"][0]
+    assert hook["url"] == f"http://{FULLNAME}-central.{NAMESPACE}.svc:9977/webhook/alertmanager"
+    assert "deploy/kpr-kpr-exporter-central" in out.notes
+    # A ServiceMonitor selects both Services: the collectors' SLIs and the central verdicts.
+    monitored = render({**ci_values("node-socket"), "serviceMonitor": {"enabled": True}})
+    wanted = monitored.one("ServiceMonitor")["spec"]["selector"]["matchLabels"]
+    assert all(wanted.items() <= s["metadata"]["labels"].items()
+               for s in monitored.of_kind("Service"))
+
+
+def test_node_mode_central_values(render, ci_values):
+    out = render({**ci_values("node-socket"), "central": {
+        "replicas": 3, "leaseSeconds": 30,
+        "prometheus": {"url": "https://thanos.monitoring.svc:9090/query", "existingSecret": "auth",
+                       "bearerTokenKey": "token", "caKey": "ca.crt"}}})
+    assert out.one("Deployment")["spec"]["replicas"] == 3
+    args = out.container("Deployment")["args"]
+    assert _flag(args, "--judge.prometheus.url") == "https://thanos.monitoring.svc:9090/query"
+    assert _flag(args, "--rollback.lease-seconds") == "30"
+    assert _flag(args, "--judge.prometheus.bearer-token-file") == "/etc/kpr-exporter/prometheus/token"
+    assert _flag(args, "--judge.prometheus.tls.ca-file") == "/etc/kpr-exporter/prometheus/ca.crt"
+    pod = out.one("Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "prometheus")
+    assert volume["secret"]["secretName"] == "auth"
+    mount = next(m for m in out.container("Deployment")["volumeMounts"] if m["name"] == "prometheus")
+    assert mount == {"name": "prometheus", "mountPath": "/etc/kpr-exporter/prometheus", "readOnly": True}
+    # relay mode renders none of it
+    relay = render({"central": {"replicas": 3}})
+    assert relay.one("Deployment")["spec"]["replicas"] == 1
+    assert _flag(_args(relay), "--judge.source") is None
 
 
 def test_enforce_mode_passes_the_flag_and_says_so(render, ci_values):

@@ -50,6 +50,13 @@ BAD_YAML = {
     "bad matchType": "alertmanagerConfig:\n  matchers:\n    - {name: a, value: b, matchType: '=='}\n",
     "empty image repository": "image:\n  repository: ''\n",
     "bad namespace": "cilium:\n  namespace: Kube_System\n",
+    "central url without scheme": "mode: node\ncentral:\n  prometheus:\n    url: prometheus:9090\n",
+    "central url empty": "mode: node\ncentral:\n  prometheus:\n    url: ''\n",
+    "central without replicas": "mode: node\ncentral:\n  replicas: 0\n",
+    "central lease too short": "central:\n  leaseSeconds: 2\n",
+    "central token key without a secret": "central:\n  prometheus:\n    bearerTokenKey: token\n",
+    "central ca key without a secret": "central:\n  prometheus:\n    caKey: ca.crt\n",
+    "unknown central key": "central:\n  replica: 2\n",
 }
 
 
@@ -78,6 +85,9 @@ GOOD_YAML = {
     "explicit address": "hubble:\n  address: hubble-relay.cilium.svc:80\n",
     "global values": "global:\n  imageRegistry: r.example\n",
     "free-form config": "config:\n  agents:\n    interval_seconds: 30\n",
+    "node mode central": ("mode: node\ncentral:\n  replicas: 3\n  prometheus:\n"
+                          "    url: https://thanos-query.monitoring.svc:9090/prefix\n"
+                          "    existingSecret: prom-auth\n    bearerTokenKey: token\n"),
 }
 
 
