@@ -148,6 +148,13 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
 KPR_KEY: Final = "kube-proxy-replacement"
 KPR_HEALTHZ_KEY: Final = "kube-proxy-replacement-healthz-bind-address"
 KPR_KEYS: Final = (KPR_KEY, KPR_HEALTHZ_KEY)
+#: cilium-config keys of the replacement's sub-features that a switch may set explicitly
+#: (socket LB, NodePort, hostPort, externalIPs, host-namespace-only socket LB, session
+#: affinity); a full rollback puts back the values they had before the switch.
+KPR_SUBFEATURE_KEYS: Final = (
+    "bpf-lb-sock", "bpf-lb-sock-hostns-only", "enable-node-port", "enable-host-port",
+    "enable-external-ips", "enable-session-affinity",
+)
 #: What an absent key means (Cilium's default).
 KPR_DEFAULT: Final = "false"
 #: Values that leave the replacement off on every Cilium release (``strict``, ``partial``

@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.cilium import (
-    KPR_HEALTHZ_KEY, KPR_KEY, KPR_KEYS, NodeConfig, invalid_node_configs, kpr_on,
+    KPR_HEALTHZ_KEY, KPR_KEY, KPR_KEYS, KPR_SUBFEATURE_KEYS, NodeConfig, invalid_node_configs,
+    kpr_on,
 )
 from exporter.rollback.actions import (
     STEP_KPR_OFF, STEP_KUBE_PROXY, STEP_OWNERS, STEP_PROVE, STEP_RESTART, Action, Plan, ProveNode,
@@ -213,6 +214,7 @@ def _kpr_off_step(
             values[KPR_KEY] = "false"
         if config.get(KPR_HEALTHZ_KEY):
             values[KPR_HEALTHZ_KEY] = ""
+        values.update(_subfeatures_before(snapshot, draft))
         if values:
             draft.step2.append(SetConfigValues(c.namespace, c.configmap, values))
         for cnc in sorted(configs, key=lambda x: (x.namespace, x.name)):
@@ -249,6 +251,24 @@ def _kpr_off_step(
         draft.notes.append("removing the migration label also deselects CiliumNodeConfigs "
                            "that select it")
     draft.step2.append(VerifyKprOff(tuple(affected)))
+
+
+def _subfeatures_before(snapshot: ClusterSnapshot, draft: _Draft) -> dict[str, str]:
+    """The KPR sub-feature keys the switch changed, back to their backed-up values."""
+    before = ((snapshot.backup.cilium_config or {}).get("data") or {}) if snapshot.backup else {}
+    now = snapshot.cilium_config or {}
+    if not before:
+        if any(k in now for k in KPR_SUBFEATURE_KEYS):
+            draft.notes.append("no backed-up cilium-config: KPR sub-features ("
+                               + ", ".join(k for k in KPR_SUBFEATURE_KEYS if k in now)
+                               + ") are left as they are")
+        return {}
+    restore = {k: before[k] for k in KPR_SUBFEATURE_KEYS if k in before and now.get(k) != before[k]}
+    added = [k for k in KPR_SUBFEATURE_KEYS if k in now and k not in before]
+    if added:
+        draft.warnings.append(f"{', '.join(added)} set in cilium-config since the backup; left as "
+                              "they are (remove them by hand if the switch added them)")
+    return restore
 
 
 def _strip(cnc: NodeConfig) -> StripNodeConfig:

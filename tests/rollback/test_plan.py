@@ -258,3 +258,27 @@ def test_restoring_a_far_older_or_newer_kube_proxy_is_warned(image, server, warn
     assert bool(text) is warned
     if warned:
         assert "minor versions away from the API server" in text and image in text
+
+
+def test_a_full_rollback_puts_back_the_sub_features_the_switch_changed():
+    before = Backup("2026-11-20T10:00:00Z", {"data": {
+        "kube-proxy-replacement": "false", "bpf-lb-sock": "false", "enable-node-port": "false",
+        "bpf-lb-sock-hostns-only": "true"}}, kube_proxy_ds(), KP_CM)
+    now = {"kube-proxy-replacement": "true", "bpf-lb-sock": "true", "enable-node-port": "false",
+           "bpf-lb-sock-hostns-only": "false", "enable-host-port": "true"}
+    plan = build_plan(full_cluster(cilium_config=now, backup=before), Scope.cluster(), TRIGGER,
+                      SETTINGS, NOW)
+    (values,) = [a.values for _, _, a in plan.actions() if isinstance(a, SetConfigValues)]
+    assert values == {"kube-proxy-replacement": "false", "bpf-lb-sock": "false",
+                      "bpf-lb-sock-hostns-only": "true"}
+    assert any("enable-host-port set in cilium-config since the backup" in w for w in plan.warnings)
+
+
+def test_without_a_backed_up_cilium_config_sub_features_are_left_and_said_so():
+    now = {"kube-proxy-replacement": "true", "bpf-lb-sock": "true"}
+    backup = Backup("2026-11-20T10:00:00Z", None, kube_proxy_ds(), KP_CM)
+    plan = build_plan(full_cluster(cilium_config=now, backup=backup), Scope.cluster(), TRIGGER,
+                      SETTINGS, NOW)
+    (values,) = [a.values for _, _, a in plan.actions() if isinstance(a, SetConfigValues)]
+    assert values == {"kube-proxy-replacement": "false"}
+    assert any("sub-features (bpf-lb-sock) are left" in n for n in plan.notes)
