@@ -66,6 +66,7 @@ class UndoGuard(Collector):
         self.last = assess(record, observed) if record and observed else Assessment(None, ())
         if record is not None:
             await self._report_undone(record, self.last.undone)
+            await self._report_not_persisted(record)
         return self.last
 
     async def _observe(self) -> Observed:
@@ -120,6 +121,25 @@ class UndoGuard(Collector):
                 Regarding("ConfigMap", s.namespace, s.state_configmap), reason="KprReenabledAfterRollback",
                 message=message, action="Guard", instance=s.identity or "kpr-exporter",
                 now=self._clock(), warning=True))
+
+    async def _report_not_persisted(self, record: RollbackRecord) -> None:
+        persisted = self.last.persisted if self.last is not None else None
+        if persisted is None or persisted.value or (record.plan_id, "") in self._reported:
+            return
+        self._reported.add((record.plan_id, ""))
+        message = (f"rollback {record.plan_id} is not persisted: Helm release "
+                   f"{persisted.namespace}/{persisted.release} still turns KPR on at its next "
+                   "upgrade. Run `kpr-exporter rollback --persist`, or `helm upgrade "
+                   f"{persisted.release} cilium/{persisted.chart} --version "
+                   f"{persisted.chart_version} -n {persisted.namespace} --reuse-values --set "
+                   "kubeProxyReplacement=false`")
+        log.warning("rollback not persisted", extra={"kv": {"plan": record.plan_id,
+                                                            "release": persisted.release}})
+        s = self._settings
+        await record_event(self._kube, event_body(
+            Regarding("ConfigMap", s.namespace, s.state_configmap), reason="RollbackNotPersisted",
+            message=message, action="Guard", instance=s.identity or "kpr-exporter",
+            now=self._clock(), warning=True))
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         persisted = GaugeMetricFamily(

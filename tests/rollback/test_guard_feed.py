@@ -82,6 +82,9 @@ async def test_helm_release_still_on_and_a_node_back_on_ebpf(fake_kube, kube):
               if e["reason"] == "KprReenabledAfterRollback"]
     assert len(events) == 1, "one Event per node and rollback, however often it is checked"
     assert "node-b" in events[0]["message"] and events[0]["type"] == "Warning"
+    (unpersisted,) = [e for e in fake_kube.objects("events", S.namespace)
+                      if e["reason"] == "RollbackNotPersisted"]
+    assert "helm upgrade cilium cilium/cilium --version 1.18.3 -n kube-system" in unpersisted["message"]
 
 
 async def test_without_secrets_the_field_manager_and_the_backup_speak(fake_kube, kube):
