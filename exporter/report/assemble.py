@@ -12,6 +12,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Final
 
 from exporter.judge.settings import JudgeSettings
 from exporter.model import EBPF, KUBE_PROXY
@@ -33,6 +34,7 @@ from exporter.report.model import (
     Count,
     Line,
     NodeState,
+    OwnerRow,
     Report,
     ServiceReport,
     VerdictCell,
@@ -211,6 +213,8 @@ def build_report(raw: RawData, *, prometheus: str, generated_at: float,
         lost_events=counts_by(raw.samples.get("lost_events", ()), "source"),
         rollbacks=tuple(rollback_counts) if rollback_series else None,
         verdict_counts=counts,
+        owners=owner_rows(raw.samples.get("owners")),
+        persisted=persisted_rows(raw.samples.get("persisted")),
         queries=raw.queries,
         notes=(*_notes(raw), *raw.warnings),
     )
@@ -218,6 +222,36 @@ def build_report(raw: RawData, *, prometheus: str, generated_at: float,
         return _with_notes(report, "Prometheus returned no kpr-exporter series for this range: "
                                    "check that it scrapes kpr-exporter and that the range is right.")
     return report
+
+
+def owner_rows(samples: Sequence[Sample] | None) -> tuple[OwnerRow, ...] | None:
+    """kpr_config_owner_info as rows, objects in order; None when there is no series."""
+    if not samples:
+        return None
+    rows = {(s.labels.get("object", ""), s.labels.get("owner", ""), s.labels.get("owner_name", ""))
+            for s in samples}
+    return tuple(OwnerRow(*row, note=OWNER_NOTES.get(row[1], "")) for row in sorted(rows))
+
+
+def persisted_rows(samples: Sequence[Sample] | None) -> tuple[OwnerRow, ...] | None:
+    """kpr_rollback_persisted: whether the last rollback is durable, per Helm release."""
+    if not samples:
+        return None
+    return tuple(OwnerRow(f"Helm release {s.labels.get('namespace', '')}/{s.labels.get('release', '')}",
+                          s.labels.get("owner", ""), s.labels.get("evidence", ""),
+                          "persisted" if s.value == 1 else "NOT persisted: run "
+                          "`kpr-exporter rollback --persist`")
+                 for s in sorted(samples, key=lambda s: s.labels.get("release", "")))
+
+
+#: What each owner means for a change made to the object directly.
+OWNER_NOTES: Final = {
+    "helm": "the next helm upgrade --reuse-values re-renders it: persist a rollback",
+    "flux": "reverted at the next reconcile: suspended by a rollback, commit to Git",
+    "argocd": "reverted by automated sync: turned off by a rollback, commit to Git",
+    "none": "a direct change is durable",
+    "unknown": "not readable by the exporter",
+}
 
 
 def counts_by(samples: Sequence[Sample], label: str) -> tuple[Count, ...] | None:

@@ -48,6 +48,8 @@ async def fetch(client: PrometheusClient, start: float, end: float,
         "lost_events": queries.lost_events(whole),
         "agent_uptime": queries.agent_uptime(whole),
         "node_drops": queries.node_drops(whole),
+        "owners": queries.OWNERS,
+        "persisted": queries.PERSISTED,
     }
     sent = [Query(name, expr, "range") for name, expr in ranged.items()]
     sent += [Query(name, expr, "instant", at=end) for name, expr in instant.items()]

@@ -250,6 +250,16 @@ class Count:
 
 
 @dataclass(frozen=True)
+class OwnerRow:
+    """Who owns one object a switch or rollback writes (or whether a rollback is durable)."""
+
+    object: str
+    owner: str
+    owner_name: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Report:
     prometheus: str
     start: float
@@ -276,6 +286,8 @@ class Report:
     verdict_counts: dict[str, int] = field(default_factory=dict)
     queries: tuple[Query, ...] = ()
     notes: tuple[str, ...] = ()
+    owners: tuple[OwnerRow, ...] | None = None  # None: no kpr_config_owner_info series
+    persisted: tuple[OwnerRow, ...] | None = None  # kpr_rollback_persisted; None: none
     title: str = ""  # --title; the renderers fall back to their own heading
     change_id: str = ""  # --change-id: the change ticket this report belongs to
 

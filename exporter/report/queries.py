@@ -35,6 +35,8 @@ ROLLBACKS: Final = "sum by (result, mode) (kpr_rollbacks_total)"
 
 # --- current state (instant at the end) ---------------------------------------------------
 VERDICTS: Final = "kpr_verdict"
+OWNERS: Final = "max by (object, owner, owner_name) (kpr_config_owner_info)"
+PERSISTED: Final = "min by (owner, release, namespace, evidence) (kpr_rollback_persisted)"
 EFFECTS: Final = "kpr_verdict_effect_size"
 
 

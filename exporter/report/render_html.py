@@ -70,6 +70,7 @@ def render_html(report: Report, charts: Charts) -> str:
         _notes(report.notes),
         _timeline(report, charts),
         _nodes(report),
+        _owners(report),
         _verdicts(report),
         _changes("Top regressions", report.regressions,
                  "No measured regression of eBPF against kube-proxy or the baseline."),
@@ -150,6 +151,18 @@ def _nodes(report: Report) -> str:
     return ('<h2 id="nodes">Nodes</h2>'
             + _table(("node", "datapath (end of range)", "decided by", "last switch",
                       "agent scrape up"), rows))
+
+
+def _owners(report: Report) -> str:
+    head = '<h2 id="owners">Who owns Cilium\'s configuration</h2>'
+    if report.owners is None:
+        return head + _nodata("no kpr_config_owner_info series (the exporter has no Kubernetes access)")
+    rows = [(e(o.object), e(o.owner), e(o.owner_name or "-"), e(o.note)) for o in report.owners]
+    out = head + _table(("object", "owner", "owned by", "what that means"), rows)
+    if report.persisted:
+        out += "<p>Last rollback: " + "; ".join(
+            f"{e(p.object)}: <b>{e(p.note)}</b>" for p in report.persisted) + "</p>"
+    return out
 
 
 def _changes(title: str, found: Sequence[Change], empty: str) -> str:

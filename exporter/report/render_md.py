@@ -56,9 +56,24 @@ def render_markdown(report: Report) -> str:
     lines += _changes("Top regressions", report.regressions)
     lines += _changes("Top improvements", report.improvements)
     lines += _before_after(report)
+    lines += _owners(report)
     lines.append("Plots, the canary/control tables, drops by reason and the PromQL used are in "
                  "report.html.")
     return "\n".join(lines) + "\n"
+
+
+def _owners(report: Report) -> list[str]:
+    out = ["## Who owns Cilium's configuration", ""]
+    if report.owners is None:
+        return out + ["No `kpr_config_owner_info` series (the exporter has no Kubernetes access).", ""]
+    out += _table(("object", "owner", "owned by", "what that means"),
+                  [(md(o.object), md(o.owner), md(o.owner_name or "-"), md(o.note))
+                   for o in report.owners])
+    if report.persisted:
+        out += ["", "Last rollback:", ""]
+        out += [f"- {md(p.object)}: **{md(p.note)}** (evidence: {md(p.owner_name)})"
+                for p in report.persisted]
+    return out + [""]
 
 
 def _nodes_on_ebpf(report: Report) -> str:

@@ -267,6 +267,13 @@ def _self(out: list[str]) -> None:
     for t in times():
         out.append(f"kpr_hubble_lost_events_total{_labels(source='HUBBLE_RING_BUFFER')} "
                    f"{120 if t >= OUTAGE[0] + 60 else 0} {t:.0f}")
+    out.append("# TYPE kpr_config_owner_info gauge")
+    owned = (("ConfigMap kube-system/cilium-config", "helm", "kube-system/cilium"),
+             ("DaemonSet kube-system/kube-proxy", "none", ""))
+    for obj, owner, name in owned:
+        for t in times():
+            out.append(f"kpr_config_owner_info{_labels(object=obj, owner=owner, owner_name=name)}"
+                       f" 1 {t:.0f}")
     out.append("# TYPE kpr_rollbacks counter")
     for result in ("succeeded", "failed", "refused", "noop", "planned"):
         for t in times():

@@ -91,3 +91,11 @@ def test_markdown_cells_escape_markup_and_newlines() -> None:
 def test_matplotlib_text_is_literal() -> None:
     assert mpl_text("cost $5 and $6") == r"cost \$5 and \$6"
     assert mpl_text("a\\b") == "a\\\\b"
+
+
+def test_the_owners_of_cilium_config_are_in_both_renderings(recorded_run):
+    assert recorded_run.code == 0
+    md_text = recorded_run.markdown
+    assert "## Who owns Cilium's configuration" in md_text
+    assert "ConfigMap kube-system/cilium-config | helm | kube-system/cilium" in md_text
+    assert 'id="owners"' in recorded_run.html and "a direct change is durable" in recorded_run.html
