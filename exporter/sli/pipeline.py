@@ -117,9 +117,11 @@ class Pipeline:
             self.process(flow)
 
     def handle(self, event: Event) -> None:
-        """Dispatch any source event: flows are processed, lost events invalidate state."""
-        if isinstance(event, Flow):
-            self.process(event)
+        """Dispatch any source event: flows are processed, lost events invalidate state.
+        The exact-type test first: this runs once per flow on the ingestion path."""
+        kind = type(event)
+        if kind is Flow or (kind is not LostEvents and isinstance(event, Flow)):
+            self.process(event)  # type: ignore[arg-type]
         elif isinstance(event, LostEvents):
             self.events_lost(event)
 
