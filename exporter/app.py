@@ -25,12 +25,13 @@ from exporter.kube.backends import BackendMap, BackendWatcher
 from exporter.kube.client import KubeClient, client_from_settings
 from exporter.kube.datapath_feed import DatapathWatcher
 from exporter.kube.resources import PODS
-from exporter.model import Flow, LostEvents
 from exporter.roles import Clock, DatapathResolver, FlowSource, ServiceDirectory, system_clock
 from exporter.sli import Pipeline, StaticDatapathResolver
 from exporter.sources.agents import AgentCollector, AgentScraper, static_discovery
+from exporter.sources.kube_proxy import KubeProxyScraper, ServiceDatapathCollector
 from exporter.sources.hubble import HubbleReader
-from exporter import buildinfo
+from exporter import buildinfo, topology
+from exporter.app_owners import watch_owners
 from exporter.baseline.collector import BaselineCollector
 from exporter.baseline.keeper import BaselineKeeper
 from exporter.baseline.service import BaselineService
@@ -73,6 +74,8 @@ class Exporter:
         self._tasks: list[asyncio.Task[Any]] = []
         self.surface = Surface(registry=self.registry)
         self.kube = kube if kube is not None else client_from_settings(settings.kube)
+        # web.role: a collector only collects; a central instance only decides (node mode).
+        self.duties = duty = topology.duties(settings.web.role)
 
         self.tracker = DatapathTracker(clock=clock)
         self.registry.register(self.tracker)
@@ -83,7 +86,8 @@ class Exporter:
         )
 
         self.backends: BackendMap | None = None
-        if directory is None and self.kube is not None and settings.kube.backend_map:
+        if directory is None and self.kube is not None and settings.kube.backend_map \
+                and duty.collects:
             self.backends = BackendMap(max_entries=settings.kube.backend_map_max_entries)
             self.registry.register(self.backends)
             directory = self.backends
@@ -97,13 +101,15 @@ class Exporter:
         )
         self.surface.text_renderers.append(self.pipeline.render)
         self.surface.openmetrics_registries.append(self.pipeline_registry)
-        self.source: FlowSource = flow_source or HubbleReader(
-            settings.hubble, registry=self.registry, clock=clock, sleep=sleep
-        )
-        self.surface.readiness["hubble"] = self._hubble_readiness
+        # A central instance reads no Hubble: no kpr_hubble_up of its own in the fleet's sums.
+        self.source: FlowSource | None = None
+        if duty.collects:
+            self.source = flow_source or HubbleReader(
+                settings.hubble, registry=self.registry, clock=clock, sleep=sleep)
+            self.surface.readiness["hubble"] = self._hubble_readiness
 
         self.agents: AgentScraper | None = None
-        discover = (
+        discover = None if not duty.collects else (
             static_discovery(settings.agents.static) if settings.agents.static
             else self._discover_agents if self.kube is not None
             else None
@@ -118,40 +124,60 @@ class Exporter:
             )
             self.registry.register(AgentCollector(source=self.agents, resolver=self.resolver))
             self.surface.readiness["agents"] = self.agents.readiness
+        # kube-proxy's own metrics: with the agents', the per-node Service datapath CPU and
+        # programming latency.
+        self.kube_proxies: KubeProxyScraper | None = None
+        kp = settings.kube_proxy
+        kp_discover = None if not (kp.enabled and duty.collects) else (
+            static_discovery(kp.static) if kp.static
+            else self._discover_kube_proxies if self.kube is not None else None)
+        if kp_discover is not None:
+            self.kube_proxies = KubeProxyScraper(settings=kp, discover=kp_discover, clock=clock,
+                                                 sleep=sleep)
+        self.registry.register(ServiceDatapathCollector(
+            kube_proxy=self.kube_proxies, agents=self.agents, resolver=self.resolver))
 
         # Judgement: the frozen baseline and the judge read periodic SLI snapshots.
         self.baseline = BaselineService(
             BaselineKeeper(settings.baseline, clock=clock),
             make_store(settings.baseline, kube=self.kube), clock=clock,
         )
-        self.registry.register(BaselineCollector(lambda: self.baseline.baseline))
         self.judge = Judge(settings.judge)
-        self.registry.register(VerdictCollector(self.judge))
+        if duty.decides:
+            self.registry.register(BaselineCollector(lambda: self.baseline.baseline))
+            self.registry.register(VerdictCollector(self.judge))
         # judge.source prometheus: the same statistics over the fleet's series in Prometheus.
         self.judge_evidence: PrometheusEvidence | None = (
             PrometheusEvidence(settings.judge, registry=self.registry)
-            if settings.judge.source == "prometheus" else None)
+            if settings.judge.source == "prometheus" and duty.decides else None)
 
         self.app = build_app(self.surface)
         self.app.router.add_get("/api/v1/snapshot", self._snapshot_api)
-        self.app.router.add_get("/api/v1/verdicts", self._verdicts_api)
-        self.surface.links += [("/api/v1/verdicts", "Verdicts (JSON)"),
-                               ("/api/v1/snapshot", "SLI snapshot (JSON)")]
+        self.surface.links.append(("/api/v1/snapshot", "SLI snapshot (JSON)"))
         stop_within = settings.webhook.shutdown_timeout_seconds  # below the pod's grace period
         self.server = Server(self.app, settings.web.listen_address, shutdown_timeout=stop_within)
-
-        # The webhook shares the main listener unless it has its own (required for TLS).
-        self.webhook_server: Server | None = None
-        webhook_app = self.app
-        if settings.webhook.listen_address:
-            webhook_app = web.Application(client_max_size=settings.webhook.max_body_bytes + 1)
         # A static datapath map states the phase; otherwise the tracker learns it. The
         # webhook, the baseline and the judge all read the phase from this one view.
         self.view = (StaticView(settings.datapath.static) if settings.datapath.static
                      else TrackerView(self.tracker))
+        # The webhook, the rollback executor and the verdicts are the deciding instance's.
+        self.webhook_server: Server | None = None
+        self.rollback: Any = None
+        if duty.decides:
+            self.app.router.add_get("/api/v1/verdicts", self._verdicts_api)
+            self.surface.links.insert(0, ("/api/v1/verdicts", "Verdicts (JSON)"))
+            self._build_webhook(settings, planner, stop_within)
+        else:  # what a collector's readiness probe asks: its listener serves /metrics
+            self.surface.readiness["listener"] = self.server.readiness
+
+    def _build_webhook(self, settings: Any, planner: Any, stop_within: float) -> None:
+        # The webhook shares the main listener unless it has its own (required for TLS).
+        webhook_app = self.app
+        if settings.webhook.listen_address:
+            webhook_app = web.Application(client_max_size=settings.webhook.max_body_bytes + 1)
         self.rollback = build_rollback_service(
             webhook_app, webhook=settings.webhook, rollback=settings.rollback,
-            view=self.view, kube=self.kube, registry=self.registry, clock=clock,
+            view=self.view, kube=self.kube, registry=self.registry, clock=self._clock,
             planner=planner,
         )
         if settings.webhook.listen_address:
@@ -165,8 +191,15 @@ class Exporter:
 
     async def _discover_agents(self) -> dict[str, str]:
         """Cilium agent pods -> {node: metrics URL}, from the Kubernetes API."""
+        return await self._discover_pods(self.settings.agents)
+
+    async def _discover_kube_proxies(self) -> dict[str, str]:
+        """kube-proxy pods (host network: the pod IP is the node's) -> {node: metrics URL}."""
+        return await self._discover_pods(self.settings.kube_proxy)
+
+    async def _discover_pods(self, agents: Any) -> dict[str, str]:
+        """Running pods of a section's ``selector`` -> {node: the section's URL for the pod}."""
         assert self.kube is not None
-        agents = self.settings.agents
         pods = await self.kube.list(
             PODS, agents.namespace, label_selector=agents.selector,
             field_selector=f"spec.nodeName={agents.node_name}" if agents.node_name else "")
@@ -193,6 +226,8 @@ class Exporter:
     def _hubble_readiness(self) -> str | None:
         """Ready while the Hubble stream is up now; it is not what the Pod's probe
         asks (``/readyz/webhook``), see web.py."""
+        if self.source is None:
+            return "this instance reads no Hubble (web.role central)"
         status = self.source.status()
         if status.up:
             return None
@@ -212,22 +247,32 @@ class Exporter:
         await self.server.start()
         if self.webhook_server is not None:
             await self.webhook_server.start()
-        self._spawn(self._consume(), "hubble-consumer")
+        if self.source is not None:
+            self._spawn(self._consume(), "hubble-consumer")
         self._spawn(self._tick(), "sli-tick")
         if self.agents is not None:
             self._spawn(self.agents.run(), "agent-scraper")
+        if self.kube_proxies is not None:
+            self._spawn(self.kube_proxies.run(), "kube-proxy-scraper")
         if self.kube is not None:
+            watcher = None
             if not self.settings.datapath.static:
                 watcher = DatapathWatcher(self.kube, self.settings.kube, self.tracker)
                 self._spawn(watcher.run(), "kube-datapath-watch")
+            if self.duties.decides:
+                watch_owners(self.kube, self.settings, registry=self.registry, watcher=watcher,
+                             tracker=self.tracker, spawn=self._spawn, clock=self._clock,
+                             sleep=self._sleep)
             if self.backends is not None:
                 self._spawn(BackendWatcher(self.kube, self.settings.kube, self.backends).run(),
                             "kube-backend-watch")
-        # Resumes an interrupted rollback now and whenever a dead holder's Lease expires.
-        self._spawn(self.rollback.run(self._sleep), "rollback-resume")
-        self._spawn(self._judge_loop(), "judge")
+        if self.duties.decides:
+            # Resumes an interrupted rollback now and whenever a dead holder's Lease expires.
+            self._spawn(self.rollback.run(self._sleep), "rollback-resume")
+            self._spawn(self._judge_loop(), "judge")
         log.info("exporter started", extra={"kv": {
-            "listen": self.server.url, "hubble": self.settings.hubble.address,
+            "listen": self.server.url, "role": self.settings.web.role,
+            "hubble": self.settings.hubble.address,
             "rollback_mode": self.settings.rollback.mode}})
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
@@ -250,6 +295,8 @@ class Exporter:
         self._tasks.clear()
         if self.agents is not None:
             await self.agents.aclose()
+        if self.kube_proxies is not None:
+            await self.kube_proxies.aclose()
         # Both listeners drain at once: the whole stop stays within one shutdown timeout.
         await asyncio.gather(*(s.stop() for s in (self.server, self.webhook_server) if s is not None))
         if self.kube is not None:
@@ -262,13 +309,9 @@ class Exporter:
     # --- loops -------------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        process = self.pipeline.process
-        lost = self.pipeline.events_lost
+        handle = self.pipeline.handle
         async for event in self.source.events():
-            if type(event) is Flow:
-                process(event)
-            elif type(event) is LostEvents:
-                lost(event)
+            handle(event)
 
     def sources_problem(self) -> str:
         """Why the judge must not trust the data right now ("" when it may)."""
@@ -324,6 +367,12 @@ def for_simulator(settings: Any, grpc_port: int, agents_port: int, nodes: list[s
             settings.agents,
             static={node: f"{base}/{node}/metrics" for node in nodes},
             interval_seconds=min(settings.agents.interval_seconds, 2.0),
+        ),
+        # The simulated kube-proxies answer 404 on nodes switched to eBPF (none runs there).
+        kube_proxy=replace(
+            settings.kube_proxy,
+            static={node: f"{base}/{node}/kube-proxy/metrics" for node in nodes},
+            interval_seconds=min(settings.kube_proxy.interval_seconds, 2.0),
         ),
         kube=replace(settings.kube, enabled="false"),
     )

@@ -1,4 +1,8 @@
-"""The composition root against the fake Kubernetes API: agent discovery, datapath from the API."""
+"""The composition root against the fake Kubernetes API: agent discovery, datapath from the API;
+offline with a static datapath map; and ``web.role``: a collector runs no webhook, judge,
+baseline or rollback loop; a central instance reads no Hubble and scrapes no agent but judges
+over (a fake, loopback) Prometheus and answers the webhook; settings a role cannot honour are
+refused."""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ import pytest
 from exporter import app as app_module
 from exporter import config
 from tests.fakekube.fixtures import fake_kube, node, pod  # noqa: F401 - fixture
+from tests.judge.samples import BOUNDS
+from tests.judge_prom.fakeprom import FakePrometheus
+from tests.judge_prom.test_source import LONG, NOW, SHORT, fleet
 
 AGENT = {"k8s-app": "cilium"}
 
@@ -86,16 +93,17 @@ async def offline(refused_address, tmp_path):
     """Start ``kpr-exporter run --kube.enabled false [--datapath.static ...]`` in-process."""
     started: list[app_module.Exporter] = []
 
-    async def start(static: str = "", **webhook) -> app_module.Exporter:
+    async def start(static: str = "", *, role: str = "all", clock=time.time, flags=None,
+                    **webhook) -> app_module.Exporter:
         flags = {"--kube.enabled": "false", "--web.listen-address": "127.0.0.1:0",
-                 "--hubble.address": refused_address}
+                 "--hubble.address": refused_address, "--web.role": role, **(flags or {})}
         if static:
             flags["--datapath.static"] = static
         settings = config.load(env={}, flags=flags)
         settings = dataclasses.replace(
             settings, webhook=dataclasses.replace(settings.webhook, **webhook),
             baseline=dataclasses.replace(settings.baseline, file=str(tmp_path / "baseline.json")))
-        exporter = app_module.Exporter(settings)
+        exporter = app_module.Exporter(settings, clock=clock)
         await exporter.start()
         started.append(exporter)
         return exporter
@@ -160,3 +168,89 @@ async def test_stop_with_a_stalled_delivery_ends_within_the_shutdown_timeout(off
     writer.close()
     # It waited for the request in flight (so one was), and no longer than the timeout allows.
     assert 0.4 <= took < 5, f"stop took {took:.2f}s with a stalled delivery in flight"
+
+
+# --- web.role: node mode's collectors and its central instance -------------------------------
+
+
+def _families(text: str) -> set[str]:
+    """Metric family names declared in a text exposition."""
+    return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+
+
+async def _get(exporter: app_module.Exporter, path: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(exporter.url + path) as resp:
+            return resp.status, await resp.text()
+
+
+def _tasks(exporter: app_module.Exporter) -> set[str]:
+    return {task.get_name() for task in exporter._tasks}
+
+
+async def test_a_collector_collects_and_nothing_else(offline):
+    exporter = await offline("n1=ebpf,n2=kube-proxy", role="collector")
+    assert {"hubble-consumer", "sli-tick"} <= _tasks(exporter)
+    assert not {"judge", "rollback-resume"} & _tasks(exporter)  # no judge, no baseline writes
+    assert exporter.rollback is None and exporter.judge_evidence is None
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{exporter.url}/webhook/alertmanager", json=FIRING) as resp:
+            assert resp.status == 404  # no webhook route at all
+    assert (await _get(exporter, "/api/v1/verdicts"))[0] == 404
+    assert (await _get(exporter, "/readyz/listener")) == (200, "ready\n")
+    assert (await _get(exporter, "/readyz/webhook"))[0] == 404
+    status, text = await _get(exporter, "/metrics")
+    families = _families(text)
+    assert status == 200 and "kpr_hubble_up" in families
+    assert not {"kpr_verdict", "kpr_webhook_requests_total", "kpr_rollbacks_total",
+                "kpr_rollback_in_progress", "kpr_judge_last_evaluation_timestamp_seconds",
+                "kpr_baseline_capture_timestamp_seconds"} & families
+
+
+async def test_a_central_instance_decides_without_reading_hubble(offline):
+    async with FakePrometheus(config.load(env={}).judge, NOW, BOUNDS) as prom:
+        prom.set_window(SHORT, fleet(1))
+        prom.set_window(LONG, fleet(6))
+        exporter = await offline(
+            "node-a=kube-proxy,node-b=ebpf", role="central", clock=lambda: NOW,
+            flags={"--judge.source": "prometheus", "--judge.prometheus.url": prom.url,
+                   "--agents.static": "node-a=http://127.0.0.1:9/metrics"})
+        assert {"judge", "rollback-resume"} <= _tasks(exporter)
+        assert not {"hubble-consumer", "agent-scraper", "kube-proxy-scraper"} & _tasks(exporter)
+        assert exporter.source is None and exporter.agents is None
+        await exporter.judge_once()
+        status, body = await _deliver(exporter)
+        assert (status, body["outcome"]) == (200, "accepted"), body
+        status, text = await _get(exporter, "/metrics")
+    families = _families(text)
+    assert {"kpr_verdict", "kpr_webhook_requests_total", "kpr_rollbacks_total"} <= families
+    assert 'kpr_verdict{' in text
+    # Its own kpr_hubble_up would count as a dead source in the fleet's health query, and its
+    # own (empty) SLI series would add nothing to the fleet's sums: it has neither.
+    assert not {f for f in families if f.startswith(("kpr_hubble_", "kpr_agent_"))}
+    samples = [line for line in text.splitlines() if not line.startswith("#")]
+    assert samples and not [line for line in samples if line.startswith("kpr_service_")]
+    assert (await _get(exporter, "/readyz/webhook"))[0] == 200
+    assert "hubble" not in exporter.surface.readiness
+
+
+@pytest.mark.parametrize("flags, problem", [
+    ({"--web.role": "central"}, "web.role central reads no Hubble"),
+    ({"--web.role": "collector", "--rollback.mode": "enforce"},
+     "rollback.mode enforce belongs on the central instance"),
+    ({"--web.role": "judge"}, "web.role: 'judge' is not one of all, collector, central"),
+], ids=["central-in-process", "collector-enforce", "unknown"])
+def test_roles_refuse_settings_they_cannot_honour(flags, problem):
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(env={}, flags=flags)
+    assert [p for p in caught.value.problems if problem in p], caught.value.problems
+    # a collector is not asked for a webhook token it would never read
+    assert not [p for p in caught.value.problems if "--webhook.token-file" in p]
+
+
+def test_the_role_defaults_to_all_and_has_every_name():
+    assert config.load(env={}).web.role == "all"
+    settings = config.load(env={"KPR_WEB_ROLE": "collector"})
+    assert settings.web.role == "collector"
+    option = next(o for o in config.options() if o.key == "web.role")
+    assert (option.flag, option.choices) == ("--web.role", ("all", "collector", "central"))
