@@ -5,9 +5,9 @@ which a bare client only receives and decodes the same stream, side by side in
 one run.
 
 A sender process (this module with ``--serve``) streams the same pre-serialised
-``GetFlowsResponse`` messages (``simulator.encode.prebuilt_responses``, ~340
+``GetFlowsResponse`` messages (``bench.prebuilt.prebuilt_responses``, ~340
 bytes each, the canary scenario's mix) on 127.0.0.1 with
-``simulator.fastpath.RawStreamServer``, which needs a few percent of a core, so
+``bench.fastpath.RawStreamServer``, which needs a few percent of a core, so
 the receiver is the bottleneck. Each round runs, in alternating order:
 
 * ``bare``: a ``grpc.aio`` ``ObserverStub.GetFlows`` call that deserialises every
@@ -90,8 +90,8 @@ def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict) -> None:
 
 
 async def _serve(messages: int, seed: int) -> None:
-    from exporter.simulator.encode import prebuilt_responses
-    from exporter.simulator.fastpath import RawStreamServer
+    from bench.fastpath import RawStreamServer
+    from bench.prebuilt import prebuilt_responses
 
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_cancelled)
@@ -390,7 +390,7 @@ async def profile(sender: Sender, expected: int, top: int) -> str:
 
 def stage_costs(messages: int, seed: int) -> dict[str, float]:
     """CPU microseconds per message of each in-process stage over the sender's messages."""
-    from exporter.simulator.encode import prebuilt_responses
+    from bench.prebuilt import prebuilt_responses
 
     raws = prebuilt_responses(messages, seed=seed)
     parse = observer_pb2.GetFlowsResponse.FromString

@@ -16,7 +16,8 @@ from typing import Any
 
 from exporter.model import EBPF
 from exporter.rollback.api import Scope, Trigger
-from exporter.rollback.model import Backup, ClusterSnapshot, NodeConfig
+from exporter.cilium import NodeConfig
+from exporter.rollback.model import Backup, ClusterSnapshot
 from exporter.rollback.actions import Plan
 from exporter.rollback.plan import build_plan
 from exporter.rollback.settings import RollbackSettings

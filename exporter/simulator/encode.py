@@ -5,9 +5,6 @@ the model does not carry are filled the way Cilium fills them: ``drop_reason``
 mirrors ``drop_reason_desc``, the deprecated ``reply`` mirrors ``is_reply``,
 each endpoint gets one ``Deployment`` workload, HTTP records speak HTTP/1.1.
 Endpoints and Services are encoded once and merged from bytes afterwards.
-
-``prebuilt_responses(n)`` builds N serialised ``GetFlowsResponse`` messages of
-realistic size and mix for benchmarks.
 """
 
 from __future__ import annotations
@@ -28,8 +25,6 @@ from exporter.model import (
     NodeStatus,
     ServiceRef,
 )
-from exporter.simulator.flows import FlowGenerator
-from exporter.simulator.scenarios import CANARY_AT_S, get_scenario
 
 _NS: Final = 1_000_000_000
 _IPV4: Final = 1
@@ -179,24 +174,3 @@ def response_bytes(event: Event, *, relay_node: str = "") -> bytes:
 def node_status(state: int, nodes: tuple[str, ...], time_ns: int, message: str = "") -> bytes:
     """A serialised relay ``node_status`` message."""
     return response_bytes(NodeStatus(state, nodes, message, time_ns), relay_node="hubble-relay")
-
-
-def prebuilt_responses(n: int, *, seed: int = 1,
-                       scenario: str = "canary-improvement") -> list[bytes]:
-    """``n`` serialised ``GetFlowsResponse`` messages (flows only) for benchmarks.
-
-    Taken from a mixed cluster (kube-proxy and eBPF nodes, L7 on one Service) so
-    sizes and shapes match what the exporter sees during a canary.
-    """
-    gen = FlowGenerator(get_scenario(scenario), seed)
-    out: list[bytes] = []
-    tick = int(CANARY_AT_S)
-    while len(out) < n:
-        for _, _, event in gen.tick(tick):
-            if isinstance(event, Flow):
-                out.append(response_bytes(event))
-                if len(out) == n:
-                    break
-        tick += 1
-    return out
-

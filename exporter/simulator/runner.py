@@ -22,7 +22,7 @@ from exporter.roles import Clock, system_clock
 from exporter.simulator.agents import agents_app
 from exporter.simulator.scenarios import Scenario, get_scenario
 from exporter.simulator.server import ObserverServer, start_grpc_server
-from exporter.simulator.settings import SimulatorSettings
+from exporter.simulator_settings import SimulatorSettings
 from exporter.simulator.timeline import DEFAULT_CAPACITY, Timeline
 from exporter.web import listen_error, probe_listen
 

@@ -17,12 +17,11 @@ Served like Relay serves it (``reference/hubble-api.md`` §1-§3):
   calls are refused with UNAVAILABLE (health says NOT_SERVING).
 
 Flow messages are serialised once per event and streamed as bytes.
-``PrebuiltObserver`` streams ready-made bytes for throughput benchmarks.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Final
 
 import grpc
@@ -271,33 +270,6 @@ class ObserverServer:
         if service not in HEALTH_SERVICES:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {service!r}")
         return _NOT_SERVING if self.timeline.outage is not None else _SERVING
-
-
-class PrebuiltObserver:
-    """Streams the same ready-made ``GetFlowsResponse`` bytes to every GetFlows call.
-
-    For benchmarks: no per-message work beyond handing bytes to gRPC. Each call
-    gets ``messages`` ``repeat`` times, then the stream ends.
-    """
-
-    def __init__(self, messages: Sequence[bytes], *, repeat: int = 1) -> None:
-        self.messages = messages
-        self.repeat = repeat
-
-    def generic_handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
-        return (grpc.method_handlers_generic_handler("observer.Observer", {
-            "GetFlows": grpc.unary_stream_rpc_method_handler(
-                self.get_flows, request_deserializer=observer_pb2.GetFlowsRequest.FromString,
-                response_serializer=_identity),
-        }),)
-
-    async def get_flows(self, request: observer_pb2.GetFlowsRequest,
-                        context: grpc.aio.ServicerContext) -> None:
-        await context.send_initial_metadata(((VERSION_HEADER, RELAY_VERSION),))
-        write = context.write
-        for _ in range(self.repeat):
-            for message in self.messages:
-                await write(message)
 
 
 async def start_grpc_server(handlers: Iterable[grpc.GenericRpcHandler],

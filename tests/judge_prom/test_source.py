@@ -23,7 +23,7 @@ from exporter.judge.settings import JudgeSettings
 from exporter.judge.source_settings import PrometheusBasicAuthSettings, PrometheusSourceSettings
 from exporter.judge.verdict import CANARY_VS_CONTROL, CONNECT_DURATION, INCONCLUSIVE, SLIS, WORSE
 from exporter.judge_prom import PrometheusEvidence
-from exporter.localstack import free_port
+from exporter.demo.processes import free_port
 from exporter.snapshot import SliKey
 from tests.judge.samples import BOUNDS, add, lognormal
 from tests.judge_prom.fakeprom import FakePrometheus

@@ -1,8 +1,9 @@
-"""The test layer over ``exporter.localstack``: real Prometheus and Alertmanager for tests.
+"""The test layer over the demo's local stack: real Prometheus and Alertmanager for tests.
 
 Not tests themselves. The process handling, readiness polling, configuration and API calls
-live in ``exporter.localstack`` (the demo uses them too) and are re-exported here, so tests
-import everything from one place. What this module adds is test-specific:
+live in ``exporter.demo`` (``processes``, ``servers``, ``prometheus``, ``alertmanager``; the
+demo uses them too) and are re-exported here, so tests import everything from one place.
+What this module adds is test-specific:
 
 - ``require_binary`` decides what a missing binary means: a skip with the reason, or a
   failure when ``KPR_REQUIRE_REAL_COMPONENTS=1`` (as ``make test`` and CI set it).
@@ -22,11 +23,14 @@ from typing import Any
 
 import pytest
 
-from exporter import localstack
-from exporter.localstack import (
-    ALERTMANAGER, AMTOOL, PROMETHEUS, PROMTOOL, AlertmanagerOptions, LocalStackError,
-    PrometheusOptions, ScrapeJob, WebhookReceiver, find_binary, free_port, wait_until,
+from exporter.demo import alertmanager, prometheus
+from exporter.demo.alertmanager import AlertmanagerOptions, WebhookReceiver
+from exporter.demo.processes import (
+    ALERTMANAGER, AMTOOL, PROMETHEUS, PROMTOOL, LocalStackError, find_binary, free_port,
+    wait_until,
 )
+from exporter.demo.prometheus import PrometheusOptions, ScrapeJob
+from exporter.demo.servers import LocalServer
 
 __all__ = [
     "ALERTMANAGER", "AMTOOL", "PROMETHEUS", "PROMTOOL", "REQUIRE_ENV", "Alertmanager",
@@ -57,7 +61,7 @@ def require_binary(name: str) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _RequiredBinary(localstack.LocalServer):
+class _RequiredBinary(LocalServer):
     """Finds the server's binary with ``require_binary`` (skip or fail) instead of raising."""
 
     @classmethod
@@ -65,7 +69,7 @@ class _RequiredBinary(localstack.LocalServer):
         return require_binary(cls.binary_name)
 
 
-class Prometheus(_RequiredBinary, localstack.Prometheus):
+class Prometheus(_RequiredBinary, prometheus.Prometheus):
     """The local Prometheus with the waits and shortcuts the tests use."""
 
     async def query_value(self, expr: str) -> float | None:
@@ -123,7 +127,7 @@ class Prometheus(_RequiredBinary, localstack.Prometheus):
         return await wait_until(check, timeout=timeout, what=f"alert {name} {state}", interval=0.2)
 
 
-class Alertmanager(_RequiredBinary, localstack.Alertmanager):
+class Alertmanager(_RequiredBinary, alertmanager.Alertmanager):
     """The local Alertmanager, its binary found with ``require_binary``."""
 
 

@@ -76,6 +76,8 @@ def test_settings_defaults_and_flags() -> None:
     assert flags == {"scenario": "--scenario", "seed": "--seed", "speed": "--speed",
                      "grpc_listen_address": "--grpc.listen-address",
                      "agents_listen_address": "--agents.listen-address"}
+    # The settings declare the scenario names without importing the scenarios (the settings
+    # tree loads no simulator code): they must be the scenarios' names, in their order.
     assert dataclasses.fields(s)[0].metadata["choices"] == SCENARIO_NAMES
     assert all(f.metadata["help"] for f in dataclasses.fields(s))
     assert s.problems() == []

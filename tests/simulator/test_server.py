@@ -19,9 +19,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from exporter._gen.flow import flow_pb2
 from exporter._gen.observer import observer_pb2
 from exporter.model import DROPPED, Flow
-from exporter.simulator.encode import prebuilt_responses
-from exporter.simulator.fastpath import RawStreamServer
-from exporter.simulator.server import PrebuiltObserver, start_grpc_server
+from bench.fastpath import RawStreamServer
+from bench.prebuilt import PrebuiltObserver, prebuilt_responses
+from exporter.simulator.server import start_grpc_server
 
 NODES = ["node-a", "node-b", "node-c"]
 NS = 1_000_000_000

@@ -5,7 +5,7 @@ gauge, exactly as it would from real Cilium >= 1.17 agents. Every ``interval``
 seconds the terminal shows the phase, flows/s per node, handshake p50/p99 per
 datapath over the last interval, the judge's verdicts and the rollback state.
 
-By default (``exporter.demo_defaults``) everything listens on 127.0.0.1 and the story is
+By default (``exporter.demo.defaults``) everything listens on 127.0.0.1 and the story is
 ``canary-regression`` on scenario time (``--speed`` x wall time; 10 by default here) with
 judge windows scaled to a demo: node-b switches after about 30 s, and the verdicts, the
 alert and the dry-run rollback plan follow within the first minute. A rollback plan is
@@ -14,13 +14,17 @@ installed) a real Prometheus scrapes the exporter and evaluates the shipped rule
 the ``fast`` profile, and a real Alertmanager delivers the rollback alerts to the
 exporter's webhook with the bearer token; the summary shows which rollback alerts
 Prometheus has pending or firing. Without them, the demo stands in for the shipped alerting
-rule on sustained ``kpr_verdict == 1`` (``exporter.demo_alert`` builds its alert from the rule
+rule on sustained ``kpr_verdict == 1`` (``exporter.demo.alert`` builds its alert from the rule
 source): it posts the Alertmanager payload that rule would produce to the exporter's own
 webhook, with the bearer token. Either way the
 rollback runs in dry-run against the simulated cluster's view.
 
 ``--report DIR`` writes the migration report from the demo's Prometheus at the end.
+
+The demo runs on an injected ``clock`` and ``sleep``, handed on to the simulator and the
+exporter, so a test can run the whole story on faster time.
 """
+
 
 from __future__ import annotations
 
@@ -28,7 +32,6 @@ import asyncio
 import os
 import secrets
 import tempfile
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TextIO
@@ -36,16 +39,18 @@ from typing import Any, TextIO
 import aiohttp
 
 from exporter import app as app_module
-from exporter import demo_alert
-from exporter.demo_text import INCONCLUSIVE_LEGEND, gloss, merged_counts, webhook_answer
+from exporter.demo import alert as demo_alert
+from exporter.demo.localstack import LocalStack
+from exporter.demo.processes import LocalStackError, MissingBinaryError
+from exporter.demo.summary import Summary
+from exporter.demo.text import webhook_answer
 from exporter.judge.verdict import CANARY_VS_CONTROL, WORSE
-from exporter.judge.histogram import histogram_quantile
-from exporter.localstack import LocalStack, LocalStackError, MissingBinaryError
-from exporter.model import DATAPATHS, Event, Flow, SourceStatus
-from exporter.roles import FlowSource
+from exporter.model import Event, Flow, SourceStatus
+from exporter.roles import Clock, FlowSource, system_clock
 from exporter.simulator.cluster import SimulatedPlanner
 from exporter.simulator.runner import Simulator
-from exporter.snapshot import SliSnapshot
+
+Sleep = Callable[[float], Awaitable[object]]
 
 
 class CountingSource:
@@ -72,23 +77,25 @@ class CountingSource:
 
 class Demo:
     def __init__(self, settings: Any, *, out: TextIO, interval: float = 5.0,
-                 with_prometheus: bool = False, report_dir: str | None = None) -> None:
+                 with_prometheus: bool = False, report_dir: str | None = None,
+                 clock: Clock = system_clock, sleep: Sleep = asyncio.sleep) -> None:
         self.settings = settings
         self.out = out
         self.interval = max(0.5, interval)
+        self.clock = clock
+        self.sleep = sleep
         self.want_prometheus = with_prometheus
         self.stack: LocalStack | None = None  # set once Prometheus and Alertmanager run
         self.report_dir = report_dir
-        self.simulator = Simulator(settings.simulator)
+        self.simulator = Simulator(settings.simulator, clock=clock, sleep=sleep)
         self.exporter: app_module.Exporter | None = None
         self.counter: CountingSource | None = None
+        self.view: Summary | None = None  # the live summary, once the exporter runs
         self._started = 0.0
         self._token_dir = tempfile.TemporaryDirectory(prefix="kpr-demo-")
         self._token = secrets.token_urlsafe(24)
         self._alerted: set[tuple[str, str, str]] = set()
         self.alerts_sent = 0
-        self._accepted_seen = 0.0
-        self._plan_shown: tuple[str, float] | None = None  # (plan text, when it was printed)
 
     @property
     def with_prometheus(self) -> bool:
@@ -105,13 +112,16 @@ class Demo:
         planner = SimulatedPlanner(self.simulator.scenario, self.simulator.scenario_time,
                                    settings.rollback)
         # The exporter builds its own reader; the demo wraps it to count flows per node.
-        self.exporter = app_module.Exporter(settings, planner=planner)
+        self.exporter = app_module.Exporter(settings, planner=planner, clock=self.clock,
+                                            sleep=self.sleep)
         self.counter = CountingSource(self.exporter.source)
         self.exporter.source = self.counter
         await self.exporter.start()
         if self.want_prometheus:
             await self._start_stack()
-        self._started = time.monotonic()
+        self._started = self.clock()
+        self.view = Summary(self.exporter, self.simulator, interval=self.interval,
+                            elapsed=lambda: self.elapsed)
         scenario = self.simulator.scenario
         if self.stack is not None:
             alerting = (f"  prometheus     {self.stack.prometheus_url} (rules: "
@@ -153,7 +163,7 @@ class Demo:
 
     @property
     def elapsed(self) -> float:
-        return time.monotonic() - self._started if self._started else 0.0
+        return self.clock() - self._started if self._started else 0.0
 
     async def write_report(self) -> int:
         """The migration report into ``report_dir`` from the demo's Prometheus (0 when not asked)."""
@@ -199,64 +209,21 @@ class Demo:
     # --- the live summary ------------------------------------------------------------
 
     async def _summaries(self) -> None:
-        assert self.exporter is not None and self.counter is not None
-        previous = self.exporter.pipeline.snapshot(time.time())
+        assert self.exporter is not None and self.counter is not None and self.view is not None
+        previous = self.exporter.pipeline.snapshot(self.clock())
         seen = Counter(self.counter.per_node)
         while True:
-            await asyncio.sleep(self.interval)
-            now_snap = self.exporter.pipeline.snapshot(time.time())
+            await self.sleep(self.interval)
+            now_snap = self.exporter.pipeline.snapshot(self.clock())
             now_seen = Counter(self.counter.per_node)
             alert_lines = []
             if self.stack is not None:
-                alert_lines = await self._prometheus_lines() + self._webhook_lines()
-            self._print(self.summary(now_snap.minus(previous), now_seen - seen, alert_lines))
+                alert_lines = (await self.view.prometheus_lines(self.stack)
+                               + self.view.webhook_lines())
+            self._print(self.view.render(now_snap.minus(previous), now_seen - seen, alert_lines))
             previous, seen = now_snap, now_seen
             if self.stack is None:
                 await self._alert_on_worse()
-
-    async def _prometheus_lines(self) -> list[str]:
-        """Which rollback alerts the real Prometheus has firing (and pending)."""
-        assert self.stack is not None
-        try:
-            alerts = await self.stack.rollback_alerts()
-        except LocalStackError as exc:
-            return [f"  prometheus  cannot read alerts: {exc}"]
-        by_state: dict[str, list[str]] = {"firing": [], "pending": []}
-        for alert in alerts:
-            labels = alert.get("labels", {})
-            where = "/".join(x for x in (labels.get("namespace"), labels.get("service")) if x)
-            where = where or labels.get("node", "")
-            name = labels.get("alertname", "?") + (f" ({where})" if where else "")
-            by_state.setdefault(alert.get("state", "?"), []).append(name)
-        firing, pending = sorted(set(by_state["firing"])), sorted(set(by_state["pending"]))
-        lines = [f"  prometheus  rollback alerts firing: {len(firing)}, pending: {len(pending)}"]
-        lines.extend(f"              FIRING  {name}" for name in firing[:8])
-        lines.extend(f"              pending {name}" for name in pending[:4])
-        return lines
-
-    def _webhook_counts(self) -> dict[str, float]:
-        assert self.exporter is not None
-        counts = {}
-        for metric in self.exporter.registry.collect():
-            if metric.name != "kpr_webhook_requests":
-                continue
-            for sample in metric.samples:
-                if sample.name.endswith("_total") and sample.value:
-                    counts[sample.labels["outcome"]] = sample.value
-        return counts
-
-    def _webhook_lines(self) -> list[str]:
-        """Alertmanager's deliveries to the exporter's webhook, by outcome; news when one is accepted."""
-        counts = self._webhook_counts()
-        if not counts:
-            return ["  webhook     no delivery from Alertmanager yet"]
-        lines = ["  webhook     Alertmanager deliveries: "
-                 + "  ".join(f"{k}={v:.0f}{gloss(k)}" for k, v in sorted(counts.items()))]
-        accepted = counts.get("accepted", 0.0)
-        if accepted > self._accepted_seen:
-            self._accepted_seen = accepted
-            lines.append("  >> Alertmanager delivered a firing rollback alert; the webhook accepted it")
-        return lines
 
     async def _alert_on_worse(self) -> None:
         """Stand in for Prometheus + Alertmanager: the shipped judge rule's alert, posted to the
@@ -273,7 +240,7 @@ class Demo:
             self._alerted.add((v.namespace, v.service, v.sli))
             series = {"namespace": v.namespace, "service": v.service, "sli": v.sli,
                       "comparison": v.comparison}
-            alerts.append(demo_alert.alert(rule, series, v.effect_size))
+            alerts.append(demo_alert.alert(rule, series, v.effect_size, starts_at=self.clock()))
         async with aiohttp.ClientSession() as session:
             async with session.post(self.exporter.url + "/webhook/alertmanager",
                                     json=demo_alert.payload(alerts),
@@ -283,72 +250,6 @@ class Demo:
         self._print(f"  >> alert {rule['alert']} firing for "
                     f"{', '.join(f'{v.namespace}/{v.service} {v.sli}' for v in worse)}\n"
                     f"  >> webhook answered {r.status} {webhook_answer(answer)}")
-
-    def summary(self, window: SliSnapshot, flows: Counter[str],
-                alert_lines: list[str] | None = None) -> str:
-        assert self.exporter is not None
-        elapsed = time.monotonic() - self._started
-        reader_status = self.exporter.source.status()
-        reconnects = self.exporter.registry.get_sample_value("kpr_hubble_reconnects_total") or 0
-        rates = "  ".join(f"{node} {count / self.interval:6.0f}/s" for node, count in sorted(flows.items()))
-        lines = [
-            f"[{elapsed:6.0f}s] scenario t={self.simulator.scenario_time():6.0f}s  "
-            f"phase={self.exporter.tracker.phase:<11} hubble={'up' if reader_status.up else 'DOWN'}  "
-            f"reconnects={reconnects:.0f}",
-            f"  flows   {rates or '(none yet)'}",
-            "  handshake   datapath      p50        p99    connections",
-        ]
-        for datapath in DATAPATHS:
-            counts = merged_counts(window, datapath)
-            total = sum(counts)
-            if not total:
-                continue
-            p50 = histogram_quantile(0.5, window.connect_bounds, counts)
-            p99 = histogram_quantile(0.99, window.connect_bounds, counts)
-            lines.append(f"              {datapath:<10} {p50 * 1e3:7.2f}ms  {p99 * 1e3:7.2f}ms  {total:8d}")
-        lines.extend(self._verdict_lines())
-        lines.extend(alert_lines or ())
-        lines.extend(self._rollback_lines())
-        return "\n".join(lines) + "\n"
-
-    def _verdict_lines(self) -> list[str]:
-        assert self.exporter is not None
-        judge = self.exporter.judge
-        if not judge.verdicts:
-            return ["  verdicts    (none yet)"]
-        symbol = {WORSE: "WORSE", "not_worse": "ok", "inconclusive": "?"}
-        by_service: dict[tuple[str, str], list[str]] = {}
-        for v in judge.verdicts:
-            if v.comparison != CANARY_VS_CONTROL:
-                continue
-            word = "better" if v.better else symbol.get(v.outcome, v.outcome)
-            by_service.setdefault((v.namespace, v.service), []).append(f"{v.sli}={word}")
-        note = f"  ({judge.problem})" if judge.problem else ""
-        if self.exporter.tracker.phase == "before" and self.simulator.scenario.switches:
-            first = min(sw.at_s for sw in self.simulator.scenario.switches)
-            note += f"  (no node on eBPF yet; the first switches at scenario t={first:.0f}s)"
-        lines = ["  verdicts    canary-vs-control" + note]
-        for (ns, svc), parts in sorted(by_service.items()):
-            lines.append(f"              {ns}/{svc:<14} " + "  ".join(parts))
-        if any(part.endswith("=?") for parts in by_service.values() for part in parts):
-            lines.append(f"              {INCONCLUSIVE_LEGEND}")
-        return lines
-
-    def _rollback_lines(self) -> list[str]:
-        assert self.exporter is not None
-        runner = self.exporter.rollback.runner
-        if runner.last_result is None:
-            return [f"  rollback    none ({self.exporter.settings.rollback.mode})"]
-        lines = [f"  rollback    {runner.last_result.status}: {runner.last_result.message}"]
-        if runner.last_plan is None:
-            return lines
-        plan = "\n".join(runner.last_plan.render().splitlines()[:12])
-        if self._plan_shown is not None and self._plan_shown[0] == plan:
-            lines.append(f"              (plan unchanged since [{self._plan_shown[1]:6.0f}s])")
-            return lines
-        self._plan_shown = (plan, self.elapsed)
-        lines.extend("              " + line for line in plan.splitlines())
-        return lines
 
     def _print(self, text: str) -> None:
         self.out.write(text + ("" if text.endswith("\n") else "\n"))

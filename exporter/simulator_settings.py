@@ -1,10 +1,20 @@
-"""Settings of the simulator (``kpr-exporter simulate`` and ``demo``)."""
+"""Settings of the simulator (``kpr-exporter simulate`` and ``demo``).
+
+The settings tree declares this section for every command, ``run`` included, so it lives
+outside ``exporter.simulator``: loading the settings loads no simulator code. The scenario
+names are declared here for the same reason; a test holds them equal to the names of
+``exporter.simulator.scenarios``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
-from exporter.simulator.scenarios import SCENARIO_NAMES
+#: The names of the simulator's scenarios, in the order ``--help`` lists them.
+SCENARIO_NAMES: Final = ("baseline", "canary-improvement", "canary-regression",
+                         "full-improvement", "drop-regression", "relay-outage", "low-traffic",
+                         "canary-rollback")
 
 
 def _host_port_problem(name: str, address: str) -> list[str]:
