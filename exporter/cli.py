@@ -3,7 +3,7 @@
 Every flag is derived from the settings tree (``exporter.config``), so a flag,
 its ``KPR_*`` environment variable and its config-file key always agree.
 Commands: run, simulate, demo, check-config, backup, rollback, preflight,
-baseline, report.
+baseline, report, echo, probe, verify.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from exporter import __version__, config, demo_defaults
+from exporter import __version__, config
 from exporter.config_values import format_duration, parse_duration
 
-#: Settings sections only the simulator reads: ``run`` and ``check-config`` show no flags for them.
-_SIMULATOR_ONLY = ("simulator",)
+#: Settings sections only the simulator, the echo or the probe reads: ``run`` and
+#: ``check-config`` show no flags for them.
+_SIMULATOR_ONLY = ("simulator", "echo", "probe")
 
 # Which settings sections each command takes flags for (None: every exporter section).
 _SECTIONS: dict[str, tuple[str, ...] | None] = {
@@ -32,6 +33,9 @@ _SECTIONS: dict[str, tuple[str, ...] | None] = {
     "preflight": ("kube", "rollback", "log"),
     "baseline": ("kube", "baseline", "log"),
     "report": ("log",),
+    "echo": ("echo", "log"),
+    "probe": ("probe", "log"),
+    "verify": ("log",),
 }
 
 _HELP = {
@@ -44,6 +48,10 @@ _HELP = {
     "preflight": "check the cluster before switching to eBPF kube-proxy replacement",
     "baseline": "show, capture or clear the frozen pre-switch baseline",
     "report": "write the HTML + Markdown migration report from a Prometheus",
+    "echo": "the verification target: answers with its pod, its node and the client address",
+    "probe": "run the verification checks from this node every round; /metrics shows them",
+    "verify": "print the checks x nodes matrix of the probes' results; exit 0 all pass, "
+              "1 any fail, 2 missing or stale",
 }
 
 
@@ -88,7 +96,9 @@ def _show_default(value: Any, duration: bool = False) -> str:
     return str(value)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, demo_help: bool = True) -> argparse.ArgumentParser:
+    """Every command's parser; ``demo_help=False`` leaves the demo's own defaults out of its
+    help, so a command other than ``demo`` loads no demo code."""
     parser = argparse.ArgumentParser(
         prog="kpr-exporter",
         description="Service SLIs, judgement and safe rollback for Cilium's kube-proxy replacement.",
@@ -99,10 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=_HELP[name], description=_HELP[name])
         p.add_argument("--config.file", dest="config_file", default=None, metavar="PATH",
                        help="YAML configuration file (flags and KPR_* variables override it)")
-        # The demo runs with its own defaults (exporter.demo_defaults); --help shows them.
-        _option_flags(p, sections, demo_defaults.help_defaults() if name == "demo" else None)
+        # The demo runs with its own defaults (exporter.demo.defaults); --help shows them.
+        _option_flags(p, sections, _demo_help_defaults() if name == "demo" and demo_help else None)
         _EXTRA.get(name, lambda _p: None)(p)
     return parser
+
+
+def _demo_help_defaults() -> dict[str, str]:
+    from exporter.demo import defaults
+
+    return defaults.help_defaults()
 
 
 def _demo_flags(p: argparse.ArgumentParser) -> None:
@@ -155,12 +171,25 @@ def _report_flags(p: argparse.ArgumentParser) -> None:
                    help="the change ticket the report belongs to, shown at the top")
 
 
+
+def _verify_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exporter-url", action="append", default=None, metavar="URL",
+                   help="exporter or probe serving kpr_probe_* on /metrics; repeat for several "
+                        "probes (default: http://127.0.0.1:9977)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--wait", type=_duration, default=0.0, metavar="DURATION",
+                   help="wait up to DURATION for every probe to complete a fresh full round "
+                        "and judge only its results (default: judge what was collected)")
+    p.add_argument("--max-age", type=_duration, default=300.0, metavar="DURATION",
+                   help="a probe whose last round is older is stale (default: 5m)")
+
 _EXTRA: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "demo": _demo_flags,
     "rollback": _rollback_flags,
     "backup": _backup_flags,
     "baseline": _baseline_flags,
     "report": _report_flags,
+    "verify": _verify_flags,
 }
 
 
@@ -181,7 +210,8 @@ def load_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(demo_help="demo" in argv)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

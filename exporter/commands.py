@@ -11,27 +11,30 @@ import asyncio
 import contextlib
 import signal
 import sys
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from exporter import app as app_module
-from exporter.demo import Demo
+from exporter.roles import Clock, system_clock
+
+Sleep = Callable[[float], Awaitable[object]]
 
 
-async def _until_signalled(duration: float = 0.0) -> None:
-    """Return on SIGINT/SIGTERM, or after ``duration`` seconds when positive."""
+async def _until_signalled(duration: float = 0.0, sleep: Sleep = asyncio.sleep) -> None:
+    """Return on SIGINT/SIGTERM, or after ``duration`` seconds (of ``sleep``) when positive."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    waits = [asyncio.ensure_future(stop.wait())]
+    if duration > 0:
+        waits.append(asyncio.ensure_future(sleep(duration)))
     try:
-        if duration > 0:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), duration)
-        else:
-            await stop.wait()
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for wait in waits:
+            wait.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
@@ -46,7 +49,11 @@ async def run(settings: Any, args: argparse.Namespace) -> int:
     except (WebhookConfigError, KubeError) as exc:
         print(f"kpr-exporter run: {exc}", file=sys.stderr)
         return 2
-    await exporter.start()
+    try:
+        await exporter.start()
+    except BaseException:
+        await exporter.stop()  # a listener that could not bind: release the others
+        raise
     try:
         await _until_signalled()
     finally:
@@ -72,23 +79,26 @@ async def simulate(settings: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-async def demo(settings: Any, args: argparse.Namespace) -> int:
-    # The simulator listens on ephemeral loopback ports unless told otherwise.
-    sim_settings = settings.simulator
-    defaults = type(sim_settings)()
+async def demo(settings: Any, args: argparse.Namespace, *, clock: Clock = system_clock,
+               sleep: Sleep = asyncio.sleep) -> int:
+    """The demo, its summaries and its ``--duration`` on ``clock`` and ``sleep``."""
+    # Only this command loads the demo (``run`` must not): imported here, not at the top.
+    from exporter.demo import defaults as demo_defaults
+    from exporter.demo.session import Demo
+
+    # Loopback, free simulator ports, the canary-regression story x10: unless told otherwise.
     given = {k.removeprefix("flag:") for k in vars(args) if k.startswith("flag:")}
-    if "--grpc.listen-address" not in given and sim_settings.grpc_listen_address == defaults.grpc_listen_address:
-        sim_settings = replace(sim_settings, grpc_listen_address="127.0.0.1:0")
-    if "--agents.listen-address" not in given and sim_settings.agents_listen_address == defaults.agents_listen_address:
-        sim_settings = replace(sim_settings, agents_listen_address="127.0.0.1:0")
-    if "--speed" not in given and sim_settings.speed == defaults.speed:
-        sim_settings = replace(sim_settings, speed=10.0)  # the story in a few minutes
-    demo_run = Demo(replace(settings, simulator=sim_settings), out=sys.stdout,
+    demo_run = Demo(demo_defaults.apply(settings, given), out=sys.stdout,
                     interval=args.interval, with_prometheus=args.with_prometheus,
-                    report_dir=args.report)
-    await demo_run.start()
+                    report_dir=args.report, clock=clock, sleep=sleep)
     try:
-        await demo_run.run_for(args.duration, _until_signalled)
+        await demo_run.start()
+    except BaseException:
+        await demo_run.stop()  # a listener that could not bind: release the others
+        raise
+    try:
+        await demo_run.run_for(args.duration,
+                               lambda duration: _until_signalled(duration, sleep))
         # The report reads the demo's Prometheus, so it is written before anything stops.
         code = await demo_run.write_report()
     finally:
@@ -135,10 +145,25 @@ async def rollback(settings: Any, args: argparse.Namespace) -> int:
             return False
         return input("Run this plan? [y/N] ").strip().lower() in ("y", "yes")
 
+    if args.persist:
+        return await _persist(settings, kube, None if args.yes else confirm)
     async with kube:
         return await cmd_rollback(settings.rollback, kube, dry_run=args.dry_run,
                                   scope=args.scope, out=sys.stdout,
                                   confirm=None if args.yes else confirm)
+
+
+async def _persist(settings: Any, kube: Any, confirm: Any) -> int:
+    from functools import partial
+
+    from exporter.rollback import helm_edge
+    from exporter.rollback.persist_cmd import cmd_persist
+
+    upgrade = partial(helm_edge.upgrade, kubeconfig=settings.kube.kubeconfig or None,
+                      context=settings.kube.context or None)
+    async with kube:
+        return await cmd_persist(settings.rollback, kube, out=sys.stdout, upgrade=upgrade,
+                                 confirm=confirm)
 
 
 async def preflight(settings: Any, args: argparse.Namespace) -> int:
@@ -185,4 +210,45 @@ async def report(settings: Any, args: argparse.Namespace) -> int:
     from exporter.report import cmd_report
 
     return await cmd_report(args.prometheus, args.time_from, args.time_to, args.output,
-                            out=sys.stdout)
+                            out=sys.stdout, title=args.title, change_id=args.change_id,
+                            judge=settings.judge)
+
+
+async def echo(settings: Any, args: argparse.Namespace) -> int:
+    import socket
+
+    from exporter.verify.echo import EchoError, EchoServer, Identity, split_listen
+
+    cfg = settings.echo
+    identity = Identity(cfg.pod_name or socket.gethostname(), cfg.node_name)
+    try:
+        server = EchoServer(identity, *split_listen(cfg.listen_address))
+        port = await server.start()
+    except EchoError as exc:
+        print(f"kpr-exporter echo: {exc}", file=sys.stderr)
+        return 1
+    print(f"echo {identity.pod} on node {identity.node or '?'} listening on "
+          f"{server.host}:{port}", flush=True)
+    try:
+        await _until_signalled()
+    finally:
+        await server.stop()
+    return 0
+
+
+async def probe(settings: Any, args: argparse.Namespace) -> int:
+    from exporter.verify.serve import ProbeSettingsError, serve
+
+    try:
+        await serve(settings.probe, _until_signalled, out=sys.stdout)
+    except ProbeSettingsError as exc:
+        print(f"kpr-exporter probe: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def verify(settings: Any, args: argparse.Namespace) -> int:
+    from exporter.verify.verify_cmd import cmd_verify
+
+    return await cmd_verify(args.exporter_url, fmt=args.format, wait=args.wait,
+                            max_age=args.max_age, out=sys.stdout, err=sys.stderr)

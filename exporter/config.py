@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from exporter import config_values, model
+from exporter import config_values, model, topology
 
 
 class ConfigError(Exception):
@@ -50,6 +50,16 @@ class WebSettings:
     listen_address: str = field(
         default=":9977",
         metadata={"help": "Address of /metrics, /healthz, /readyz and the webhook ([host]:port)."},
+    )
+    role: str = field(
+        default=topology.ROLE_ALL,
+        metadata={"help": "What this instance does. all: collect, judge, keep the baseline, "
+                          "answer the webhook and roll back (relay mode). collector: read "
+                          "Hubble and the agents and export the SLIs, nothing else (node "
+                          "mode's DaemonSet). central: judge over Prometheus, keep the "
+                          "baseline, answer the webhook and roll back; reads no Hubble and "
+                          "scrapes no agents (node mode's Deployment).",
+                  "choices": topology.ROLES},
     )
 
     def problems(self) -> list[str]:
@@ -104,17 +114,20 @@ def _sections() -> dict[str, type]:
     from exporter.judge.settings import JudgeSettings
     from exporter.kube.settings import KubeSettings
     from exporter.rollback.settings import RollbackSettings
-    from exporter.simulator.settings import SimulatorSettings
+    from exporter.simulator_settings import SimulatorSettings
     from exporter.sli.settings import SliSettings
     from exporter.sources.agents_settings import AgentSettings
+    from exporter.sources.kube_proxy_settings import KubeProxySettings
     from exporter.sources.settings import HubbleSettings
     from exporter.webhook.settings import WebhookSettings
+    from exporter.verify.settings import EchoSettings, ProbeSettings
 
     return {
         "web": WebSettings,
         "log": LogSettings,
         "hubble": HubbleSettings,
         "agents": AgentSettings,
+        "kube_proxy": KubeProxySettings,
         "datapath": DatapathSettings,
         "kube": KubeSettings,
         "sli": SliSettings,
@@ -123,6 +136,8 @@ def _sections() -> dict[str, type]:
         "webhook": WebhookSettings,
         "rollback": RollbackSettings,
         "simulator": SimulatorSettings,
+        "echo": EchoSettings,
+        "probe": ProbeSettings,
     }
 
 
@@ -329,8 +344,8 @@ def _build(cls: type, values: dict[str, Any], prefix: tuple[str, ...]) -> Any:
 
 def _tree_problems(settings: Any) -> list[str]:
     """Rules that span sections (each section checks only itself)."""
-    found = []
-    if settings.rollback.mode == "enforce":
+    found = topology.problems(settings)
+    if settings.rollback.mode == "enforce" and settings.web.role != topology.ROLE_COLLECTOR:
         if not settings.webhook.token_file:
             found.append("rollback.mode enforce needs --webhook.token-file: an unauthenticated "
                          "endpoint must not be able to roll the cluster back")

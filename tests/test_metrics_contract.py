@@ -43,7 +43,11 @@ from exporter.judge_prom.source import ERROR_KINDS as JUDGE_SOURCE_ERRORS
 from exporter.judge_prom.source import PrometheusEvidence
 from exporter.kube.owners_feed import UNKNOWN as OWNER_UNKNOWN
 from exporter.kube.owners_feed import OwnerCollector
-from exporter.ownership import OWNERS
+from exporter.ownership import OWNERS, detect_owner
+from exporter.rollback.guard import FIELD_MANAGER as BY_FIELD_MANAGER
+from exporter.rollback.guard import HELM_RELEASE as BY_HELM_RELEASE
+from exporter.rollback.guard import Observed, RollbackRecord, assess
+from exporter.rollback.guard_feed import UndoGuard
 from exporter.kube.backends import BackendMap
 from exporter.rollback import api as rollback_api
 from exporter.rollback.api import TrackerView
@@ -54,7 +58,13 @@ from exporter.sli.pipeline import ATTRIBUTION
 from exporter.sli.registry import HANDLERS
 from exporter.sli.tcp import RESULTS as CONNECT_RESULTS
 from exporter.sources.agents import ERROR_KINDS, AgentCollector, AgentSnapshot, AgentState
+from exporter.sources.histogram_text import Histogram
 from exporter.sources.hubble import HubbleReader
+from exporter.verify import results as probe
+from exporter.verify.metrics import ProbeMetrics, ProbeStatus
+from exporter.sources.kube_proxy_collector import SOURCES as DATAPATH_SOURCES
+from exporter.sources.kube_proxy_collector import ServiceDatapathCollector
+from exporter.sources.kube_proxy_text import KubeProxySnapshot
 from exporter.webhook.receiver import OUTCOMES
 from exporter.webhook.service import build_rollback_service
 from exporter.webhook.settings import WebhookSettings
@@ -105,6 +115,7 @@ def _registry_text() -> str:
                                      NOW, NOW, snapshot)}
     registry.register(AgentCollector(source=SimpleNamespace(states=lambda: states),
                                      resolver=tracker))
+    _service_datapath(registry, tracker)
     registry.register(BackendMap(max_entries=16))
 
     build_rollback_service(web.Application(), webhook=WebhookSettings(),
@@ -115,6 +126,17 @@ def _registry_text() -> str:
                                 comparison=jv.CANARY_VS_CONTROL, value=0.0, effect_size=-0.28)]
     registry.register(VerdictCollector(SimpleNamespace(verdicts=verdicts, evaluated_at=NOW)))
     PrometheusEvidence(JudgeSettings(), registry=registry)  # judge.source: prometheus
+    ProbeMetrics(registry).observe([probe.CheckResult(
+        probe.NODEPORT_REMOTE, "worker-2", model.KUBE_PROXY, "worker-1", "10.0.0.1:30080",
+        probe.PASS, "an answer", "an answer", 0.0004, model.EBPF)])
+    ProbeStatus("worker-2", registry).round_done(
+        NOW, 2, {(probe.HOSTPORT, "worker-1"): "no hostPort pod"}, {"worker-1": model.EBPF})
+    guard = UndoGuard(None, RollbackSettings(), store=None, tracker=None,  # type: ignore[arg-type]
+                      clock=lambda: NOW)
+    guard.last = assess(RollbackRecord(NOW - 600, ("worker-1",), "p1"), Observed(
+        detect_owner({"metadata": {"annotations": {"meta.helm.sh/release-name": "cilium"}}}),
+        our_fields=True, ebpf_since={"worker-1": NOW - 60}))
+    registry.register(guard)
     helm_cm = {"metadata": {"name": "cilium-config", "namespace": "kube-system", "annotations": {
         "meta.helm.sh/release-name": "cilium", "meta.helm.sh/release-namespace": "kube-system"}}}
     registry.register(OwnerCollector([lambda: [
@@ -126,6 +148,24 @@ def _registry_text() -> str:
                                services={("shop", "cart"): cohort})
     registry.register(BaselineCollector(lambda: baseline))
     return generate_latest(registry).decode()
+
+
+def _service_datapath(registry: CollectorRegistry, tracker: DatapathTracker) -> None:
+    """kube-proxy on worker-2 (kube-proxy) and the agent on worker-1 (eBPF), one scrape each."""
+    delay = Histogram((("action", "update"),), (("0.005", 60.0), ("+Inf", 91.0)), 0.38)
+    agent = AgentSnapshot(drops={}, forwards={}, kpr_enabled=1.0, cpu_seconds=3512.0,
+                          programming=(delay,))
+    family = (("ip_family", "IPv4"),)
+    proxy = KubeProxySnapshot(
+        cpu_seconds=1874.0, last_sync={"IPv4": NOW - 5},
+        sync_duration=(Histogram(family, (("0.001", 2.0), ("+Inf", 9.0)), 0.4),),
+        programming=(Histogram(family, (("1", 5.0), ("+Inf", 8.0)), 7.5),))
+    url = "http://127.0.0.1:10249/metrics"
+    proxies = {"worker-2": AgentState("worker-2", url, True, 0.01, NOW, NOW, proxy)}
+    agents = {"worker-1": AgentState("worker-1", url, True, 0.01, NOW, NOW, agent)}
+    registry.register(ServiceDatapathCollector(
+        kube_proxy=SimpleNamespace(states=lambda: proxies),
+        agents=SimpleNamespace(states=lambda: agents), resolver=tracker))
 
 
 def _families(text: str) -> dict[str, Family]:
@@ -231,6 +271,9 @@ LABEL_VALUES = [
     ("kpr_service_flows_total", "verdict", tuple(model.VERDICT_NAMES.values())),
     ("kpr_service_drops_total", "reason", tuple(sorted(model.KPR_SENSITIVE_DROP_REASONS))),
     ("kpr_agent_scrape_errors_total", "kind", (*ERROR_KINDS, "internal")),
+    ("kpr_kube_proxy_scrape_errors_total", "kind", (*ERROR_KINDS, "internal")),
+    ("kpr_node_service_datapath_cpu_seconds_total", "source", DATAPATH_SOURCES),
+    ("kpr_node_process_cpu_seconds_total", "process", DATAPATH_SOURCES),
     ("kpr_node_datapath_info", "source", decide.SOURCES),
     ("kpr_node_datapath_disagreement", "kind", decide.PROBLEM_KINDS),
     ("kpr_migration_phase", "phase", decide.PHASES),
@@ -239,6 +282,7 @@ LABEL_VALUES = [
     ("kpr_verdict", "comparison", jv.COMPARISONS),
     ("kpr_judge_source_errors_total", "kind", JUDGE_SOURCE_ERRORS),
     ("kpr_config_owner_info", "owner", (*OWNERS, OWNER_UNKNOWN)),
+    ("kpr_rollback_persisted", "evidence", (BY_HELM_RELEASE, BY_FIELD_MANAGER)),
     ("kpr_hubble_lost_events_total", "source", tuple(model.LOST_SOURCE_NAMES.values())),
     ("kpr_hubble_nodes", "state", tuple(model.NODE_STATE_NAMES.values())),
     ("kpr_connection_table_entries", "table", TABLES),
@@ -248,6 +292,8 @@ LABEL_VALUES = [
     ("kpr_webhook_requests_total", "outcome", OUTCOMES),
     ("kpr_rollbacks_total", "result", rollback_api.RESULTS),
     ("kpr_rollbacks_total", "mode", rollback_api.MODES),
+    ("kpr_probe_checks_total", "check", probe.CHECKS),
+    ("kpr_probe_checks_total", "result", probe.RESULTS),
 ]
 
 

@@ -11,6 +11,7 @@ import json
 from typing import Any, Final
 
 from exporter.rulegen import names as n
+from exporter.rulegen.dashboard_probe import verification_row
 from exporter.rulegen.grafana import (
     NODE, SCOPE, SERVICE, Panel, Row, Target, dashboard, prometheus_annotation, quantile,
     query_variable, scope_variables, sel, summed_rate, value_map,
@@ -175,6 +176,7 @@ def migration_overview() -> dict[str, Any]:
                    Target(f"max by (namespace, service) ({sel(n.BASELINE_DROP_RATIO, SERVICE)})",
                           "{{namespace}}/{{service}} baseline")], width=24),
         ]),
+        verification_row(),
     ]
     return dashboard(
         uid=UID_OVERVIEW, title="kpr-exporter / Migration overview",

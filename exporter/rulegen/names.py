@@ -56,6 +56,10 @@ WEBHOOK_REQUESTS: Final = "kpr_webhook_requests_total"
 ROLLBACKS: Final = "kpr_rollbacks_total"
 ROLLBACK_IN_PROGRESS: Final = "kpr_rollback_in_progress"
 
+# --- active verification (probes) ----------------------------------------------------
+PROBE_CHECKS: Final = "kpr_probe_checks_total"
+PROBE_DURATION: Final = "kpr_probe_duration_seconds"
+
 # --- label values -------------------------------------------------------------------
 DATAPATH_EBPF: Final = EBPF
 DATAPATH_KUBE_PROXY: Final = KUBE_PROXY

@@ -49,7 +49,8 @@ def test_render_rules_returns_the_rule_file_as_a_dict() -> None:
     doc = render_rules("fast")
     names = [g["name"] for g in doc["groups"]]
     assert names == ["kpr-exporter.service-slis", "kpr-exporter.node-slis", "kpr-exporter.baseline",
-                     "kpr-exporter.regressions", "kpr-exporter.measurement", "kpr-exporter.rollback"]
+                     "kpr-exporter.regressions", "kpr-exporter.measurement", "kpr-exporter.rollback",
+                     "kpr-exporter.verification"]
     assert {g["interval"] for g in doc["groups"]} == {"5s"}
     info = doc["groups"][0]["rules"][0]
     assert info["labels"] == {"profile": "fast", "short_window": "30s", "long_window": "3m"}
@@ -180,7 +181,7 @@ def test_every_runbook_section_belongs_to_an_alert(default_rules: dict) -> None:
 def test_only_regressions_request_rollback(default_rules: dict) -> None:
     match = WebhookSettings().match_labels
     expected = {r.alert for r in REGRESSIONS} | {"KprNodeSensitiveDropsRegression",
-                                                  "KprJudgeServiceWorse"}
+                                                  "KprJudgeServiceWorse", "KprProbeCheckFailing"}
     acting = set()
     for rule in rules_of(default_rules, "alert"):
         labels = rule["labels"]
@@ -215,6 +216,10 @@ def test_judge_stalled_bound_comes_from_the_profile() -> None:
         assert "kpr_action" not in stalled["labels"]
 
 
+#: Alerts that name the node to roll back in their ``node`` label (the webhook's node_label).
+NODE_ALERTS = ("KprNodeSensitiveDropsRegression", "KprProbeCheckFailing")
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_no_rule_asks_for_the_whole_cluster(profile: str) -> None:
     """A baseline comparison also fires in the canary phase (a Service that no kube-proxy node
@@ -231,7 +236,7 @@ def test_no_rule_asks_for_the_whole_cluster(profile: str) -> None:
         if comparison == "after-vs-baseline":
             baseline += 1
             assert "kpr_scope" not in labels, rule["alert"]
-        elif rule["alert"] != "KprNodeSensitiveDropsRegression":  # node alerts name their node
+        elif rule["alert"] not in NODE_ALERTS:  # node alerts name their node
             canary += 1
             assert labels["kpr_scope"] == SCOPE_CANARY, rule["alert"]
     assert baseline >= 4 and canary >= 5

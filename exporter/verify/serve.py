@@ -1,0 +1,73 @@
+"""``kpr-exporter probe`` assembled: the probe loop and its ``/metrics`` listener.
+
+``serve`` runs until ``until`` returns. The dialers default to the settings' source
+addresses with the kernel's view of virtual addresses; tests hand in the emulator's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from prometheus_client import CollectorRegistry
+
+from exporter.verify import results as r
+from exporter.verify import targetfile
+from exporter.verify.checks import Limits
+from exporter.verify.metrics import ProbeMetrics, ProbeStatus
+from exporter.verify.net import Dialer
+from exporter.verify.service import ProbeLoop, Sleep
+from exporter.verify.settings import ProbeSettings
+from exporter.web import Server, Surface, build_app
+
+
+class ProbeSettingsError(ValueError):
+    """The probe's settings lack what it needs to run."""
+
+
+@dataclass(frozen=True)
+class Dialers:
+    host: Dialer
+    pod: Dialer
+
+
+def build(cfg: ProbeSettings, *, dialers: Dialers | None = None, limits: Limits | None = None,
+          sleep: Sleep = asyncio.sleep) -> tuple[ProbeLoop, Server]:
+    """The loop and its (not yet started) listener; raises ProbeSettingsError. ``limits``
+    replaces the settings' (tests run the long-lived connection's pings at once)."""
+    if missing := cfg.missing():
+        raise ProbeSettingsError("; ".join(missing))
+    registry = CollectorRegistry()
+    dialers = dialers or Dialers(Dialer(cfg.host_address), Dialer(cfg.pod_address))
+    loop = ProbeLoop(
+        node=cfg.node_name, host=dialers.host, pod=dialers.pod,
+        load=lambda: targetfile.load(cfg.targets_file),
+        metrics=ProbeMetrics(registry), status=ProbeStatus(cfg.node_name, registry),
+        interval=cfg.interval_seconds, k=cfg.sample_size, checks=cfg.checks or r.CHECKS,
+        limits=limits or Limits(timeout=cfg.timeout_seconds), sleep=sleep)
+    server = Server(build_app(Surface(registry)), cfg.listen_address,
+                    flag="--probe.listen-address")
+    return loop, server
+
+
+async def serve(cfg: ProbeSettings, until: Callable[[], Awaitable[object]], *,
+                out: TextIO, dialers: Dialers | None = None,
+                sleep: Sleep = asyncio.sleep) -> None:
+    """Run the probe until ``until`` returns. Raises ProbeSettingsError, or ListenError
+    when the listen address cannot be bound."""
+    loop, server = build(cfg, dialers=dialers, sleep=sleep)
+    await server.start()
+    print(f"probe on node {cfg.node_name}: {len(loop.checks)} checks every "
+          f"{cfg.interval_seconds:g}s, {cfg.sample_size} other nodes per round; "
+          f"metrics at {server.url}/metrics", file=out, flush=True)
+    rounds = asyncio.ensure_future(loop.run())
+    try:
+        await until()
+    finally:
+        rounds.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rounds
+        await server.stop()
