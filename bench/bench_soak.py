@@ -108,6 +108,7 @@ class Soak:
         k: free_port() for k in ("grpc", "agents", "hostile", "web")})
     samples: list[tuple[float, float]] = field(default_factory=list)
     relay_kills: int = 0
+    relay_restart_retries: int = 0
     alerts_sent: set[str] = field(default_factory=set)
     deliveries: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
@@ -119,6 +120,20 @@ class Soak:
              "--grpc.listen-address", f"127.0.0.1:{self.ports['grpc']}",
              "--agents.listen-address", f"127.0.0.1:{self.ports['agents']}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def _restart_relay(self) -> subprocess.Popen[bytes]:
+        """The relay again on its ports. On a busy machine another process may hold one of
+        them for a moment (an outgoing connection's ephemeral port): try again, and count it,
+        so a failed restart is never mistaken for the exporter not reconnecting."""
+        for _ in range(30):
+            simulator = self._simulator()
+            try:
+                await wait_port(self.ports["grpc"], timeout=10.0, process=simulator)
+                return simulator
+            except RelayDown:
+                self.relay_restart_retries += 1
+                await asyncio.sleep(1)
+        raise SystemExit("the relay could not be restarted on its port in 30 attempts")
 
     def _exporter(self) -> subprocess.Popen[bytes]:
         token = self.workdir / "token"
@@ -221,7 +236,7 @@ class Soak:
                     simulator.wait()
                     self.relay_kills += 1
                     await asyncio.sleep(3)  # the relay stays down for a moment
-                    simulator = self._simulator()
+                    simulator = await self._restart_relay()
                     next_kill += self.relay_kill_every
                 if now >= next_alert:
                     await self.deliver(http, self.alert(now, started))
@@ -233,9 +248,16 @@ class Soak:
         return {"metrics": final, "hostile": hostile.served}
 
 
-async def wait_port(port: int, timeout: float = 30.0) -> None:
+class RelayDown(Exception):
+    """The relay process exited before it listened."""
+
+
+async def wait_port(port: int, timeout: float = 30.0,
+                    process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RelayDown(f"exited with {process.returncode}")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
@@ -256,7 +278,8 @@ def report(soak: Soak, result: dict) -> None:
     first, last = max(rss[:window]), max(rss[-window:])
     accepted = total(metrics, "kpr_webhook_requests_total", 'outcome="accepted"')
     rollbacks = total(metrics, "kpr_rollbacks_total{")
-    print(f"duration: {soak.minutes:.1f} min; relay killed {soak.relay_kills} times; "
+    print(f"duration: {soak.minutes:.1f} min; relay killed {soak.relay_kills} times "
+          f"(restart retries while its port was busy: {soak.relay_restart_retries}); "
           f"hostile agent served {json.dumps(result['hostile'])}")
     print(f"hubble reconnects: {total(metrics, 'kpr_hubble_reconnects_total'):.0f}; "
           f"flows received: {total(metrics, 'kpr_hubble_flows_received_total'):.0f}; "
@@ -265,6 +288,10 @@ def report(soak: Soak, result: dict) -> None:
           f"max of last sixth {last:.1f}, max {max(rss):.1f}")
     print(f"webhook deliveries {soak.deliveries} (HTTP statuses {soak.statuses}), distinct alerts "
           f"{len(soak.alerts_sent)}, accepted {accepted:.0f}, rollbacks started {rollbacks:.0f}")
+    reconnects = total(metrics, "kpr_hubble_reconnects_total")
+    print(f"relay back after every kill: {'yes' if reconnects >= soak.relay_kills else 'NO'} "
+          f"({reconnects:.0f} reconnections for {soak.relay_kills} kills; dial failures while it "
+          f"was down: {total(metrics, 'kpr_hubble_dial_failures_total'):.0f})")
     once = rollbacks == accepted and rollbacks <= len(soak.alerts_sent)
     print(f"every rollback once: {'yes' if once else 'NO'}")
     print(f"target: RSS <= {LIMIT_MIB:.0f} MiB throughout; ratio: {max(rss) / LIMIT_MIB:.2f} "
