@@ -33,6 +33,7 @@ from exporter.verify.targets import Endpoint, NodeTarget, Targets
 SERVICE_PORT = 80
 APISERVER_PORT = 443
 LOOPBACK = "127.0.0.1"
+_PORT_ATTEMPTS = 5  # fresh shared ports when one was taken between reserving and binding
 
 
 def load_scenario(name: str = "", file: str = "") -> Scenario:
@@ -96,6 +97,20 @@ class EmulatedCluster:
             "apiserver": ServiceSpec("kubernetes", (api_backend,)),
             "etp-local": ServiceSpec("echo-local", etp),
         }
+        for attempt in range(_PORT_ATTEMPTS):
+            try:
+                await self._start_nodes(services, backends)
+                return
+            except proxy.EmulatorError:
+                # A port learnt free on node 1 was taken elsewhere (a wildcard listener of
+                # another process) before every node bound it: start over on new ports.
+                for node in self.nodes.values():
+                    await node.stop()
+                self.nodes.clear()
+                if attempt == _PORT_ATTEMPTS - 1:
+                    raise
+
+    async def _start_nodes(self, services: dict[str, ServiceSpec], backends: list[Backend]) -> None:
         first = self.addresses(1).node_ip
         ports: list[int] = []
         while len(ports) < len(NODE_FRONTENDS):  # bound and released: keep them distinct
