@@ -32,6 +32,7 @@ from exporter.sources.kube_proxy import KubeProxyScraper, ServiceDatapathCollect
 from exporter.sources.hubble import HubbleReader
 from exporter import buildinfo, topology
 from exporter.app_owners import watch_owners
+from exporter.app_probes import ProbeResults
 from exporter.baseline.collector import BaselineCollector
 from exporter.baseline.keeper import BaselineKeeper
 from exporter.baseline.service import BaselineService
@@ -136,6 +137,9 @@ class Exporter:
                                                  sleep=sleep)
         self.registry.register(ServiceDatapathCollector(
             kube_proxy=self.kube_proxies, agents=self.agents, resolver=self.resolver))
+        # The verification probes' results: served again here and judged as pseudo-services.
+        self.probes = ProbeResults.build(settings.probes, kube=self.kube, collects=duty.collects,
+                                         registry=self.registry, clock=clock, sleep=sleep)
 
         # Judgement: the frozen baseline and the judge read periodic SLI snapshots.
         self.baseline = BaselineService(
@@ -254,6 +258,8 @@ class Exporter:
             self._spawn(self.agents.run(), "agent-scraper")
         if self.kube_proxies is not None:
             self._spawn(self.kube_proxies.run(), "kube-proxy-scraper")
+        if self.probes is not None:
+            self._spawn(self.probes.scraper.run(), "probe-scraper")
         if self.kube is not None:
             watcher = None
             if not self.settings.datapath.static:
@@ -297,6 +303,8 @@ class Exporter:
             await self.agents.aclose()
         if self.kube_proxies is not None:
             await self.kube_proxies.aclose()
+        if self.probes is not None:
+            await self.probes.scraper.aclose()
         # Both listeners drain at once: the whole stop stays within one shutdown timeout.
         await asyncio.gather(*(s.stop() for s in (self.server, self.webhook_server) if s is not None))
         if self.kube is not None:
@@ -325,6 +333,8 @@ class Exporter:
         """One round: snapshot -> baseline -> judge."""
         now = self._clock()
         snapshot = self.pipeline.snapshot(now)
+        if self.probes is not None:
+            snapshot = self.probes.judge_snapshot(snapshot)
         phase = self.view.phase()
         await self.baseline.observe(snapshot, phase)
         if self.judge_evidence is not None:

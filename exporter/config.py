@@ -118,6 +118,7 @@ def _sections() -> dict[str, type]:
     from exporter.sli.settings import SliSettings
     from exporter.sources.agents_settings import AgentSettings
     from exporter.sources.kube_proxy_settings import KubeProxySettings
+    from exporter.sources.probes_settings import ProbeSourceSettings
     from exporter.sources.settings import HubbleSettings
     from exporter.webhook.settings import WebhookSettings
     from exporter.verify.settings import EchoSettings, ProbeSettings
@@ -138,6 +139,7 @@ def _sections() -> dict[str, type]:
         "simulator": SimulatorSettings,
         "echo": EchoSettings,
         "probe": ProbeSettings,
+        "probes": ProbeSourceSettings,
     }
 
 

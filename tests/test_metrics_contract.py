@@ -65,6 +65,7 @@ from exporter.verify.metrics import ProbeMetrics, ProbeStatus
 from exporter.sources.kube_proxy_collector import SOURCES as DATAPATH_SOURCES
 from exporter.sources.kube_proxy_collector import ServiceDatapathCollector
 from exporter.sources.kube_proxy_text import KubeProxySnapshot
+from exporter.sources.probes import ProbeCollector, parse_probe_metrics
 from exporter.webhook.receiver import OUTCOMES
 from exporter.webhook.service import build_rollback_service
 from exporter.webhook.settings import WebhookSettings
@@ -126,11 +127,7 @@ def _registry_text() -> str:
                                 comparison=jv.CANARY_VS_CONTROL, value=0.0, effect_size=-0.28)]
     registry.register(VerdictCollector(SimpleNamespace(verdicts=verdicts, evaluated_at=NOW)))
     PrometheusEvidence(JudgeSettings(), registry=registry)  # judge.source: prometheus
-    ProbeMetrics(registry).observe([probe.CheckResult(
-        probe.NODEPORT_REMOTE, "worker-2", model.KUBE_PROXY, "worker-1", "10.0.0.1:30080",
-        probe.PASS, "an answer", "an answer", 0.0004, model.EBPF)])
-    ProbeStatus("worker-2", registry).round_done(
-        NOW, 2, {(probe.HOSTPORT, "worker-1"): "no hostPort pod"}, {"worker-1": model.EBPF})
+    _probe_results(registry)
     guard = UndoGuard(None, RollbackSettings(), store=None, tracker=None,  # type: ignore[arg-type]
                       clock=lambda: NOW)
     guard.last = assess(RollbackRecord(NOW - 600, ("worker-1",), "p1"), Observed(
@@ -148,6 +145,21 @@ def _registry_text() -> str:
                                services={("shop", "cart"): cohort})
     registry.register(BaselineCollector(lambda: baseline))
     return generate_latest(registry).decode()
+
+
+def _probe_results(registry: CollectorRegistry) -> None:
+    """One probe's own exposition, scraped and served again by the exporter (which adds the
+    ``probe`` label and its scrape health)."""
+    own = CollectorRegistry()
+    ProbeMetrics(own).observe([probe.CheckResult(
+        probe.NODEPORT_REMOTE, "worker-2", model.KUBE_PROXY, "worker-1", "10.0.0.1:30080",
+        probe.PASS, "an answer", "an answer", 0.0004, model.EBPF)])
+    ProbeStatus("worker-2", own).round_done(
+        NOW, 2, {(probe.HOSTPORT, "worker-1"): "no hostPort pod"}, {"worker-1": model.EBPF})
+    scraped = parse_probe_metrics(generate_latest(own).decode())
+    states = {"kpr-probe-x7k2p": AgentState("kpr-probe-x7k2p", "http://127.0.0.1:9978/metrics",
+                                            True, 0.01, NOW, NOW, scraped)}
+    registry.register(ProbeCollector(SimpleNamespace(states=lambda: states)))
 
 
 def _service_datapath(registry: CollectorRegistry, tracker: DatapathTracker) -> None:
@@ -272,6 +284,7 @@ LABEL_VALUES = [
     ("kpr_service_drops_total", "reason", tuple(sorted(model.KPR_SENSITIVE_DROP_REASONS))),
     ("kpr_agent_scrape_errors_total", "kind", (*ERROR_KINDS, "internal")),
     ("kpr_kube_proxy_scrape_errors_total", "kind", (*ERROR_KINDS, "internal")),
+    ("kpr_probes_scrape_errors_total", "kind", (*ERROR_KINDS, "internal")),
     ("kpr_node_service_datapath_cpu_seconds_total", "source", DATAPATH_SOURCES),
     ("kpr_node_process_cpu_seconds_total", "process", DATAPATH_SOURCES),
     ("kpr_node_datapath_info", "source", decide.SOURCES),

@@ -38,5 +38,12 @@ the permissions always follow the configuration the pod runs with.
           "configmap" .Values.kubeProxy.configMapName
           "pod_selector" .Values.kubeProxy.podSelector))
 -}}
+{{- if .Values.verification.enabled }}
+{{- /* collect the verification probes' results (node mode: each collector its node's) */}}
+{{- $_ := set $derived "probes" (dict
+      "enabled" true
+      "namespace" .Release.Namespace
+      "selector" (include "kpr-exporter.verificationSelector" .)) }}
+{{- end }}
 {{- toYaml (mergeOverwrite $derived (deepCopy .Values.config)) }}
 {{- end }}

@@ -40,6 +40,9 @@ Flags follow the exporter's command-line contract; everything else goes into the
 - --agents.node-name=$(NODE_NAME)
 - --kube-proxy.node-name=$(NODE_NAME)
 {{- end }}
+{{- if and (eq $role "collector") .Values.verification.enabled }}
+- --probes.node-name=$(NODE_NAME)
+{{- end }}
 {{- end }}
 {{- if eq $role "central" }}
 {{- $prom := .Values.central.prometheus }}

@@ -18,6 +18,8 @@ whose names are only known at run time (CiliumNodeConfigs, agent pods, nodes).
             watcher's (nodes, agent and kube-proxy pods, cilium-config, CiliumNodeConfigs),
             the backend map's (Services, EndpointSlices), the agent and kube-proxy discovery.
             Never a write, in any rollback mode.
+  probes:   with verification.enabled, listing the probe pods whose results the exporter
+            collects; part of always (relay mode) and collect (node mode).
   rollback: rollback.mode=enforce only. The writes of the rollback steps and its bookkeeping
             (state ConfigMap, Lease, Events).
   backup:   rbac.backup=true in dry-run, so `kpr-exporter backup` can run inside the pod
@@ -26,7 +28,16 @@ whose names are only known at run time (CiliumNodeConfigs, agent pods, nodes).
 
 {{- define "kpr-exporter.rbac.always" -}}
 {{- $central := include "kpr-exporter.rbac.central" . | fromYamlArray -}}
-{{- concat (list (first $central)) (include "kpr-exporter.rbac.backendMap" . | fromYamlArray) (rest $central) | toYaml }}
+{{- concat (list (first $central)) (include "kpr-exporter.rbac.backendMap" . | fromYamlArray) (rest $central) (include "kpr-exporter.rbac.probes" . | fromYamlArray) | toYaml }}
+{{- end }}
+
+{{/* Collecting the verification probes' results: listing the probe pods (collection only). */}}
+{{- define "kpr-exporter.rbac.probes" -}}
+{{- $probes := (include "kpr-exporter.effectiveConfig" . | fromYaml).probes -}}
+{{- if and $probes $probes.enabled (not $probes.static) }}
+- namespace: {{ $probes.namespace | quote }}
+  rule: {apiGroups: [""], resources: [pods], verbs: [list]}
+{{- end }}
 {{- end }}
 
 {{- define "kpr-exporter.rbac.backendMap" -}}
@@ -49,6 +60,7 @@ whose names are only known at run time (CiliumNodeConfigs, agent pods, nodes).
   rule: {apiGroups: [cilium.io], resources: [ciliumnodeconfigs], verbs: [list, watch]}
 - namespace: {{ $kube.kube_proxy_namespace | quote }}
   rule: {apiGroups: [""], resources: [pods], verbs: [list, watch]}
+{{ include "kpr-exporter.rbac.probes" . }}
 {{- end }}
 
 {{- define "kpr-exporter.rbac.central" -}}

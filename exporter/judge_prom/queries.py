@@ -6,6 +6,11 @@ exporter instance, evaluated at the judge's evaluation time over the window's le
 When the window's edges fall on scrape times, ``increase()`` extrapolates nothing and the
 counts are exact; otherwise they are Prometheus' estimate within one scrape interval.
 
+The verification probes' results join as the ``kpr-probe`` pseudo-services
+(``exporter.judge.probes``): the same three parts over ``kpr_probe_*``, relabelled to
+(namespace ``kpr-probe``, service = check, datapath), ``pass`` read as ``established`` and
+``error`` results left out, with zero flows (the probes see none).
+
 Health queries read each exporter's ``kpr_hubble_up`` (instances are ``job``/``instance``):
 its value, the time of its newest sample, the instances seen in the short window that have
 no current sample (a dead exporter; one replaced longer ago no longer counts), and those
@@ -17,10 +22,13 @@ from __future__ import annotations
 
 from typing import Final
 
+from exporter.judge.probes import NAMESPACE as PROBE_NAMESPACE
 from exporter.report.queries import WINDOW_QUERIES, duration
 
 #: Window query names, in the order ``assemble.window`` takes them.
 WINDOW_PARTS: Final = ("buckets", "attempts", "flows", "drops")
+#: The parts the probes' pseudo-services add to a window.
+PROBE_PARTS: Final = ("buckets", "attempts", "flows")
 
 HUBBLE_UP: Final = "kpr_hubble_up"
 INSTANCE: Final = ("job", "instance")
@@ -30,6 +38,25 @@ _BY: Final = "job, instance"
 def window_queries(seconds: float) -> dict[str, str]:
     """``{part: expr}`` of one window of ``seconds``."""
     return {part: WINDOW_QUERIES[part](seconds) for part in WINDOW_PARTS}
+
+
+def probe_queries(seconds: float) -> dict[str, str]:
+    """``{part: expr}`` of the probes' pseudo-services over one window of ``seconds``."""
+    d = duration(seconds)
+    checks = f'increase(kpr_probe_checks_total{{result=~"pass|fail"}}[{d}])'
+    return {
+        "buckets": _as_service("sum by (check, datapath, le) "
+                               f"(increase(kpr_probe_duration_seconds_bucket[{d}]))"),
+        "attempts": _as_service(f"label_replace(sum by (check, datapath, result) ({checks}), "
+                                '"result", "established", "result", "pass")'),
+        "flows": _as_service(f"0 * sum by (check, datapath) ({checks})"),
+    }
+
+
+def _as_service(expr: str) -> str:
+    """``expr`` (by check) relabelled as the pseudo-service ``kpr-probe/<check>``."""
+    return (f'label_replace(label_replace({expr}, "namespace", "{PROBE_NAMESPACE}", "", ""), '
+            '"service", "$1", "check", "(.+)")')
 
 
 def up() -> str:

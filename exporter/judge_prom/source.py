@@ -98,6 +98,8 @@ class PrometheusEvidence:
             exprs[f"{name}.late"] = queries.late_starters(seconds)
             for part, expr in queries.window_queries(seconds).items():
                 exprs[f"{name}.{part}"] = expr
+            for part, expr in queries.probe_queries(seconds).items():
+                exprs[f"{name}.probe.{part}"] = expr
         self.queries += len(exprs)
         results = await asyncio.gather(*(client.query(e, now) for e in exprs.values()),
                                        return_exceptions=True)
@@ -139,7 +141,9 @@ class PrometheusEvidence:
 
 
 def _parts(got: Mapping[str, Sequence[Sample]], window: str) -> dict[str, Sequence[Sample]]:
-    return {part: got[f"{window}.{part}"] for part in queries.WINDOW_PARTS}
+    """A window's service samples with the probes' pseudo-services' added."""
+    return {part: [*got[f"{window}.{part}"], *got.get(f"{window}.probe.{part}", ())]
+            for part in queries.WINDOW_PARTS}
 
 
 def _secret(path: str, what: str) -> str:

@@ -70,9 +70,10 @@ def _delta(now: float, before: float | None) -> float:
 
 def parse(text: str, source: str = "") -> Reading:
     """The ``kpr_probe_*`` samples of one exposition; ``source`` tells probes of different
-    expositions apart. Raises ReadbackError when the text is not an exposition."""
+    expositions apart, and the ``probe`` label the probes an exporter serves again. Raises
+    ReadbackError when the text is not an exposition."""
     out = Reading()
-    state: dict[str, dict[str, float]] = {}
+    state: dict[tuple[str, str], dict[str, float]] = {}
     try:
         families = list(text_string_to_metric_families(text))
     except ValueError as exc:
@@ -91,10 +92,11 @@ def parse(text: str, source: str = "") -> Reading:
             elif s.name == "kpr_probe_target_datapath_info" and s.value:
                 out.datapaths[lab["node"]] = lab["datapath"]
             elif s.name in _STATE:
-                state.setdefault(lab["probe_node"], {})[_STATE[s.name]] = s.value
-    for node, values in state.items():
+                probe = lab.get("probe") or source
+                state.setdefault((probe, lab["probe_node"]), {})[_STATE[s.name]] = s.value
+    for (probe, node), values in state.items():
         coverage = values.get("coverage")
-        out.probes[(source, node)] = ProbeState(
+        out.probes[(probe, node)] = ProbeState(
             values.get("rounds", 0.0), values.get("last"),
             None if coverage is None else int(coverage))
     return out

@@ -70,10 +70,22 @@ class Rendered:
         assert len(found) == 1, f"expected one config ConfigMap, got {len(found)}"
         return found[0]
 
+    def exporter(self, kind: str) -> list[dict[str, Any]]:
+        """The exporter's own objects of ``kind``: not the verification echo and probes,
+        which carry app.kubernetes.io/part-of."""
+        return [d for d in self.of_kind(kind)
+                if "app.kubernetes.io/part-of" not in d["metadata"].get("labels", {})]
+
+    def verification(self, kind: str) -> list[dict[str, Any]]:
+        """The verification objects of ``kind`` (echo targets and probes)."""
+        mine = {id(d) for d in self.exporter(kind)}
+        return [d for d in self.of_kind(kind) if id(d) not in mine]
+
     def workload(self, kind: str | None = None) -> dict[str, Any]:
         """The pods that read Hubble: relay mode's Deployment, or node mode's DaemonSet of
         collectors; ``kind="Deployment"`` in node mode is the central Deployment."""
-        found = self.of_kind(kind) if kind else (self.of_kind("DaemonSet") or self.of_kind("Deployment"))
+        found = (self.exporter(kind) if kind
+                 else (self.exporter("DaemonSet") or self.exporter("Deployment")))
         assert len(found) == 1, f"expected one workload, got {[d['kind'] for d in found]}"
         return found[0]
 

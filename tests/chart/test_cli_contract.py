@@ -19,7 +19,7 @@ import yaml
 
 from exporter import cli, config
 
-VALUE_SETS = ("default", "all-on", "node-socket", "node-tls", "enforce")
+VALUE_SETS = ("default", "all-on", "node-socket", "node-tls", "enforce", "verification")
 #: (value set, workload kind): None is the pods reading Hubble, "Deployment" node mode's central
 WORKLOADS = [(name, None) for name in VALUE_SETS] + [
     (name, "Deployment") for name in VALUE_SETS if name.startswith("node-")]
@@ -74,6 +74,8 @@ def test_rendered_args_and_config_file_load(render, ci_values, tmp_path: Path, n
     else:
         assert effective["hubble"]["address"] == _expand(hubble[0].split("=", 1)[1])
     assert effective["rollback"]["mode"] == ("enforce" if name == "enforce" else "dry-run")
+    # with active verification the exporter collects the probes' results
+    assert effective["probes"]["enabled"] is (name == "verification")
     assert effective["webhook"]["token_file"] == (
         "" if role == "collector" else "/etc/kpr-exporter/webhook/token")
 

@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig"}
-VALUE_SETS = ("default", "all-on", "node-socket", "node-tls", "enforce")
+VALUE_SETS = ("default", "all-on", "node-socket", "node-tls", "enforce", "verification")
 VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 
 

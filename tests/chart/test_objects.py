@@ -11,7 +11,9 @@ token Secret and a named ServiceAccount; renamed Cilium and kube-proxy objects; 
 AlertmanagerConfig in the release namespace; dashboards in another namespace; a 63-character
 fullname (ConfigMap names are cut to 63); the release installed in kube-system, where Cilium
 lives; node mode's two workloads (collectors and central) in enforce with the backup grants,
-with a 63-character fullname, with named ServiceAccounts, and in kube-system. A copy of the chart with crafted dashboard file names: odd characters give valid,
+with a 63-character fullname, with named ServiceAccounts, and in kube-system; active
+verification in node mode, with a 63-character fullname, in kube-system and with the user's
+target ConfigMap. A copy of the chart with crafted dashboard file names: odd characters give valid,
 distinct names; two files that would share a name, or a name with no letters or digits, are
 refused at render time.
 """
@@ -65,6 +67,11 @@ CASES: dict[str, tuple[str | None, dict[str, Any], str]] = {
     "node-named-accounts": ("node-tls", {"serviceAccount": {"name": "kpr-sa",
                                                             "centralName": "kpr-judge"}}, NAMESPACE),
     "node-installed-in-kube-system": ("all-on", {**ENFORCE, "mode": "node"}, "kube-system"),
+    "verification-node-mode": ("verification", {"mode": "node"}, NAMESPACE),
+    "verification-long-fullname": ("verification", {"fullnameOverride": "k" * 63}, NAMESPACE),
+    "verification-in-kube-system": ("verification", ENFORCE, "kube-system"),
+    "verification-existing-targets": (None, {"verification": {
+        "enabled": True, "existingTargetsConfigMap": "my-targets"}}, NAMESPACE),
 }
 
 

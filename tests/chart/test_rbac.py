@@ -22,6 +22,8 @@ Matrix:
   any rollback mode; the central Deployment's gets the rest (the planner's reads, the owner
   watch, the baseline) and, in enforce, exactly the rollback's writes; together they grant
   what relay mode's one ServiceAccount does.
+- active verification: the echo's and probes' account is bound to nothing; the exporter (relay
+  mode, node mode's collectors) gets exactly the listing of the probe pods it collects.
 """
 
 from __future__ import annotations
@@ -221,6 +223,10 @@ def _kube_reads(out, watchers: tuple[str, ...] = ALL_WATCHERS, *,
     if discovery and not agents.get("static"):
         # the agent scraper's discovery (exporter/app.py): list the agent pods
         grants.add((agents["namespace"], "", "pods", "list", ""))
+    probes = _config(out).get("probes", {})
+    if discovery and probes.get("enabled") and not probes.get("static"):
+        # the probe results' discovery (exporter/app_probes.py): list the probe pods
+        grants.add((probes["namespace"], "", "pods", "list", ""))
     for mirror in mirrors:
         selector = mirror._watch_args.get("field_selector", "")
         name = selector.removeprefix("metadata.name=") if selector.startswith("metadata.name=") else ""
@@ -301,6 +307,28 @@ def test_each_role_is_bound_once_to_the_service_account(render, release):
     assert out.workload()["spec"]["template"]["spec"]["serviceAccountName"] == "kpr-sa"
 
 
+VERIFY = {"verification": {"enabled": True,
+                           "nodes": [{"name": "w1", "addresses": ["10.0.0.1"]}]}}
+
+
+@pytest.mark.parametrize("values", [{}, ENFORCE], ids=["dry-run", "enforce"])
+def test_verification_adds_only_the_probe_discovery(render, values):
+    """The echo and the probes read nothing from the API: their ServiceAccount is bound to no
+    role. The exporter lists the probe pods in the release namespace to collect their results;
+    that is the one grant verification adds, and every grant is still declared by the code."""
+    out = render({**values, **VERIFY})
+    (account,) = [a["metadata"]["name"] for a in out.of_kind("ServiceAccount")
+                  if "app.kubernetes.io/part-of" in a["metadata"]["labels"]]
+    assert _rendered(out, account) == set()
+    assert _rendered(out) - _rendered(render(values)) == {
+        (out.config_map()["metadata"]["namespace"], "", "pods", "list", "")}
+    uses = (permissions.ROLLBACK,)
+    rollback = _declared(_needs(out, uses)) if values else _declared(_needs(out, uses), READ_VERBS)
+    expected = rollback | _kube_reads(out) | _baseline_writes(out)
+    expected |= {(*g[:3], "get", g[4]) for g in _baseline_writes(out) if g[3] == "update"}
+    assert _rendered(out) == _minimal(expected)
+
+
 def test_rbac_can_be_left_to_the_user(render):
     out = render({**ENFORCE, "rbac": {"create": False}})
     assert not [d for d in out.docs if d["kind"] in RBAC_KINDS]
@@ -312,8 +340,9 @@ NODE = {"mode": "node"}
 COLLECTOR_SA, CENTRAL_SA = "kpr-kpr-exporter", "kpr-kpr-exporter-central"
 
 
-@pytest.mark.parametrize("values", [NODE, {**NODE, **ENFORCE}, {**NODE, "rbac": {"backup": True}}],
-                         ids=["dry-run", "enforce", "backup"])
+@pytest.mark.parametrize("values", [NODE, {**NODE, **ENFORCE}, {**NODE, "rbac": {"backup": True}},
+                                    {**NODE, **VERIFY}],
+                         ids=["dry-run", "enforce", "backup", "verification"])
 def test_node_mode_collectors_get_only_the_collection_reads(render, values):
     out = render(values)
     collector = _rendered(out, COLLECTOR_SA)
@@ -327,7 +356,8 @@ def test_node_mode_collectors_get_only_the_collection_reads(render, values):
     assert not {g for g in collector if g[2] in ("leases", "daemonsets", "events")}
 
 
-@pytest.mark.parametrize("values", [NODE, {**NODE, **ENFORCE}], ids=["dry-run", "enforce"])
+@pytest.mark.parametrize("values", [NODE, {**NODE, **ENFORCE}, {**NODE, **VERIFY}],
+                         ids=["dry-run", "enforce", "verification"])
 def test_node_mode_central_gets_the_rest_and_the_rollback_rights(render, values):
     out = render(values)
     uses = (permissions.ROLLBACK,)
@@ -342,8 +372,8 @@ def test_node_mode_central_gets_the_rest_and_the_rollback_rights(render, values)
         assert _writes(needed) and _writes(needed) <= central
 
 
-@pytest.mark.parametrize("values", [{}, ENFORCE, {"rbac": {"backup": True}}],
-                         ids=["dry-run", "enforce", "backup"])
+@pytest.mark.parametrize("values", [{}, ENFORCE, {"rbac": {"backup": True}}, VERIFY],
+                         ids=["dry-run", "enforce", "backup", "verification"])
 def test_node_mode_grants_together_what_relay_mode_grants(render, values):
     relay, node = render(values), render({**NODE, **values})
     assert _rendered(node, COLLECTOR_SA) | _rendered(node, CENTRAL_SA) == _rendered(relay)

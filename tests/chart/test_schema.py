@@ -11,7 +11,7 @@ from __future__ import annotations
 import helm_python as helm
 import pytest
 
-CI_VALUES = ("all-on", "node-socket", "node-tls", "enforce")
+CI_VALUES = ("all-on", "node-socket", "node-tls", "enforce", "verification")
 WARNING = 2
 
 
@@ -57,6 +57,21 @@ BAD_YAML = {
     "central token key without a secret": "central:\n  prometheus:\n    bearerTokenKey: token\n",
     "central ca key without a secret": "central:\n  prometheus:\n    caKey: ca.crt\n",
     "unknown central key": "central:\n  replica: 2\n",
+    "verification without nodes": "verification:\n  enabled: true\n",
+    "verification node without addresses": ("verification:\n  enabled: true\n  nodes:\n"
+                                            "    - name: w1\n"),
+    "verification node datapath": ("verification:\n  nodes:\n    - name: w1\n"
+                                   "      addresses: [10.0.0.1]\n      datapath: cilium\n"),
+    "verification node address is a name": ("verification:\n  nodes:\n    - name: w1\n"
+                                            "      addresses: [worker-1.example]\n"),
+    "verification unknown node key": ("verification:\n  nodes:\n    - name: w1\n"
+                                      "      addresses: [10.0.0.1]\n      ebpf: true\n"),
+    "verification node port out of range": "verification:\n  nodePorts:\n    local: 70000\n",
+    "verification interval without unit": "verification:\n  probe:\n    interval: '30'\n",
+    "verification sample size zero": "verification:\n  probe:\n    sampleSize: 0\n",
+    "verification class without a prefix": ("verification:\n  etpLocal:\n"
+                                            "    loadBalancerClass: none\n"),
+    "verification unknown key": "verification:\n  extraServiceSelector: app=web\n",
 }
 
 
@@ -88,6 +103,10 @@ GOOD_YAML = {
     "node mode central": ("mode: node\ncentral:\n  replicas: 3\n  prometheus:\n"
                           "    url: https://thanos-query.monitoring.svc:9090/prefix\n"
                           "    existingSecret: prom-auth\n    bearerTokenKey: token\n"),
+    "verification": ("verification:\n  enabled: true\n  nodes:\n    - name: w1\n"
+                     "      addresses: [10.0.0.1, 'fd00::1']\n      datapath: ebpf\n"),
+    "verification from a target configmap": ("verification:\n  enabled: true\n"
+                                             "  existingTargetsConfigMap: my-targets\n"),
 }
 
 

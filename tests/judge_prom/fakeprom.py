@@ -61,6 +61,10 @@ class FakePrometheus:
         self.mode = "ok"
         self.windows: dict[float, dict[SliKey, Cohort]] = {
             settings.short_window_seconds: {}, settings.long_window_seconds: {}}
+        #: The probes' pseudo-services (namespace kpr-probe) per window, as the probe
+        #: queries return them after relabelling.
+        self.probe_windows: dict[float, dict[SliKey, Cohort]] = {
+            settings.short_window_seconds: {}, settings.long_window_seconds: {}}
         self.up: list[tuple[Labels, float]] = [(dict(INSTANCE), 1.0)]
         self.newest: list[tuple[Labels, float]] = [(dict(INSTANCE), now)]
         self.vanished: list[tuple[Labels, float]] = []
@@ -84,13 +88,18 @@ class FakePrometheus:
             exprs[queries.late_starters(seconds)] = "late"
             for part, expr in queries.window_queries(seconds).items():
                 exprs[expr] = f"{seconds}:{part}"
+            for part, expr in queries.probe_queries(seconds).items():
+                exprs[expr] = f"{seconds}:probe:{part}"
         return exprs
 
     def answer(self, expr: str) -> list[tuple[Labels, float]]:
         what = self._exprs.get(expr)
         if what is None:
             raise KeyError(expr)
-        if ":" in what:
+        if ":probe:" in what:
+            seconds, _, part = what.split(":")
+            found = series(self.probe_windows[float(seconds)], self.bounds)[part]
+        elif ":" in what:
             seconds, part = what.split(":")
             found = series(self.windows[float(seconds)], self.bounds)[part]
         else:

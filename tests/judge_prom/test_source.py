@@ -97,7 +97,7 @@ async def test_healthy_answers_give_the_fleet_cohorts_and_verdicts(prom):
     assert evidence.services == {("shop", "cart"), ("pay", "ledger")}
     assert pick(verdicts, "cart").outcome == WORSE
     assert pick(verdicts, "ledger").outcome != INCONCLUSIVE
-    assert source.queries == 13
+    assert source.queries == 19  # 4 service and 3 probe parts per window, 5 health
     assert all(errors(registry, k) == 0 for k in ("unreachable", "partial"))
 
 
@@ -254,3 +254,24 @@ async def test_an_answer_that_cannot_be_read_is_inconclusive(prom, raw, reason):
     prom.raw_result = raw
     await _all_inconclusive(source, reason)
     assert errors(registry, "query_error") == 1
+
+
+async def test_the_probes_pseudo_services_come_from_prometheus_too(prom):
+    """The probe queries' answers (relabelled to kpr-probe/<check>) join the window: the
+    same cohorts, judged like any service, without partial data for their missing flows."""
+    slow, fast = lognormal(5, 400, scale=2.0), lognormal(6, 400)
+    probe_eb, probe_kp = SliKey("kpr-probe", "hostport", "ebpf"), SliKey("kpr-probe", "hostport",
+                                                                          "kube-proxy")
+    for seconds, times in ((SHORT, 1), (LONG, 6)):
+        prom.probe_windows[seconds] = {
+            probe_eb: Cohort(tuple(c * times for c in slow), sum(slow) * times + 3,
+                             sum(slow) * times),
+            probe_kp: Cohort(tuple(c * times for c in fast), sum(fast) * times,
+                             sum(fast) * times)}
+    source, _ = source_for(prom.url)
+    evidence, verdicts = await judged(source)
+    assert evidence.problem is None and evidence.partial == {}
+    assert evidence.short.cohort(probe_eb) == Cohort(slow, sum(slow) + 3, sum(slow))
+    assert ("kpr-probe", "hostport") in evidence.services
+    assert pick(verdicts, "hostport").outcome == WORSE
+    assert pick(verdicts, "cart").outcome == WORSE  # the services are judged as before
