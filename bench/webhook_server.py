@@ -45,7 +45,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from bench.bench_webhook import BASELINE_PATH
 from exporter import logs
 from exporter.model import EBPF, KUBE_PROXY, UNKNOWN
-from exporter.rollback.api import CANARY
+from exporter.cilium import CANARY
 from exporter.rollback.settings import RollbackSettings
 from exporter.web import Server
 from exporter.webhook.service import build_rollback_service

@@ -56,7 +56,8 @@ _HELP = {
 
 
 def _option_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] | None,
-                  shown_defaults: dict[str, str] | None = None) -> None:
+                  shown_defaults: dict[str, str] | None = None,
+                  overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     group = parser.add_argument_group(
         "settings (each also KPR_<FLAG> and a config-file key; a DURATION is 30s, 5m, 1h30m, "
         "500ms or plain seconds)")
@@ -77,6 +78,7 @@ def _option_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] | N
         if opt.choices:
             kwargs["choices"] = opt.choices
             kwargs.pop("metavar")
+        kwargs.update((overrides or {}).get(opt.flag, {}))
         group.add_argument(opt.flag, **kwargs)
 
 
@@ -110,7 +112,10 @@ def build_parser(*, demo_help: bool = True) -> argparse.ArgumentParser:
         p.add_argument("--config.file", dest="config_file", default=None, metavar="PATH",
                        help="YAML configuration file (flags and KPR_* variables override it)")
         # The demo runs with its own defaults (exporter.demo.defaults); --help shows them.
-        _option_flags(p, sections, _demo_help_defaults() if name == "demo" and demo_help else None)
+        # Its --scenario also takes the emulated-datapath scenarios (exporter.demo.defaults).
+        demo = name == "demo" and demo_help
+        _option_flags(p, sections, _demo_help_defaults() if demo else None,
+                      _demo_overrides() if demo else None)
         _EXTRA.get(name, lambda _p: None)(p)
     return parser
 
@@ -119,6 +124,12 @@ def _demo_help_defaults() -> dict[str, str]:
     from exporter.demo import defaults
 
     return defaults.help_defaults()
+
+
+def _demo_overrides() -> dict[str, dict[str, Any]]:
+    from exporter.demo import defaults
+
+    return defaults.flag_overrides()
 
 
 def _demo_flags(p: argparse.ArgumentParser) -> None:

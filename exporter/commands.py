@@ -90,7 +90,8 @@ async def demo(settings: Any, args: argparse.Namespace, *, clock: Clock = system
     given = {k.removeprefix("flag:") for k in vars(args) if k.startswith("flag:")}
     demo_run = Demo(demo_defaults.apply(settings, given), out=sys.stdout,
                     interval=args.interval, with_prometheus=args.with_prometheus,
-                    report_dir=args.report, clock=clock, sleep=sleep)
+                    report_dir=args.report, emulated=getattr(args, "emulated", None),
+                    clock=clock, sleep=sleep)
     try:
         await demo_run.start()
     except BaseException:

@@ -4,6 +4,7 @@ regression story by default (and ``--help`` says so), ``?`` has a legend, the pl
 when it changes, the stand-in alert is the shipped rule's, webhook outcomes keep their words."""
 
 import asyncio
+import io
 import math
 import re
 import time
@@ -246,3 +247,106 @@ def test_webhook_outcomes_keep_their_own_words():
     assert webhook_answer('{"outcome": "accepted", "reason": "plan"}') == "accepted: plan"
     assert webhook_answer('{"outcome": "cooldown", "reason": "cooldown: 5s ago"}') == "cooldown: 5s ago"
     assert webhook_answer("not json") == "not json"
+
+
+# --- active verification: the emulated datapath's fault scenario -----------------------
+
+
+def test_the_demo_takes_an_emulated_datapath_scenario_with_its_simulator_story():
+    from exporter.verify.emulator.scenario import NAMED
+
+    assert set(demo_defaults.EMULATED_STORIES) <= set(NAMED)
+    args = cli.build_parser().parse_args(["demo", "--scenario", "canary-datapath-faults"])
+    assert args.emulated == "canary-datapath-faults"
+    settings = cli.load_settings(args, {})
+    assert settings.simulator.scenario == "canary-improvement"
+    # Its story switches the canary within the first minute at the demo's speed.
+    switches = get_scenario(settings.simulator.scenario).switches
+    assert [s.node for s in switches] == ["node-b"]
+    assert switches[0].at_s / demo_defaults.DEMO_SPEED <= 60
+    plain = cli.build_parser().parse_args(["demo", "--scenario", "baseline"])
+    assert plain.emulated is None and cli.load_settings(plain, {}).simulator.scenario == "baseline"
+
+
+def test_the_probe_stand_in_alert_is_the_shipped_rule():
+    shipped = [r for g in render_rules(demo_alert.PROFILE)["groups"] for r in g["rules"]
+               if r.get("alert") == "KprProbeCheckFailing"]
+    assert len(shipped) == 1
+    rule = demo_alert.probe_rule()
+    assert rule == shipped[0]
+    alert = demo_alert.alert(rule, {"check": "session-affinity", "node": "node-b"}, 1.0)
+    assert alert["labels"]["kpr_action"] == "rollback" and alert["labels"]["node"] == "node-b"
+    description = alert["annotations"]["description"]
+    assert "session-affinity" in description and "node-b" in description
+    assert "100%" in description and "{{" not in description
+
+
+def test_the_fault_scenario_fails_two_checks_on_the_canary_only_and_rolls_it_back(capsys):
+    # 70 s of the demo's clock, ten times faster than the wall's; node-b switches to eBPF
+    # at scenario t=300s, i.e. 30 s in at the demo's speed x10.
+    code = run_demo(["--scenario", "canary-datapath-faults", "--duration", "70",
+                     "--interval", "5", "--web.listen-address", "127.0.0.1:0"], FastTime(10))
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "emulated       datapath 'canary-datapath-faults' on 127." in out
+    passing = out.find("verify      exit 0: every applicable check passes on every node")
+    failing = out.find("verify      exit 1: nodeport-loopback on node-b, "
+                       "session-affinity on node-b FAIL")
+    assert 0 <= passing < failing, out
+    # The matrix: the two checks fail on node-b (now eBPF) only, everything else passes.
+    table = out[failing:]
+    header = re.search(r"check\s+node-a \(kube-proxy\)\s+node-b \(ebpf\)\s+node-c \(kube-proxy\)",
+                       table)
+    assert header, table
+    rows = {m.group(1): m.group(2).split() for m in
+            re.finditer(r"^\s+([a-z-]+)\s+((?:(?:ok|FAIL|n/a|-)\s*){3})$", table, re.M)}
+    assert len(rows) == 13, rows
+    failed = {(check, node) for check, marks in rows.items()
+              for node, mark in zip(("node-a", "node-b", "node-c"), marks) if mark == "FAIL"}
+    assert failed == {("nodeport-loopback", "node-b"), ("session-affinity", "node-b")}
+    assert all(mark in ("ok", "n/a") for check, marks in rows.items() for node, mark in
+               zip(("node-a", "node-b", "node-c"), marks) if (check, node) not in failed)
+    # The shipped rule's alert, the webhook's answer and the dry-run plan for node-b alone.
+    assert ">> alert KprProbeCheckFailing firing for nodeport-loopback on node-b, " \
+           "session-affinity on node-b" in out
+    assert "webhook answered 200 accepted: would roll back node node-b" in out
+    assert "Rollback plan" in out and "affected nodes: node-b\n" in out
+    assert "remove label io.cilium.migration/kube-proxy-replacement from node node-b" in out
+    assert "from node node-a" not in out and "from node node-c" not in out
+    assert out.rstrip().endswith("demo stopped")
+
+
+async def _demo_with_probes(**kw):
+    from exporter.demo.session import Demo
+
+    settings = demo_settings_for(["--scenario", "canary-datapath-faults",
+                                  "--web.listen-address", "127.0.0.1:0"])
+    demo = Demo(settings, out=io.StringIO(), emulated="canary-datapath-faults", **kw)
+    await demo.start()
+    return demo
+
+
+def test_with_prometheus_the_demo_prometheus_scrapes_the_probes():
+    from tests.realstack.harness import require_binary
+
+    require_binary("prometheus")
+    require_binary("prometheus-alertmanager")
+
+    async def run():
+        demo = await _demo_with_probes(with_prometheus=True)
+        try:
+            assert demo.stack is not None and demo.stack.prometheus is not None
+            deadline = time.monotonic() + 60
+            found: list = []
+            while not found and time.monotonic() < deadline:
+                found = await demo.stack.prometheus.query(
+                    'kpr_probe_checks_total{job="kpr-probe"}')
+                if not found:
+                    await asyncio.sleep(0.5)  # polling Prometheus' own scrape schedule
+            return {s["metric"]["node"] for s in found}, demo.verification.urls
+        finally:
+            await demo.stop()
+
+    nodes, urls = asyncio.run(run())
+    assert len(urls) == 3
+    assert nodes == {"node-a", "node-b", "node-c"}

@@ -2,11 +2,13 @@
 the shipped rule itself.
 
 Without a real Prometheus the demo posts the Alertmanager payload the shipped rule on
-``kpr_verdict == 1`` would produce. The rule comes from the rule source (``exporter.rulegen``,
-profile ``fast``), so the alert name, its static labels (``severity``, ``kpr_action``,
-``kpr_scope``) and its annotations are the shipped ones and cannot drift. Annotation
-templates are filled in the way Prometheus would for the labels the demo knows; the effect
-query is answered with the verdict's own effect size. Pure module.
+``kpr_verdict == 1`` would produce, and with an emulated datapath the one the shipped
+``KprProbeCheckFailing`` rule on ``kpr_probe_checks_total`` would (``probe_rule``). The
+rules come from the rule source (``exporter.rulegen``, profile ``fast``), so the alert
+name, its static labels (``severity``, ``kpr_action``, ``kpr_scope``) and its annotations
+are the shipped ones and cannot drift. Annotation templates are filled in the way
+Prometheus would for the labels the demo knows; the effect query (and ``$value``) is
+answered with the verdict's effect size or the check's failed share. Pure module.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from exporter.rulegen import names
 PROFILE = "fast"
 _LABEL = re.compile(r"\{\{\s*\$labels\.(\w+)\s*\}\}")
 _WITH_QUERY = re.compile(r"\{\{\s*with\b.*?\{\{\s*end\s*\}\}", re.S)
+_VALUE_PERCENT = re.compile(r"\{\{\s*\$value\s*\|\s*humanizePercentage\s*\}\}")
+_VALUE = re.compile(r"\{\{\s*\$value\s*\}\}")
 
 
 class StandInError(RuntimeError):
@@ -44,9 +48,23 @@ def judge_rule(comparison: str, profile: str = PROFILE) -> dict[str, Any]:
     raise StandInError(f"no rollback rule on {names.VERDICT} with {selector} in profile {profile!r}")
 
 
+def probe_rule(profile: str = PROFILE) -> dict[str, Any]:
+    """The shipped alerting rule that requests a rollback when a probe check fails on eBPF
+    nodes (``KprProbeCheckFailing``)."""
+    for group in render_rules(profile)["groups"]:
+        for rule in group["rules"]:
+            if ("alert" in rule and rule.get("labels", {}).get("kpr_action") == "rollback"
+                    and names.PROBE_CHECKS in rule.get("expr", "")):
+                return dict(rule)
+    raise StandInError(f"no rollback rule on {names.PROBE_CHECKS} in profile {profile!r}")
+
+
 def fill(template: str, labels: Mapping[str, str], effect: float) -> str:
-    """A rule annotation as Prometheus would render it for ``labels``."""
+    """A rule annotation as Prometheus would render it for ``labels``; ``effect`` answers
+    the effect query and stands for the alert's ``$value``."""
     text = _WITH_QUERY.sub(_percentage(effect), template)
+    text = _VALUE_PERCENT.sub(lambda m: _percentage(effect), text)
+    text = _VALUE.sub(lambda m: f"{effect:g}", text)
     text = _LABEL.sub(lambda m: labels.get(m.group(1), ""), text)
     if "{{" in text:
         raise StandInError(f"cannot fill the template {template!r}")

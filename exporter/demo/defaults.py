@@ -4,16 +4,20 @@ The demo tells its story on loopback: the exporter on 127.0.0.1, the simulator o
 loopback ports, the canary-regression scenario ten times faster than real time. ``demo
 --help`` shows these values (``help_defaults``) and ``apply`` puts them in place of every
 setting the user left at the tree's default; a value given by flag, ``KPR_*`` variable or
-config file wins. Pure module: no import beyond the settings tree.
+config file wins. ``--scenario`` also takes the emulated-datapath scenarios
+(``EMULATED_STORIES``): the demo then runs that datapath and its probes next to a simulator
+story. Pure module: no import beyond the settings tree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import argparse
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
 from exporter import config
+from exporter.simulator_settings import SCENARIO_NAMES
 
 DEMO_SCENARIO: Final = "canary-regression"
 DEMO_SPEED: Final = 10.0
@@ -27,6 +31,32 @@ DEMO_DEFAULTS: Final[Mapping[str, Any]] = {
     "--grpc.listen-address": "127.0.0.1:0",
     "--agents.listen-address": "127.0.0.1:0",
 }
+
+
+#: Emulated-datapath scenario (``exporter.verify.emulator.scenario.NAMED``) -> the simulator
+#: story the demo plays next to it. Its switches drive the emulated nodes' datapaths, and
+#: its application traffic gets better on eBPF: only the probes see the faults.
+EMULATED_STORIES: Final[Mapping[str, str]] = {
+    "canary-datapath-faults": "canary-improvement",
+    "healthy": "canary-improvement",
+}
+
+
+class ScenarioAction(argparse.Action):
+    """The demo's ``--scenario``: a simulator story, or an emulated-datapath scenario whose
+    name lands in ``emulated`` while the simulator plays its story (``EMULATED_STORIES``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+        name = str(values)
+        namespace.emulated = name if name in EMULATED_STORIES else None
+        setattr(namespace, self.dest, EMULATED_STORIES.get(name, name))
+
+
+def flag_overrides() -> dict[str, dict[str, Any]]:
+    """flag -> argparse keywords replacing the settings tree's for the demo's parser."""
+    return {"--scenario": {"choices": (*SCENARIO_NAMES, *EMULATED_STORIES),
+                           "action": ScenarioAction}}
 
 
 def help_defaults() -> dict[str, str]:

@@ -25,17 +25,20 @@ from exporter.demo.prometheus import Prometheus, PrometheusOptions, ScrapeJob
 class LocalStack:
     """Alertmanager and Prometheus for one exporter, on the rules of one profile.
 
-    ``exporter_address`` is the ``host:port`` Prometheus scrapes; ``webhook_url`` and
+    ``exporter_address`` is the ``host:port`` Prometheus scrapes; ``probe_addresses``, the
+    verification probes' listeners it scrapes too (job ``kpr-probe``); ``webhook_url`` and
     ``token`` are where and how Alertmanager delivers rollback alerts.
     """
 
     def __init__(self, workdir: Path, *, exporter_address: str, webhook_url: str, token: str,
-                 profile: str = "fast", ready_timeout: float = 30.0) -> None:
+                 profile: str = "fast", ready_timeout: float = 30.0,
+                 probe_addresses: tuple[str, ...] = ()) -> None:
         from exporter.rulegen import load_spec
 
         self.workdir = Path(workdir)
         self.profile = load_spec().profile(profile)
         self.exporter_address = exporter_address
+        self.probe_addresses = probe_addresses
         self.webhook_url = webhook_url
         self.token = token
         self.ready_timeout = ready_timeout
@@ -66,6 +69,9 @@ class LocalStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         rules = self.write_rules()
         p = self.profile
+        jobs = [ScrapeJob("kpr-exporter", (self.exporter_address,))]
+        if self.probe_addresses:
+            jobs.append(ScrapeJob("kpr-probe", self.probe_addresses))
         prometheus_binary, alertmanager_binary = self._binaries
         self.alertmanager = Alertmanager(self.workdir / "alertmanager", AlertmanagerOptions(
             receiver=WebhookReceiver(self.webhook_url, token=self.token),
@@ -74,7 +80,7 @@ class LocalStack:
             matchers=(ROLLBACK_MATCHER,)), binary=alertmanager_binary,
             ready_timeout=self.ready_timeout)
         self.prometheus = Prometheus(self.workdir / "prometheus", PrometheusOptions(
-            rule_files=(rules,), jobs=(ScrapeJob("kpr-exporter", (self.exporter_address,)),),
+            rule_files=(rules,), jobs=tuple(jobs),
             alertmanagers=(), scrape_interval=format_duration(p.scrape_interval),
             evaluation_interval=format_duration(p.evaluation_interval)),
             binary=prometheus_binary, ready_timeout=self.ready_timeout)

@@ -21,6 +21,12 @@ rollback runs in dry-run against the simulated cluster's view.
 
 ``--report DIR`` writes the migration report from the demo's Prometheus at the end.
 
+``--scenario canary-datapath-faults`` (an emulated-datapath scenario) adds active
+verification (``exporter.demo.verification``): the emulated loopback datapath and one probe
+per node next to the simulator, the verify matrix in the summary, and the probes'
+``KprProbeCheckFailing`` alert (the real rule with ``--with-prometheus``, which then scrapes
+the probes too; else its stand-in) rolling the failing node back in dry-run.
+
 The demo runs on an injected ``clock`` and ``sleep``, handed on to the simulator and the
 exporter, so a test can run the whole story on faster time.
 """
@@ -44,6 +50,7 @@ from exporter.demo.localstack import LocalStack
 from exporter.demo.processes import LocalStackError, MissingBinaryError
 from exporter.demo.summary import Summary
 from exporter.demo.text import webhook_answer
+from exporter.demo.verification import Verification
 from exporter.judge.verdict import CANARY_VS_CONTROL, WORSE
 from exporter.model import Event, Flow, SourceStatus
 from exporter.roles import Clock, FlowSource, system_clock
@@ -78,6 +85,7 @@ class CountingSource:
 class Demo:
     def __init__(self, settings: Any, *, out: TextIO, interval: float = 5.0,
                  with_prometheus: bool = False, report_dir: str | None = None,
+                 emulated: str | None = None,
                  clock: Clock = system_clock, sleep: Sleep = asyncio.sleep) -> None:
         self.settings = settings
         self.out = out
@@ -91,10 +99,13 @@ class Demo:
         self.exporter: app_module.Exporter | None = None
         self.counter: CountingSource | None = None
         self.view: Summary | None = None  # the live summary, once the exporter runs
+        self.verification: Verification | None = (
+            Verification(emulated, self.simulator, clock=clock, sleep=sleep) if emulated else None)
         self._started = 0.0
         self._token_dir = tempfile.TemporaryDirectory(prefix="kpr-demo-")
         self._token = secrets.token_urlsafe(24)
         self._alerted: set[tuple[str, str, str]] = set()
+        self._alerted_probe: set[tuple[str, str]] = set()
         self.alerts_sent = 0
 
     @property
@@ -117,6 +128,8 @@ class Demo:
         self.counter = CountingSource(self.exporter.source)
         self.exporter.source = self.counter
         await self.exporter.start()
+        if self.verification is not None:
+            await self.verification.start()
         if self.want_prometheus:
             await self._start_stack()
         self._started = self.clock()
@@ -130,7 +143,9 @@ class Demo:
                         "(rollback alerts -> the exporter's webhook)\n")
         else:
             alerting = (f"  alerting       stand-in: the demo posts the shipped rule's alert "
-                        f"({demo_alert.judge_rule(CANARY_VS_CONTROL)['alert']}) itself\n")
+                        f"({demo_alert.judge_rule(CANARY_VS_CONTROL)['alert']}"
+                        + (f", {demo_alert.probe_rule()['alert']}" if self.verification else "")
+                        + ") itself\n")
         self._print(
             f"kpr-exporter demo: scenario {scenario.name!r} (seed {self.settings.simulator.seed}, "
             f"speed x{self.settings.simulator.speed:g})\n"
@@ -141,6 +156,7 @@ class Demo:
             f"  agent metrics  http://127.0.0.1:{ports.agents}/nodes (simulated)\n"
             f"{alerting}"
             f"  rollback mode  {settings.rollback.mode}\n"
+            + self._verification_intro()
         )
 
     async def _start_stack(self) -> None:
@@ -151,7 +167,10 @@ class Demo:
             stack = LocalStack(os.path.join(self._token_dir.name, "stack"),
                                exporter_address=self.exporter.url.removeprefix("http://"),
                                webhook_url=webhook_base + "/webhook/alertmanager",
-                               token=self._token, profile="fast")
+                               token=self._token, profile="fast",
+                               probe_addresses=tuple(
+                                   u.removeprefix("http://") for u in self.verification.urls)
+                               if self.verification is not None else ())
             await stack.start()
         except MissingBinaryError as exc:
             self._print(f"note: --with-prometheus: {exc}; continuing with the stand-in alert")
@@ -200,6 +219,8 @@ class Demo:
     async def stop(self) -> None:
         if self.stack is not None:
             await self.stack.stop()
+        if self.verification is not None:
+            await self.verification.stop()
         if self.exporter is not None:
             await self.exporter.stop()
         await self.simulator.stop()
@@ -222,8 +243,46 @@ class Demo:
                                + self.view.webhook_lines())
             self._print(self.view.render(now_snap.minus(previous), now_seen - seen, alert_lines))
             previous, seen = now_snap, now_seen
+            if self.verification is not None:
+                self._print("\n".join(self.verification.lines()))
             if self.stack is None:
                 await self._alert_on_worse()
+                await self._alert_on_probes()
+
+    def _verification_intro(self) -> str:
+        if self.verification is None:
+            return ""
+        v = self.verification
+        nodes = ", ".join(f"{spec.name} ({spec.datapath})" for spec in v.scenario.nodes)
+        return (f"  emulated       datapath {v.scenario.name!r} on "
+                f"127.{v.scenario.network}.0.0/16: {nodes}; following the simulated agents' "
+                "datapaths\n"
+                f"  probes         {', '.join(u + '/metrics' for u in v.urls)}\n")
+
+    async def _alert_on_probes(self) -> None:
+        """Stand in for the shipped KprProbeCheckFailing rule: its alert for every (check,
+        eBPF node) failing in the probes' last round, posted once to the webhook."""
+        if self.verification is None:
+            return
+        fresh = [f for f in self.verification.failing() if f[:2] not in self._alerted_probe]
+        if not fresh:
+            return
+        rule = demo_alert.probe_rule()
+        self._alerted_probe.update(f[:2] for f in fresh)
+        alerts = [demo_alert.alert(rule, {"check": check, "node": node}, share,
+                                   starts_at=self.clock()) for check, node, share in fresh]
+        status, answer = await self._post(alerts)
+        self._print(f"  >> alert {rule['alert']} firing for "
+                    f"{', '.join(f'{check} on {node}' for check, node, _ in fresh)}\n"
+                    f"  >> webhook answered {status} {webhook_answer(answer)}")
+
+    async def _post(self, alerts: list[dict[str, Any]]) -> tuple[int, str]:
+        assert self.exporter is not None
+        async with aiohttp.ClientSession() as session:
+            async with session.post(self.exporter.url + "/webhook/alertmanager",
+                                    json=demo_alert.payload(alerts),
+                                    headers={"Authorization": f"Bearer {self._token}"}) as r:
+                return r.status, await r.text()
 
     async def _alert_on_worse(self) -> None:
         """Stand in for Prometheus + Alertmanager: the shipped judge rule's alert, posted to the
@@ -241,15 +300,11 @@ class Demo:
             series = {"namespace": v.namespace, "service": v.service, "sli": v.sli,
                       "comparison": v.comparison}
             alerts.append(demo_alert.alert(rule, series, v.effect_size, starts_at=self.clock()))
-        async with aiohttp.ClientSession() as session:
-            async with session.post(self.exporter.url + "/webhook/alertmanager",
-                                    json=demo_alert.payload(alerts),
-                                    headers={"Authorization": f"Bearer {self._token}"}) as r:
-                answer = await r.text()
+        status, answer = await self._post(alerts)
         self.alerts_sent += 1
         self._print(f"  >> alert {rule['alert']} firing for "
                     f"{', '.join(f'{v.namespace}/{v.service} {v.sli}' for v in worse)}\n"
-                    f"  >> webhook answered {r.status} {webhook_answer(answer)}")
+                    f"  >> webhook answered {status} {webhook_answer(answer)}")
 
     def _print(self, text: str) -> None:
         self.out.write(text + ("" if text.endswith("\n") else "\n"))

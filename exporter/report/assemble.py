@@ -48,6 +48,7 @@ from exporter.report.timeline import (
     switch_events,
 )
 from exporter.report.verdicts import explain, merge_verdicts
+from exporter.report.verification import matrices
 
 _SLI_ORDER = tuple(SLI_TITLES)
 _COMPARISON_ORDER = (CANARY_VS_CONTROL, AFTER_VS_BASELINE)
@@ -198,6 +199,7 @@ def build_report(raw: RawData, *, prometheus: str, generated_at: float,
             counts[cell.word] = counts.get(cell.word, 0) + 1
     hubble = raw.samples.get("hubble_uptime", ())
     report = Report(
+        verification=matrices(raw.probe_windows, raw.samples),
         prometheus=prometheus, start=start, end=end, generated_at=generated_at,
         windows=raw.windows,
         phase=phases[-1].phase if phases else None,

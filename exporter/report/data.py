@@ -73,3 +73,5 @@ class RawData:
     warnings: tuple[str, ...] = ()
     #: the judge's short and long windows ending at ``end`` (evidence only; not in the tables)
     judge_windows: tuple[Window, ...] = ()
+    #: one window per migration phase with its probe results (``"probe:<phase>"`` samples)
+    probe_windows: tuple[Window, ...] = ()

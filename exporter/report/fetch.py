@@ -4,7 +4,8 @@ Two stages: first the timeline and current state (range queries over the whole r
 range, instant queries at its end), from which ``timeline.plan_windows`` finds the before /
 after split; then the window totals (instant queries at each window's end over the
 window's length) of those windows and of the judge's short and long windows ending at the
-report's end (the evidence re-runs the judge's tests on them). Queries of a stage run concurrently, a few at a time; the first
+report's end (the evidence re-runs the judge's tests on them), and the probes' results
+over each migration phase (the verification matrices). Queries of a stage run concurrently, a few at a time; the first
 ``PrometheusError`` ends the fetch.
 """
 
@@ -14,7 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from exporter.report import queries, timeline
+from exporter.report import queries, timeline, verification
 from exporter.report.client import PrometheusClient
 from exporter.report.data import Query, RawData, Window
 
@@ -62,6 +63,8 @@ async def fetch(client: PrometheusClient, start: float, end: float,
     events = timeline.switch_events(first["switches"], first["datapath"], start, end)
     windows = timeline.plan_windows(start, end, events)
     judged = timeline.judge_windows(start, end, *judge)
+    probed = verification.phase_windows(
+        timeline.phase_segments(first["phase"], start, end, step))
 
     jobs: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
     for window in (*windows, *judged):
@@ -69,6 +72,10 @@ async def fetch(client: PrometheusClient, start: float, end: float,
             expr = build(window.seconds)
             sent.append(Query(name, expr, "instant", at=window.end, window=window.name))
             jobs.append((f"{window.name}:{name}", _instant(client, expr, window)))
+    for window in probed:
+        expr = queries.probe_checks(window.seconds)
+        sent.append(Query("probe_checks", expr, "instant", at=window.end, window=window.name))
+        jobs.append((f"probe:{window.name}", _instant(client, expr, window)))
     second = await _run(limit, jobs)
 
     results = {**first, **second}
@@ -78,7 +85,7 @@ async def fetch(client: PrometheusClient, start: float, end: float,
         samples={name: tuple(v) for name, v in results.items() if name not in ranged},
         queries=tuple(sent),
         warnings=tuple(f"Prometheus warned: {w}" for w in client.warnings),
-        judge_windows=judged,
+        judge_windows=judged, probe_windows=probed,
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from exporter.report.data import Query, Window
+from exporter.report.verification import PhaseMatrix
 
 # Verdict words (``kpr_verdict``: 1 worse, 0 not worse, -1 better, NaN inconclusive).
 WORSE = "worse"
@@ -290,6 +291,7 @@ class Report:
     persisted: tuple[OwnerRow, ...] | None = None  # kpr_rollback_persisted; None: none
     title: str = ""  # --title; the renderers fall back to their own heading
     change_id: str = ""  # --change-id: the change ticket this report belongs to
+    verification: tuple[PhaseMatrix, ...] = ()  # the probes' matrix per phase; (): none
 
     @property
     def rollback_total(self) -> float | None:

@@ -10,7 +10,9 @@ Three kinds of queries:
   switch times, rollbacks, drop rates by reason, handshake p99 per datapath;
 - window totals (instant queries at a window's end over the window's length): histogram
   bucket increases, handshake outcomes, flows, drops;
-- current state (instant queries at the report's end): verdicts, baseline, data quality.
+- current state (instant queries at the report's end): verdicts, baseline, data quality;
+- per phase (instant queries at the end of each migration phase over its length): the
+  probes' check results, for the verification matrices.
 
 Pure module.
 """
@@ -114,6 +116,12 @@ def flows(window: float) -> str:
 def drops(window: float) -> str:
     return ("sum by (namespace, service, datapath, reason) "
             f"(increase(kpr_service_drops_total[{duration(window)}]))")
+
+
+def probe_checks(window: float) -> str:
+    """The probes' results per check, node, datapath and result over a phase's window."""
+    return ("sum by (check, node, datapath, result) "
+            f"(increase(kpr_probe_checks_total[{duration(window)}]))")
 
 
 #: Window queries by name, as the fetch layer runs them for each window.

@@ -16,6 +16,7 @@ from exporter.report.html_parts import badge as _badge
 from exporter.report.html_parts import e, nodata as _nodata, num as _num, table as _table
 from exporter.report.html_parts import image as _image
 from exporter.report.html_verdicts import verdicts_section as _verdicts
+from exporter.report.html_verification import verification_section as _verification
 from exporter.report.model import (
     AFTER_VS_BASELINE,
     CANARY_VS_CONTROL,
@@ -78,6 +79,7 @@ def render_html(report: Report, charts: Charts) -> str:
                  "No measured improvement of eBPF against kube-proxy or the baseline."),
         _before_after(report),
         _canary(report),
+        _verification(report),
         _distributions(report, charts),
         _drops(report, charts),
         _quality(report),

@@ -23,6 +23,7 @@ from exporter.report.model import (
     ServiceReport,
     VerdictCell,
 )
+from exporter.report.verification import TITLES
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]|~])")
 
@@ -57,6 +58,7 @@ def render_markdown(report: Report) -> str:
     lines += _changes("Top improvements", report.improvements)
     lines += _before_after(report)
     lines += _owners(report)
+    lines += _verification(report)
     lines.append("Plots, the canary/control tables, drops by reason and the PromQL used are in "
                  "report.html.")
     return "\n".join(lines) + "\n"
@@ -74,6 +76,24 @@ def _owners(report: Report) -> list[str]:
         out += [f"- {md(p.object)}: **{md(p.note)}** (evidence: {md(p.owner_name)})"
                 for p in report.persisted]
     return out + [""]
+
+
+def _verification(report: Report) -> list[str]:
+    """Per phase, the failing (check, node) cells of the probes' matrix, or that all passed."""
+    lines = ["## Verification (active probes)", ""]
+    if not report.verification:
+        return [*lines, "No kpr_probe_checks_total results in any phase.", ""]
+    for m in report.verification:
+        title = f"{TITLES.get(m.phase, m.phase)} ({fmt.span(m.window.start, m.window.end)})"
+        nodes = ", ".join(f"{name} ({datapath})" for name, datapath in m.nodes)
+        if not m.failing:
+            lines.append(f"- {md(title)}: every check passed on every node ({md(nodes)})")
+            continue
+        lines.append(f"- {md(title)}: **{len(m.failing)} failing** of "
+                     f"{len(m.checks)} checks × {len(m.nodes)} nodes ({md(nodes)})")
+        lines += [f"  - **{md(check)}** on {md(node)}: {fmt.count(cell.failed)} of "
+                  f"{fmt.count(cell.judged)} results failed" for check, node, cell in m.failing]
+    return [*lines, ""]
 
 
 def _nodes_on_ebpf(report: Report) -> str:

@@ -8,7 +8,10 @@ Timeline (T0 = 2025-11-24T16:00:00Z, one exporter scraped every 30 s):
   drops on eBPF; shop/checkout gets faster; payments/ledger stays the same; a hostile
   ``<script>`` service in namespace ``web`` has too little traffic to judge;
 * 80-82 min: the Hubble stream is down and 120 events are lost; node-b's agent scrape fails;
-* 100 min: the judge's worse verdicts lead to a dry-run rollback (``planned``).
+* 100 min: the judge's worse verdicts lead to a dry-run rollback (``planned``);
+* verification probes run every check (``PROBE_CHECKS``) on every node twice per scrape;
+  once on eBPF, node-b fails ``nodeport-loopback`` and ``session-affinity`` (every result),
+  while node-c passes everything after its own switch.
 
 ``openmetrics()`` returns the text ``promtool tsdb create-blocks-from openmetrics`` reads.
 Counters are deterministic (expected counts accumulated, floored), so recordings repeat.
@@ -95,6 +98,7 @@ def openmetrics() -> str:
     _nodes(out)
     _judgement(out)
     _self(out)
+    _probes(out)
     out.append("# EOF")
     return "\n".join(out) + "\n"
 
@@ -257,6 +261,33 @@ def _judgement(out: list[str]) -> None:
                     else:
                         shown = EFFECTS[svc.name]
                     out.append(f"{family}{labels} {_num(shown)} {t:.0f}")
+
+
+#: The probes' check vocabulary (as ``exporter.verify.results.CHECKS``), the checks the
+#: canary's eBPF datapath breaks, and the results per (check, node) per scrape.
+PROBE_CHECKS = ("clusterip-pod", "clusterip-host", "nodeport-local", "nodeport-remote",
+                "nodeport-loopback", "loadbalancer", "etp-local-source-ip",
+                "etp-local-healthcheck", "session-affinity", "no-endpoints-reject", "hostport",
+                "apiserver-from-host", "long-lived-connection")
+CANARY_BROKEN = {"node-b": ("nodeport-loopback", "session-affinity")}
+PROBE_RESULTS_PER_SCRAPE = 2
+
+
+def _probes(out: list[str]) -> None:
+    out.append("# TYPE kpr_probe_checks counter")
+    lines: list[str] = []
+    for node in NODES:
+        for check in PROBE_CHECKS:
+            totals: dict[tuple[str, str], int] = {}
+            for t in times():
+                dp = datapath(node, t)
+                broken = dp == "ebpf" and check in CANARY_BROKEN.get(node, ())
+                key = (dp, "fail" if broken else "pass")
+                totals[key] = totals.get(key, 0) + PROBE_RESULTS_PER_SCRAPE
+                for (series_dp, result), value in totals.items():
+                    labels = _labels(check=check, node=node, datapath=series_dp, result=result)
+                    lines.append(f"kpr_probe_checks_total{labels} {value} {t:.0f}")
+    out += _grouped(lines)
 
 
 def _self(out: list[str]) -> None:
