@@ -21,6 +21,7 @@ import dataclasses
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import yaml
 
 from exporter import app as app_module
 from exporter import config
+from exporter.demo.verification import Verification
 from exporter.rulegen import render_rules
 from exporter.rulegen.profiles import parse_spec
 from exporter.simulator.cluster import SimulatedPlanner
@@ -60,10 +62,13 @@ def _seconds_profile() -> Any:
 class Stack:
     """One scenario: simulator, exporter (dry-run, bearer token), Prometheus, Alertmanager."""
 
-    def __init__(self, scenario: str, workdir: Path, rules: Path) -> None:
+    def __init__(self, scenario: str, workdir: Path, rules: Path,
+                 verification: str | None = None) -> None:
         self.scenario = scenario
         self.workdir = workdir
         self.rules = rules
+        self.verification_scenario = verification  # an emulated datapath with probes
+        self.verification: Verification | None = None
         self.simulator: Simulator | None = None
         self.exporter: app_module.Exporter | None = None
         self.prometheus: Prometheus | None = None
@@ -81,6 +86,16 @@ class Stack:
         ports = await self.simulator.start()
         wired = app_module.for_simulator(settings, ports.grpc, ports.agents,
                                          list(self.simulator.scenario.cluster.node_names))
+        if self.verification_scenario is not None:
+            # probes on an emulated datapath that follows the simulated agents; the exporter
+            # collects their results, so the verification panels and rules have data
+            self.verification = Verification(self.verification_scenario, self.simulator,
+                                             clock=time.time, sleep=asyncio.sleep, interval=2.0)
+            await self.verification.start()
+            static = {f"probe-{i}": f"{url}/metrics"
+                      for i, url in enumerate(self.verification.urls)}
+            wired = dataclasses.replace(
+                wired, probes=dataclasses.replace(wired.probes, static=static, interval_seconds=1.0))
         wired = dataclasses.replace(
             wired,
             web=dataclasses.replace(wired.web, listen_address="127.0.0.1:0"),
@@ -107,6 +122,8 @@ class Stack:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self.verification is not None:
+            await self.verification.stop()
         for part in (self.prometheus, self.alertmanager):
             if part is not None:
                 await part.__aexit__(None, None, None)
@@ -157,7 +174,8 @@ async def test_scenarios_end_to_end_on_the_real_stack(tmp_path: Path) -> None:
     rules.write_text(yaml.safe_dump(render_rules("seconds", spec=_seconds_profile()),
                                     sort_keys=False), encoding="utf-8")
 
-    async with Stack("canary-regression", tmp_path / "regression", rules) as regression, \
+    async with Stack("canary-regression", tmp_path / "regression", rules,
+                     verification="canary-datapath-faults") as regression, \
             Stack("canary-improvement", tmp_path / "improvement", rules) as improvement, \
             Stack("low-traffic", tmp_path / "low", rules) as low:
         started = asyncio.get_running_loop().time()
