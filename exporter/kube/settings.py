@@ -66,6 +66,11 @@ class KubeSettings:
         return found
 
 
+def is_label_selector(value: str) -> bool:
+    """Whether ``value`` is a non-empty label selector (equality and set terms)."""
+    return bool(value.strip()) and all(_SELECTOR.match(p) for p in _split(value))
+
+
 def _split(selector: str) -> list[str]:
     """Split a label selector on the commas outside ``( )``."""
     parts, depth, current = [], 0, ""

@@ -100,7 +100,8 @@ class ProbeStatus:
         yield rounds
         errors = CounterMetricFamily(
             "kpr_probe_target_errors", "Rounds whose target file could not be used (unreadable,"
-            " invalid, or without this probe's node); the probe kept its last good targets.",
+            " invalid, or without this probe's node) or whose listing of the extra Services "
+            "failed; the probe kept its last good targets.",
             labels=["probe_node"])
         errors.add_metric(me, self.target_errors)
         yield errors

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from prometheus_client import CollectorRegistry
 
@@ -23,6 +23,10 @@ from exporter.verify.service import ProbeLoop, Sleep
 from exporter.verify.settings import ProbeSettings
 from exporter.web import Server, Surface, build_app
 
+if TYPE_CHECKING:
+    from exporter.kube.client import KubeClient
+    from exporter.verify.extra import ServiceLister
+
 
 class ProbeSettingsError(ValueError):
     """The probe's settings lack what it needs to run."""
@@ -34,12 +38,33 @@ class Dialers:
     pod: Dialer
 
 
+def _lister(cfg: ProbeSettings, kube: KubeClient | None) -> ServiceLister | None:
+    """The listing of the user's Services when a selector is set (the Kubernetes client is
+    loaded only then); raises ProbeSettingsError without a usable configuration."""
+    if not cfg.extra_service_selector:
+        return None
+    from exporter.kube.client import KubeClient
+    from exporter.kube.errors import KubeConfigError
+    from exporter.verify.extra import ServiceLister
+
+    if kube is None:
+        try:
+            kube = KubeClient.connect(cfg.kubeconfig)
+        except KubeConfigError as exc:
+            raise ProbeSettingsError(f"--probe.extra-service-selector: {exc}") from None
+    return ServiceLister(kube, cfg.extra_service_selector, cfg.extra_service_namespace)
+
+
 def build(cfg: ProbeSettings, *, dialers: Dialers | None = None, limits: Limits | None = None,
-          sleep: Sleep = asyncio.sleep) -> tuple[ProbeLoop, Server]:
+          sleep: Sleep = asyncio.sleep,
+          kube: KubeClient | None = None) -> tuple[ProbeLoop, Server]:
     """The loop and its (not yet started) listener; raises ProbeSettingsError. ``limits``
-    replaces the settings' (tests run the long-lived connection's pings at once)."""
+    replaces the settings' (tests run the long-lived connection's pings at once); ``kube``
+    lists the extra Services instead of a client from ``cfg.kubeconfig``."""
     if missing := cfg.missing():
         raise ProbeSettingsError("; ".join(missing))
+    if problems := cfg.problems():
+        raise ProbeSettingsError("; ".join(problems))
     registry = CollectorRegistry()
     dialers = dialers or Dialers(Dialer(cfg.host_address), Dialer(cfg.pod_address))
     loop = ProbeLoop(
@@ -47,7 +72,8 @@ def build(cfg: ProbeSettings, *, dialers: Dialers | None = None, limits: Limits 
         load=lambda: targetfile.load(cfg.targets_file),
         metrics=ProbeMetrics(registry), status=ProbeStatus(cfg.node_name, registry),
         interval=cfg.interval_seconds, k=cfg.sample_size, checks=cfg.checks or r.CHECKS,
-        limits=limits or Limits(timeout=cfg.timeout_seconds), sleep=sleep)
+        limits=limits or Limits(timeout=cfg.timeout_seconds), sleep=sleep,
+        extra=_lister(cfg, kube))
     server = Server(build_app(Surface(registry)), cfg.listen_address,
                     flag="--probe.listen-address")
     return loop, server
@@ -71,3 +97,5 @@ async def serve(cfg: ProbeSettings, until: Callable[[], Awaitable[object]], *,
         with contextlib.suppress(asyncio.CancelledError):
             await rounds
         await server.stop()
+        if (close := getattr(loop.extra, "close", None)) is not None:
+            await close()

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from exporter.verify import matrix
 from exporter.verify import results as r
@@ -23,11 +23,12 @@ from exporter.verify.net import Dialer
 from exporter.verify.probe import Probe
 from exporter.verify.sampling import rounds_to_full_coverage
 from exporter.verify.targetfile import TargetFileError
-from exporter.verify.targets import Targets
+from exporter.verify.targets import ExtraService, Targets
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[object]]
+ListExtra = Callable[[], Awaitable[tuple[ExtraService, ...]]]
 
 
 @dataclass
@@ -47,6 +48,9 @@ class ProbeLoop:
     clock: Callable[[], float] = time.time
     sleep: Sleep = asyncio.sleep
     current: Targets | None = None
+    #: Lists the user's Services each round (``exporter.verify.extra``); None: off.
+    extra: ListExtra | None = None
+    services: tuple[ExtraService, ...] = ()
 
     def __post_init__(self) -> None:
         self.probe = Probe(self.node, self.host, self.pod, targets=self._targets,
@@ -75,10 +79,24 @@ class ProbeLoop:
         self.current = targets
         return True
 
+    async def _refresh_extra(self) -> None:
+        """List the user's Services; on an error (counted, logged) keep the last good list."""
+        from exporter.verify.extra import ExtraServicesError
+
+        assert self.extra is not None and self.current is not None
+        try:
+            self.services = await self.extra()
+        except ExtraServicesError as exc:
+            self.status.target_errors += 1
+            log.error("%s (keeping the last good %d target(s))", exc, len(self.services))
+        self.current = replace(self.current, extra=self.services)
+
     async def round(self) -> list[r.CheckResult]:
         """One round; no results when there are no usable targets."""
         if not self._refresh():
             return []
+        if self.extra is not None:
+            await self._refresh_extra()
         targets = self._targets()
         found = await self.probe.run_round(self.checks)
         self.status.round_done(self.clock(), rounds_to_full_coverage(len(targets.nodes), self.k),

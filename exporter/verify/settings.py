@@ -76,7 +76,25 @@ class ProbeSettings:
                           "The pod-network and the host-network DaemonSets split them."},
     )
 
+    extra_service_selector: str = field(
+        default="",
+        metadata={"help": "Label selector of your own Services to add to the clusterip-pod "
+                          "and clusterip-host checks (a handshake with each ClusterIP and TCP "
+                          "port), listed from the Kubernetes API every round (empty: off)."},
+    )
+    extra_service_namespace: str = field(
+        default="",
+        metadata={"help": "Only list those Services in this namespace (empty: all "
+                          "namespaces)."},
+    )
+    kubeconfig: str = field(
+        default="",
+        metadata={"help": "Kubeconfig of the Service listing (empty: the in-cluster service "
+                          "account, else $KUBECONFIG or ~/.kube/config)."},
+    )
+
     def problems(self) -> list[str]:
+        from exporter.kube.settings import is_label_selector
         from exporter.verify.results import CHECKS
 
         found = []
@@ -93,6 +111,11 @@ class ProbeSettings:
         if unknown:
             found.append(f"probe.checks: unknown check(s) {', '.join(unknown)}; "
                          f"known: {', '.join(CHECKS)}")
+        selector = self.extra_service_selector
+        if selector and not is_label_selector(selector):
+            found.append(f"probe.extra_service_selector {selector!r} is not a label selector")
+        if self.extra_service_namespace and not selector:
+            found.append("probe.extra_service_namespace needs probe.extra_service_selector")
         return found
 
     def missing(self) -> list[str]:

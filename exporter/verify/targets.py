@@ -35,11 +35,24 @@ class NodeTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtraService:
+    """A user's Service added to the ClusterIP checks by label (``--probe.extra-service-
+    selector``): ``name`` is ``namespace/name``, ``endpoint`` one ClusterIP and TCP port."""
+
+    name: str
+    endpoint: Endpoint
+
+    def describe(self) -> str:
+        return f"{show(self.endpoint)} (Service {self.name})"
+
+
+@dataclass(frozen=True, slots=True)
 class Targets:
     """The verification Services: ports and virtual addresses shared by all nodes.
 
     ``loadbalancer`` is None when the cluster assigns no load-balancer addresses;
-    ``loopback`` is the address node-local clients use for NodePorts.
+    ``loopback`` is the address node-local clients use for NodePorts; ``extra`` the
+    user's Services the ClusterIP checks reach besides the echo's (never in the file).
     """
 
     cluster_ip: Endpoint
@@ -53,6 +66,7 @@ class Targets:
     hostport: int
     nodes: Mapping[str, NodeTarget] = field(default_factory=dict)
     loopback: str = "127.0.0.1"
+    extra: tuple[ExtraService, ...] = ()
 
     def node(self, name: str) -> NodeTarget:
         return self.nodes[name]

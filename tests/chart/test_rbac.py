@@ -23,7 +23,9 @@ Matrix:
   watch, the baseline) and, in enforce, exactly the rollback's writes; together they grant
   what relay mode's one ServiceAccount does.
 - active verification: the echo's and probes' account is bound to nothing; the exporter (relay
-  mode, node mode's collectors) gets exactly the listing of the probe pods it collects.
+  mode, node mode's collectors) gets exactly the listing of the probe pods it collects. With
+  verification.extraServiceSelector the probes' account gets exactly the listing of Services
+  (cluster-wide, or in verification.extraServiceNamespace), and the exporter's do not change.
 """
 
 from __future__ import annotations
@@ -327,6 +329,22 @@ def test_verification_adds_only_the_probe_discovery(render, values):
     expected = rollback | _kube_reads(out) | _baseline_writes(out)
     expected |= {(*g[:3], "get", g[4]) for g in _baseline_writes(out) if g[3] == "update"}
     assert _rendered(out) == _minimal(expected)
+
+
+@pytest.mark.parametrize(("namespace", "scope"), [("", ""), ("team-a", "team-a")],
+                         ids=["all namespaces", "one namespace"])
+def test_an_extra_service_selector_adds_only_the_probes_service_listing(render, namespace, scope):
+    """verification.extraServiceSelector: the probes' account may list Services (in the one
+    namespace when restricted, else cluster-wide) and nothing else; the exporter's grants do
+    not change."""
+    extra = {"extraServiceSelector": "kpr-exporter.io/probe=true",
+             "extraServiceNamespace": namespace}
+    out = render({"verification": {**VERIFY["verification"], **extra}})
+    (account,) = [a["metadata"]["name"] for a in out.of_kind("ServiceAccount")
+                  if "app.kubernetes.io/part-of" in a["metadata"]["labels"]]
+    assert _rendered(out, account) == {(scope, "", "services", "list", "")}
+    (exporter,) = [a["metadata"]["name"] for a in out.exporter("ServiceAccount")]
+    assert _rendered(out, exporter) == _rendered(render(VERIFY))
 
 
 def test_rbac_can_be_left_to_the_user(render):

@@ -71,7 +71,13 @@ BAD_YAML = {
     "verification sample size zero": "verification:\n  probe:\n    sampleSize: 0\n",
     "verification class without a prefix": ("verification:\n  etpLocal:\n"
                                             "    loadBalancerClass: none\n"),
-    "verification unknown key": "verification:\n  extraServiceSelector: app=web\n",
+    "verification unknown key": "verification:\n  extraServices: app=web\n",
+    "verification selector as a number": "verification:\n  extraServiceSelector: 5\n",
+    "verification selector as a boolean": "verification:\n  extraServiceSelector: yes\n",
+    "verification selector as a list": "verification:\n  extraServiceSelector: [app=web]\n",
+    "verification selector as a mapping": ("verification:\n  extraServiceSelector:\n"
+                                           "    app: web\n"),
+    "verification service namespace": "verification:\n  extraServiceNamespace: Team_A\n",
 }
 
 
@@ -107,6 +113,9 @@ GOOD_YAML = {
                      "      addresses: [10.0.0.1, 'fd00::1']\n      datapath: ebpf\n"),
     "verification from a target configmap": ("verification:\n  enabled: true\n"
                                              "  existingTargetsConfigMap: my-targets\n"),
+    "verification extra services": ("verification:\n  extraServiceSelector: "
+                                    "'kpr-exporter.io/probe=true,tier in (web)'\n"
+                                    "  extraServiceNamespace: team-a\n"),
 }
 
 

@@ -10,7 +10,9 @@ the real CLI parser and settings; the two probes split the check vocabulary so t
 connect from the address its pod has (run against the emulated datapath); the verification
 pods hold no API token and no role; a user's target ConfigMap replaces the rendered one;
 clashing ports are refused at render time; names stay DNS labels with a 63-character
-fullname.
+fullname; verification.extraServiceSelector (off by default) reaches both probes' args,
+mounts the token in the probe pods only and binds exactly a list-Services ClusterRole (a Role
+with extraServiceNamespace), none with rbac.create=false.
 """
 
 from __future__ import annotations
@@ -357,3 +359,60 @@ async def test_the_probe_connects_to_a_service_name_as_the_target_file_gives_it(
         assert seen.answered and seen.reply["pod"] == "echo-0"
     finally:
         await server.stop()
+
+
+EXTRA = "kpr-exporter.io/probe=true,tier in (web,api)"
+
+
+def _with_extra(ci_values, **more: str) -> dict[str, Any]:
+    values = ci_values("verification")
+    values["verification"].update({"extraServiceSelector": EXTRA, **more})
+    return values
+
+
+def test_extra_services_are_off_unless_a_selector_is_given(on):
+    for ds in _probes(on).values():
+        settings = _probe_settings(ds)
+        assert (settings.extra_service_selector, settings.extra_service_namespace) == ("", "")
+        assert not [a for a in _pod(ds)["containers"][0]["args"] if "extra-service" in a]
+
+
+@pytest.mark.parametrize("namespace", ["", "team-a"], ids=["all namespaces", "one namespace"])
+def test_an_extra_service_selector_reaches_both_probes_with_their_token(
+        render, ci_values, namespace):
+    out = render(_with_extra(ci_values, extraServiceNamespace=namespace))
+    probes = _probes(out)
+    for ds in probes.values():
+        settings = _probe_settings(ds)
+        assert settings.problems() == []
+        assert (settings.extra_service_selector, settings.extra_service_namespace) == (
+            EXTRA, namespace)
+        assert settings.kubeconfig == ""  # the in-cluster service account
+        assert _pod(ds)["automountServiceAccountToken"] is True
+    # one probe runs each ClusterIP check, which is where the extra Services are dialled
+    ran = {c for ds in probes.values() for c in _probe_settings(ds).checks}
+    assert {r.CLUSTERIP_POD, r.CLUSTERIP_HOST} <= ran
+    (echo,) = [d for d in out.verification("DaemonSet") if d["metadata"]["name"].endswith("-echo")]
+    assert _pod(echo)["automountServiceAccountToken"] is False
+    (account,) = out.verification("ServiceAccount")
+    assert account["automountServiceAccountToken"] is False  # only the probe pods opt in
+    kind = "Role" if namespace else "ClusterRole"
+    (role,) = [d for k in RBAC_KINDS for d in out.verification(k) if d["kind"] == kind]
+    (binding,) = [d for k in RBAC_KINDS for d in out.verification(k)
+                  if d["kind"] == f"{kind}Binding"]
+    assert len([d for k in RBAC_KINDS for d in out.verification(k)]) == 2
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["services"], "verbs": ["list"]}]
+    assert role["metadata"].get("namespace", "") == namespace
+    assert binding["metadata"].get("namespace", "") == namespace
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": kind,
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                                    "namespace": NAMESPACE}]
+
+
+def test_the_extra_service_role_follows_rbac_create(render, ci_values):
+    values = _with_extra(ci_values)
+    values["rbac"] = {"create": False}
+    out = render(values)
+    assert not [d for kind in RBAC_KINDS for d in out.of_kind(kind)]
+    assert all(_pod(ds)["automountServiceAccountToken"] is True for ds in _probes(out).values())

@@ -3,12 +3,15 @@ NodePort (own node, sampled remote nodes, loopback), load balancer, hostPort, AP
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from exporter.verify import results as r
 from exporter.verify.checks.context import ProbeContext
 from exporter.verify.net import Dialer
 from exporter.verify.targets import Endpoint
 
 ECHO = "an answer from an echo pod"
+HANDSHAKE = "a completed handshake"
 
 
 async def _echo(ctx: ProbeContext, check: str, dialer: Dialer, endpoint: Endpoint,
@@ -18,12 +21,27 @@ async def _echo(ctx: ProbeContext, check: str, dialer: Dialer, endpoint: Endpoin
     return ctx.result(check, endpoint, ok, ECHO, seen, target=target)
 
 
+async def _extra(ctx: ProbeContext, check: str, dialer: Dialer) -> list[r.CheckResult]:
+    """The user's Services (``targets.extra``): they speak their own protocol, so a
+    completed handshake passes; the result's address names the Service."""
+    out = []
+    for svc in ctx.targets.extra:
+        seen = await dialer.connect_only(svc.endpoint, ctx.limits.timeout)
+        res = ctx.result(check, svc.endpoint, seen.answered, HANDSHAKE, seen)
+        out.append(replace(res, address=svc.describe()))
+    return out
+
+
 async def clusterip_pod(ctx: ProbeContext) -> list[r.CheckResult]:
-    return [await _echo(ctx, r.CLUSTERIP_POD, ctx.pod, ctx.targets.cluster_ip)]
+    """The echo's ClusterIP, then each of the user's Services, from the pod network."""
+    return [await _echo(ctx, r.CLUSTERIP_POD, ctx.pod, ctx.targets.cluster_ip),
+            *await _extra(ctx, r.CLUSTERIP_POD, ctx.pod)]
 
 
 async def clusterip_host(ctx: ProbeContext) -> list[r.CheckResult]:
-    return [await _echo(ctx, r.CLUSTERIP_HOST, ctx.host, ctx.targets.cluster_ip)]
+    """The echo's ClusterIP, then each of the user's Services, from the host."""
+    return [await _echo(ctx, r.CLUSTERIP_HOST, ctx.host, ctx.targets.cluster_ip),
+            *await _extra(ctx, r.CLUSTERIP_HOST, ctx.host)]
 
 
 async def nodeport_local(ctx: ProbeContext) -> list[r.CheckResult]:
