@@ -4,7 +4,7 @@
 again from the exporter's ``/metrics``, and hands their results to the judge as the
 ``kpr-probe`` pseudo-services (``exporter.judge.probes``). Targets: the static
 ``--probes.static`` list, or with ``probes.enabled`` the probe pods from the Kubernetes
-API, keyed by pod name (a node runs two probes).
+API (``exporter.probe_pods``), keyed by pod name (a node runs two probes).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from exporter import probe_pods
 from exporter.judge.probes import ProbeReading, ProbeTotals, with_probes
 from exporter.kube.client import KubeClient
-from exporter.kube.resources import PODS
 from exporter.roles import Clock
 from exporter.snapshot import SliSnapshot
 from exporter.sources.probe_text import ProbeSnapshot
@@ -54,20 +54,9 @@ class ProbeResults:
         return cls(settings, kube=kube, **kwargs)
 
     async def discover(self) -> dict[str, str]:
-        """Running probe pods -> {pod name: metrics URL} (the ``metrics`` port if declared)."""
+        """Running probe pods -> {pod name: metrics URL} (``exporter.probe_pods``)."""
         assert self._kube is not None
-        s = self.settings
-        pods = await self._kube.list(
-            PODS, s.namespace, label_selector=s.selector,
-            field_selector=f"spec.nodeName={s.node_name}" if s.node_name else "")
-        found: dict[str, str] = {}
-        for pod in pods.items:
-            name = (pod.get("metadata") or {}).get("name")
-            status = pod.get("status") or {}
-            ip = status.get("podIP")
-            if name and ip and status.get("phase") == "Running":
-                found[name] = s.url_for(ip, _metrics_port(pod))
-        return found
+        return await probe_pods.discover(self._kube, self.settings)
 
     def judge_snapshot(self, snapshot: SliSnapshot) -> SliSnapshot:
         """``snapshot`` with the probes' results so far as ``kpr-probe`` pseudo-services."""
@@ -84,11 +73,3 @@ def reading(snapshot: ProbeSnapshot) -> ProbeReading:
     buckets = {(h.label("check"), h.label("node"), h.label("datapath")):
                tuple((float(le), count) for le, count in h.buckets) for h in snapshot.durations}
     return ProbeReading(dict(snapshot.counts), buckets)
-
-
-def _metrics_port(pod: dict[str, Any]) -> int | None:
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for port in container.get("ports") or []:
-            if port.get("name") == "metrics" and isinstance(port.get("containerPort"), int):
-                return int(port["containerPort"])
-    return None

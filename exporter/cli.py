@@ -35,7 +35,8 @@ _SECTIONS: dict[str, tuple[str, ...] | None] = {
     "report": ("log",),
     "echo": ("echo", "log"),
     "probe": ("probe", "log"),
-    "verify": ("log",),
+    # --from-cluster finds the probe pods as the exporter does (sections kube and probes).
+    "verify": ("kube", "probes", "log"),
 }
 
 _HELP = {
@@ -141,6 +142,10 @@ def _demo_flags(p: argparse.ArgumentParser) -> None:
                    help="also run a real Prometheus and Alertmanager when installed")
     p.add_argument("--report", metavar="DIR", default=None,
                    help="write the migration report into DIR at the end")
+    p.add_argument("--scenario-file", metavar="PATH", default=None,
+                   help="run the emulated-datapath scenario in this YAML file (schema: "
+                        "docs/verification.md) next to the simulator story --scenario names "
+                        "(default with a file: canary-improvement)")
 
 
 def _duration(text: str) -> float:
@@ -187,6 +192,10 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exporter-url", action="append", default=None, metavar="URL",
                    help="exporter or probe serving kpr_probe_* on /metrics; repeat for several "
                         "probes (default: http://127.0.0.1:9977)")
+    p.add_argument("--from-cluster", action="store_true",
+                   help="read every probe pod's /metrics directly, found through the "
+                        "Kubernetes API by --probes.selector in --probes.namespace "
+                        "(kubeconfig: --kube.kubeconfig, KUBECONFIG or in-cluster)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--wait", type=_duration, default=0.0, metavar="DURATION",
                    help="wait up to DURATION for every probe to complete a fresh full round "

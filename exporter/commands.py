@@ -86,11 +86,16 @@ async def demo(settings: Any, args: argparse.Namespace, *, clock: Clock = system
     from exporter.demo import defaults as demo_defaults
     from exporter.demo.session import Demo
 
+    emulated = _demo_emulated(args)
+    if emulated is None:
+        return 2
     # Loopback, free simulator ports, the canary-regression story x10: unless told otherwise.
     given = {k.removeprefix("flag:") for k in vars(args) if k.startswith("flag:")}
-    demo_run = Demo(demo_defaults.apply(settings, given), out=sys.stdout,
+    from_file = bool(getattr(args, "scenario_file", None))
+    settings = demo_defaults.apply(settings, given, scenario_file=from_file)
+    demo_run = Demo(settings, out=sys.stdout,
                     interval=args.interval, with_prometheus=args.with_prometheus,
-                    report_dir=args.report, emulated=getattr(args, "emulated", None),
+                    report_dir=args.report, emulated=emulated or None,
                     clock=clock, sleep=sleep)
     try:
         await demo_run.start()
@@ -105,6 +110,26 @@ async def demo(settings: Any, args: argparse.Namespace, *, clock: Clock = system
     finally:
         await demo_run.stop()
     return code
+
+
+def _demo_emulated(args: argparse.Namespace) -> Any:
+    """The demo's emulated-datapath scenario: its name, the one in ``--scenario-file``, ""
+    for none, or None after printing why the file cannot be used."""
+    from exporter.verify.emulator.cluster import load_scenario
+    from exporter.verify.emulator.scenario import ScenarioError
+
+    name = getattr(args, "emulated", None) or ""
+    if not getattr(args, "scenario_file", None):
+        return name
+    if name:
+        print(f"kpr-exporter demo: --scenario {name} and --scenario-file both name an "
+              "emulated-datapath scenario; give one", file=sys.stderr)
+        return None
+    try:
+        return load_scenario(file=args.scenario_file)
+    except ScenarioError as exc:
+        print(f"kpr-exporter demo: {exc}", file=sys.stderr)
+        return None
 
 
 def _kube_or_explain(settings: Any, command: str) -> Any:
@@ -251,5 +276,29 @@ async def probe(settings: Any, args: argparse.Namespace) -> int:
 async def verify(settings: Any, args: argparse.Namespace) -> int:
     from exporter.verify.verify_cmd import cmd_verify
 
-    return await cmd_verify(args.exporter_url, fmt=args.format, wait=args.wait,
+    urls = args.exporter_url
+    if getattr(args, "from_cluster", False):
+        if urls:
+            print("kpr-exporter verify: --from-cluster reads the probes themselves; "
+                  "drop --exporter-url", file=sys.stderr)
+            return 2
+        urls = await _probe_urls(settings)
+        if urls is None:
+            return 2
+    return await cmd_verify(urls, fmt=args.format, wait=args.wait,
                             max_age=args.max_age, out=sys.stdout, err=sys.stderr)
+
+
+async def _probe_urls(settings: Any) -> list[str] | None:
+    """The running probe pods' metrics URLs, or None after printing why there are none."""
+    from exporter import probe_pods
+
+    kube = _kube_or_explain(settings, "verify")
+    if kube is None:
+        return None
+    try:
+        async with kube:
+            return await probe_pods.cluster_urls(kube, settings.probes)
+    except probe_pods.ProbeDiscoveryError as exc:
+        print(f"kpr-exporter verify: {exc}", file=sys.stderr)
+        return None

@@ -6,6 +6,7 @@ when it changes, the stand-in alert is the shipped rule's, webhook outcomes keep
 import asyncio
 import io
 import math
+import os
 import re
 import time
 from types import SimpleNamespace
@@ -350,3 +351,100 @@ def test_with_prometheus_the_demo_prometheus_scrapes_the_probes():
     nodes, urls = asyncio.run(run())
     assert len(urls) == 3
     assert nodes == {"node-a", "node-b", "node-c"}
+
+
+# --- an emulated-datapath scenario from a YAML file (--scenario-file) ---------------------
+
+
+def _scenario_file(tmp_path, text: str):
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_scenario_file_runs_in_the_demo_and_its_fault_shows_on_its_node(tmp_path, capsys):
+    # edge-1 is no simulated node: it stays on eBPF, where its hostPort is not programmed.
+    path = _scenario_file(tmp_path, f"""\
+name: edge-hostport
+network: {30 + os.getpid() % 200}
+nodes:
+  - name: node-a
+  - name: node-c
+  - name: edge-1
+    datapath: ebpf
+    faults:
+      ebpf: [hostport-missing]
+""")
+    code = run_demo(["--scenario-file", path, "--duration", "10", "--interval", "5",
+                     "--web.listen-address", "127.0.0.1:0"], FastTime(10))
+    out = capsys.readouterr().out
+    assert code == 0
+    # Next to the file's scenario the simulator plays the default story for one.
+    assert f"scenario {demo_defaults.FILE_STORY!r}" in out
+    assert "emulated       datapath 'edge-hostport' on 127." in out
+    assert "edge-1 (ebpf)" in out
+    failing = out.find("verify      exit 1: hostport on edge-1 FAIL")
+    assert failing >= 0, out
+    table = out[failing:]
+    rows = {m.group(1): m.group(2).split() for m in
+            re.finditer(r"^\s+([a-z-]+)\s+((?:(?:ok|FAIL|n/a|-)\s*){3})$", table, re.M)}
+    assert len(rows) == 13, rows
+    header = re.search(r"check\s+edge-1 \(ebpf\)\s+node-a \(kube-proxy\)\s+"
+                       r"node-c \(kube-proxy\)", table)
+    assert header, table
+    failed = {(check, node) for check, marks in rows.items()
+              for node, mark in zip(("edge-1", "node-a", "node-c"), marks) if mark == "FAIL"}
+    assert failed == {("hostport", "edge-1")}
+    assert ">> alert KprProbeCheckFailing firing for hostport on edge-1" in out
+
+
+def test_a_broken_scenario_file_is_refused_naming_the_file_and_every_problem(tmp_path, capsys):
+    path = _scenario_file(tmp_path, """\
+colour: red
+nodes:
+  - name: node-a
+    datapath: bpf
+    faults:
+      ebpf: [hostport-gone]
+""")
+    assert cli.main(["demo", "--scenario-file", path, "--duration", "1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "", "nothing started"
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("kpr-exporter demo: invalid emulated-datapath scenario: ")
+    for problem in ("unknown key 'colour'", "nodes[0]: datapath 'bpf' is not one of",
+                    "nodes[0]: unknown fault 'hostport-gone'"):
+        assert f"{path}: {problem}" in lines[0]
+    missing = str(tmp_path / "missing.yaml")
+    assert cli.main(["demo", "--scenario-file", missing, "--duration", "1"]) == 2
+    assert f"cannot read {missing}" in capsys.readouterr().err
+
+
+def test_a_scenario_file_and_an_emulated_scenario_name_do_not_mix(tmp_path, capsys):
+    path = _scenario_file(tmp_path, "nodes: [{name: node-a}]\n")
+    assert cli.main(["demo", "--scenario", "canary-datapath-faults", "--scenario-file", path,
+                     "--duration", "1"]) == 2
+    assert "give one" in capsys.readouterr().err
+
+
+def test_a_scenario_file_plays_its_default_story_unless_one_is_named():
+    args = cli.build_parser().parse_args(["demo", "--scenario-file", "s.yaml"])
+    settings = demo_defaults.apply(cli.load_settings(args, {}), set(), scenario_file=True)
+    assert settings.simulator.scenario == demo_defaults.FILE_STORY == "canary-improvement"
+    named = demo_settings_for(["--scenario-file", "s.yaml", "--scenario", "baseline"])
+    assert named.simulator.scenario == "baseline"
+
+
+def test_the_documented_scenario_file_example_loads():
+    from pathlib import Path
+
+    from exporter.verify.emulator.scenario import load_yaml
+
+    doc = (Path(__file__).parent.parent / "docs" / "verification.md").read_text()
+    section = doc[doc.index("### Your own scenario: `--scenario-file`"):]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert example, "the section shows an example"
+    scenario = load_yaml(example.group(1))
+    assert scenario.node_names == ("node-a", "node-b", "edge-1")
+    assert scenario.nodes[2].faults_on("ebpf") == ("hostport-missing",)

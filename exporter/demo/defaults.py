@@ -6,7 +6,7 @@ loopback ports, the canary-regression scenario ten times faster than real time. 
 setting the user left at the tree's default; a value given by flag, ``KPR_*`` variable or
 config file wins. ``--scenario`` also takes the emulated-datapath scenarios
 (``EMULATED_STORIES``): the demo then runs that datapath and its probes next to a simulator
-story. Pure module: no import beyond the settings tree.
+story (``FILE_STORY`` for a scenario from ``--scenario-file``). Pure module: no import beyond the settings tree.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ EMULATED_STORIES: Final[Mapping[str, str]] = {
     "canary-datapath-faults": "canary-improvement",
     "healthy": "canary-improvement",
 }
+#: The simulator story played next to an emulated-datapath scenario from ``--scenario-file``
+#: when ``--scenario`` names none: its canary node-b switches to eBPF within the first minute.
+FILE_STORY: Final = "canary-improvement"
 
 
 class ScenarioAction(argparse.Action):
@@ -68,11 +71,13 @@ def help_defaults() -> dict[str, str]:
     return shown
 
 
-def apply(settings: Any, given: Collection[str]) -> Any:
+def apply(settings: Any, given: Collection[str], *, scenario_file: bool = False) -> Any:
     """``settings`` with the demo's defaults wherever the value is still the tree's default
-    and its flag is not in ``given`` (the flags on the command line)."""
+    and its flag is not in ``given`` (the flags on the command line); with a
+    ``scenario_file`` the default story is ``FILE_STORY``."""
     by_flag = {o.flag: o for o in config.options()}
-    for flag, value in DEMO_DEFAULTS.items():
+    defaults = {**DEMO_DEFAULTS, **({"--scenario": FILE_STORY} if scenario_file else {})}
+    for flag, value in defaults.items():
         option = by_flag[flag]
         section_name, field_name = option.path
         section = getattr(settings, section_name)

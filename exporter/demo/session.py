@@ -21,9 +21,10 @@ rollback runs in dry-run against the simulated cluster's view.
 
 ``--report DIR`` writes the migration report from the demo's Prometheus at the end.
 
-``--scenario canary-datapath-faults`` (an emulated-datapath scenario) adds active
-verification (``exporter.demo.verification``): the emulated loopback datapath and one probe
-per node next to the simulator, the verify matrix in the summary, and the probes'
+``--scenario canary-datapath-faults`` (an emulated-datapath scenario), or ``--scenario-file``
+with one in YAML (``docs/verification.md``), adds active verification
+(``exporter.demo.verification``): the emulated loopback datapath and one probe per node next
+to the simulator, the verify matrix in the summary, and the probes'
 ``KprProbeCheckFailing`` alert (the real rule with ``--with-prometheus``, which then scrapes
 the probes too; else its stand-in) rolling the failing node back in dry-run.
 
@@ -56,6 +57,7 @@ from exporter.model import Event, Flow, SourceStatus
 from exporter.roles import Clock, FlowSource, system_clock
 from exporter.simulator.cluster import SimulatedPlanner
 from exporter.simulator.runner import Simulator
+from exporter.verify.emulator.scenario import Scenario
 
 Sleep = Callable[[float], Awaitable[object]]
 
@@ -85,7 +87,7 @@ class CountingSource:
 class Demo:
     def __init__(self, settings: Any, *, out: TextIO, interval: float = 5.0,
                  with_prometheus: bool = False, report_dir: str | None = None,
-                 emulated: str | None = None,
+                 emulated: str | Scenario | None = None,
                  clock: Clock = system_clock, sleep: Sleep = asyncio.sleep) -> None:
         self.settings = settings
         self.out = out

@@ -1,7 +1,8 @@
 """The demo's active verification: an emulated datapath on loopback and one probe per node.
 
 ``kpr-exporter demo --scenario canary-datapath-faults`` (or any emulated-datapath scenario
-of ``exporter.verify.emulator.scenario.NAMED``) runs that scenario's nodes as an
+of ``exporter.verify.emulator.scenario.NAMED``, or ``--scenario-file`` with one in YAML)
+runs that scenario's nodes as an
 ``EmulatedCluster`` next to the simulator, and a probe loop per node (in process, each
 binding its node's loopback address) with its own ``/metrics`` listener on 127.0.0.1.
 The simulator is the cluster's truth: each emulated node starts on, and follows, the
@@ -56,12 +57,15 @@ def _ticks(sleep: Sleep, count: int, interval: float) -> Callable[[], AsyncItera
 
 
 class Verification:
-    """The emulated datapath of scenario ``name`` and its probes, following ``simulator``."""
+    """The emulated datapath of ``scenario`` (a named one, or one loaded from a file) and
+    its probes, following ``simulator``."""
 
-    def __init__(self, name: str, simulator: Any, *, clock: Callable[[], float],
-                 sleep: Sleep, interval: float = PROBE_INTERVAL) -> None:
+    def __init__(self, scenario: Scenario | str, simulator: Any, *,
+                 clock: Callable[[], float], sleep: Sleep,
+                 interval: float = PROBE_INTERVAL) -> None:
         self.simulator = simulator
-        self.scenario = self._following(named(name))
+        self.scenario = self._following(named(scenario) if isinstance(scenario, str)
+                                        else scenario)
         self.clock = clock
         self.sleep = sleep
         self.interval = interval

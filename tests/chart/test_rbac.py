@@ -227,7 +227,7 @@ def _kube_reads(out, watchers: tuple[str, ...] = ALL_WATCHERS, *,
         grants.add((agents["namespace"], "", "pods", "list", ""))
     probes = _config(out).get("probes", {})
     if discovery and probes.get("enabled") and not probes.get("static"):
-        # the probe results' discovery (exporter/app_probes.py): list the probe pods
+        # the probe results' discovery (exporter/probe_pods.py): list the probe pods
         grants.add((probes["namespace"], "", "pods", "list", ""))
     for mirror in mirrors:
         selector = mirror._watch_args.get("field_selector", "")
