@@ -254,10 +254,12 @@ def test_requested_kubernetes_access_must_be_usable(tmp_path):
 
 def test_every_file_setting_is_classified():
     """A new ``*_file`` setting is either checked at start or named here as written/optional."""
-    # probe.targets_file is the probe's own, re-read every round (errors counted, last good
-    # targets kept), so it is checked by the probe, not at the exporter's start.
+    # probe.targets_file and probe.kubeconfig are the probe's own: the target file is re-read
+    # every round (errors counted, last good targets kept), and the kubeconfig is loaded by the
+    # probe command only when extra Services are selected (`probe` refuses to start without a
+    # usable one); neither is read by the exporter's start.
     written_or_optional = {"baseline.file", "rollback.kill_switch_file", "rollback.backup_file",
-                           "probe.targets_file"}
+                           "probe.targets_file", "probe.kubeconfig"}
     files = {o.key for o in config.options()
              if o.path[-1].endswith("file") or o.path[-1] == "kubeconfig"}
     assert len(files) >= 8
