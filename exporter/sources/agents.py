@@ -42,6 +42,7 @@ from exporter.sources.agent_text import (
     AgentScrapeError,
     AgentSnapshot,
     ExpositionFilter,
+    Families,
     ScrapeError,
     parse_agent_metrics,
 )
@@ -80,11 +81,13 @@ class AgentScraper:
     """Scrapes all agents once per ``scrape_once()``; ``run()`` repeats it every interval.
 
     Another component's scraper (kube-proxy, ``exporter.sources.kube_proxy``) subclasses it
-    with its own ``component`` words for the logs and its own ``_filter()``.
+    with its own ``component`` words for the logs and its own ``families``.
     """
 
     component = "agent"
     components = "agents"
+    #: What one body is read for (None: the agent's families).
+    families: Families | None = None
 
     def __init__(
         self,
@@ -257,8 +260,9 @@ class AgentScraper:
         return await loop.run_in_executor(worker, reader.finish)
 
     def _filter(self, charset: str) -> ExpositionFilter:
-        """The streaming reader of one body (the agent's families)."""
-        return ExpositionFilter(max_series=self._settings.max_series, charset=charset)
+        """The streaming reader of one body (this component's ``families``)."""
+        return ExpositionFilter(max_series=self._settings.max_series, charset=charset,
+                                families=self.families)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:

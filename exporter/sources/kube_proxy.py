@@ -14,15 +14,7 @@ the node's Service datapath.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-
-import aiohttp
-
-from exporter.roles import Clock, system_clock
-from exporter.sources.agent_text import ExpositionFilter
-from exporter.sources.agents import AgentScraper, Discover, static_discovery
+from exporter.sources.agents import AgentScraper, static_discovery
 from exporter.sources.kube_proxy_collector import ServiceDatapathCollector
 from exporter.sources.kube_proxy_settings import KubeProxySettings
 from exporter.sources.kube_proxy_text import (
@@ -44,19 +36,4 @@ class KubeProxyScraper(AgentScraper):
     component = "kube-proxy"
     components = "kube-proxies"
 
-    def __init__(
-        self,
-        *,
-        settings: KubeProxySettings,
-        discover: Discover,
-        session: aiohttp.ClientSession | None = None,
-        clock: Clock = system_clock,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        super().__init__(settings=settings, discover=discover, session=session,  # type: ignore[arg-type]
-                         clock=clock, monotonic=monotonic, sleep=sleep)
-
-    def _filter(self, charset: str) -> ExpositionFilter:
-        return ExpositionFilter(max_series=self._settings.max_series, charset=charset,
-                                families=KUBE_PROXY_FAMILIES)
+    families = KUBE_PROXY_FAMILIES

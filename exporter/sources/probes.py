@@ -21,11 +21,8 @@ data must never look like zero). ``collect()`` does no I/O::
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
-import aiohttp
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -33,10 +30,8 @@ from prometheus_client.core import (
     Metric,
 )
 
-from exporter.roles import Clock, system_clock
 from exporter.sources.agent_collector import AgentState, AgentStateSource
-from exporter.sources.agent_text import ExpositionFilter
-from exporter.sources.agents import AgentScraper, Discover, static_discovery
+from exporter.sources.agents import AgentScraper, static_discovery
 from exporter.sources.probe_text import (
     PROBE_FAMILIES,
     STATE_FAMILIES,
@@ -60,22 +55,7 @@ class ProbeScraper(AgentScraper):
     component = "probe"
     components = "probes"
 
-    def __init__(
-        self,
-        *,
-        settings: ProbeSourceSettings,
-        discover: Discover,
-        session: aiohttp.ClientSession | None = None,
-        clock: Clock = system_clock,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        super().__init__(settings=settings, discover=discover, session=session,  # type: ignore[arg-type]
-                         clock=clock, monotonic=monotonic, sleep=sleep)
-
-    def _filter(self, charset: str) -> ExpositionFilter:
-        return ExpositionFilter(max_series=self._settings.max_series, charset=charset,
-                                families=PROBE_FAMILIES)
+    families = PROBE_FAMILIES
 
     def snapshots(self) -> dict[str, ProbeSnapshot]:
         """Probe name -> its last good snapshot, for the probes whose last scrape worked."""
