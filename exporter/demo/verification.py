@@ -18,7 +18,7 @@ probes' listeners and evaluates the rule itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -31,11 +31,13 @@ from exporter.verify import matrix as mx
 from exporter.verify import results as r
 from exporter.verify.checks import Limits
 from exporter.verify.emulator.cluster import EmulatedCluster
+from exporter.verify.emulator.proxy import EmulatorError
 from exporter.verify.emulator.scenario import Scenario, named
 from exporter.verify.metrics import ProbeMetrics, ProbeStatus
 from exporter.verify.service import ProbeLoop
 from exporter.web import Server, Surface, build_app
 
+log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[object]]
 
 #: Seconds (of the demo's clock) between two rounds of one probe, and other nodes per round.
@@ -112,9 +114,10 @@ class Verification:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # a task that already died of an error must not stop the rest from being stopped
+        for outcome in await asyncio.gather(*self._tasks, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.warning("verification task had failed", extra={"kv": {"error": repr(outcome)}})
         for server in self.servers:
             await server.stop()
         await self.cluster.stop()
@@ -127,7 +130,10 @@ class Verification:
 
     async def _follow(self) -> None:
         while True:
-            await self.follow_once()
+            try:
+                await self.follow_once()
+            except (OSError, EmulatorError) as exc:  # could not rebind: try again next time
+                log.warning("emulated datapath switch failed", extra={"kv": {"error": str(exc)}})
             await self.sleep(FOLLOW_INTERVAL)
 
     # --- what the probes found ------------------------------------------------------
