@@ -33,10 +33,10 @@ from typing import Final
 
 from exporter.kube.client import KubeClient
 from exporter.kube.errors import Forbidden, KubeError
-from exporter.kube.resources import EVENTS
+from exporter.kube.events import Regarding, event_body, record_event
 from exporter.rollback.appliers import ATTEMPTS, ActionRunner, StepFailed, pod_ready
 from exporter.rollback.api import DRY_RUN, ENFORCE, FAILED, NOOP, PLANNED, REFUSED, SUCCEEDED, Result
-from exporter.rollback.lease import LeaseLock, LeaseLost, Timer, micro_time
+from exporter.rollback.lease import LeaseLock, LeaseLost, Timer
 from exporter.rollback.actions import READY, Action, Plan, Step
 from exporter.rollback.settings import RollbackSettings
 from exporter.rollback.state import RUNNING, RollbackState, StateConflict, StateError, StateStore
@@ -264,25 +264,13 @@ class KubeRollbacker:
                 log.warning("rollback event not recorded", extra={"kv": {
                     "reason": reason, "message": message, "error": str(exc)}})
                 return
-        ns = self._settings.namespace
-        now = micro_time(self._clock())
+        s = self._settings
         prints = ",".join(plan.trigger.fingerprints)
         text = f"{message} [plan {plan.id}" + (f"; alerts {prints}" if prints else "") + "]"
-        body = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": "kpr-exporter-rollback.", "namespace": ns},
-            "involvedObject": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": ns,
-                               "name": self._settings.state_configmap},
-            "reason": reason, "message": text[:1024], "type": "Warning" if warning else "Normal",
-            "source": {"component": "kpr-exporter"}, "reportingComponent": "kpr-exporter",
-            "reportingInstance": self.identity, "action": "Rollback",
-            "firstTimestamp": now[:19] + "Z", "lastTimestamp": now[:19] + "Z", "count": 1,
-        }
-        try:
-            await self._kube.create(EVENTS, body, ns)
-        except KubeError as exc:
-            log.warning("cannot record rollback event", extra={"kv": {"reason": reason, "error": str(exc)}})
-
+        await record_event(self._kube, event_body(
+            Regarding("ConfigMap", s.namespace, s.state_configmap), reason=reason, message=text,
+            action="Rollback", instance=self.identity, now=self._clock(), warning=warning,
+            prefix="kpr-exporter-rollback."))
 
 
 def _explain(exc: KubeError) -> str:
