@@ -22,17 +22,19 @@ demo: $(STAMP)
 system-deps:
 	@scripts/system-deps.sh
 
-## test: everything, real components included (installs what is missing)
-test: $(STAMP) system-deps
+## test: the lint contracts, then everything, real components included (installs what is missing)
+test: lint system-deps
 	KPR_REQUIRE_REAL_COMPONENTS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
-## test-fast: the suite without the real-stack tests
+## test-fast: the suite without the real-stack tests, on two workers (pytest-xdist; the
+## tests listen on ephemeral loopback ports and write into their own tmp_path)
 test-fast: $(STAMP)
-	$(PY) -m pytest -m 'not realstack' $(PYTEST_ARGS)
+	$(PY) -m pytest -m 'not realstack' -n 2 --dist worksteal $(PYTEST_ARGS)
 
-## lint: the layering contract
+## lint: the layering contracts (import-linter) and the types (mypy, configured in pyproject.toml)
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 ## protos: regenerate exporter/_gen from exporter/protos
 protos: $(STAMP)

@@ -3,7 +3,7 @@
 Every flag is derived from the settings tree (``exporter.config``), so a flag,
 its ``KPR_*`` environment variable and its config-file key always agree.
 Commands: run, simulate, demo, check-config, backup, rollback, preflight,
-baseline, report, echo, probe, verify.
+baseline, report, echo, probe, verify, migrate.
 """
 
 from __future__ import annotations
@@ -37,9 +37,13 @@ _SECTIONS: dict[str, tuple[str, ...] | None] = {
     "probe": ("probe", "log"),
     # --from-cluster finds the probe pods as the exporter does (sections kube and probes).
     "verify": ("kube", "probes", "log"),
+    # The gates read the probes (verify) and Prometheus (judge, alerts).
+    "migrate": ("kube", "rollback", "migrate", "probes", "judge", "log"),
 }
 
 _HELP = {
+    "migrate": "the switch itself, node by node, gated by verification and the judge: "
+               "plan, start, status, pause, resume, promote, abort, run",
     "run": "run the exporter and the webhook receiver",
     "simulate": "run the Hubble + agent-metrics simulator alone",
     "demo": "simulator and exporter wired together on loopback, with a live summary",
@@ -156,7 +160,11 @@ def _duration(text: str) -> float:
 
 
 def _rollback_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    # The mode comes from the settings tree (rollback.mode, dry-run unless told otherwise);
+    # --dry-run stays as the short form of --rollback.mode dry-run.
+    p.add_argument("--dry-run", dest="flag:--rollback.mode", action="store_const",
+                   const="dry-run", default=argparse.SUPPRESS,
+                   help="print the plan, change nothing (same as --rollback.mode dry-run)")
     p.add_argument("--scope", default="cluster",
                    help="cluster, canary, or a comma list of node names")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -173,8 +181,10 @@ def _backup_flags(p: argparse.ArgumentParser) -> None:
 
 def _baseline_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("show", "capture", "clear"))
-    p.add_argument("--exporter-url", default="http://127.0.0.1:9977",
-                   help="running exporter to capture from (capture)")
+    p.add_argument("--exporter-url", dest="flag:--baseline.exporter-url", metavar="URL",
+                   default=argparse.SUPPRESS,
+                   help="running exporter to capture from (capture; same as "
+                        "--baseline.exporter-url; default: web.listen_address on this machine)")
 
 
 def _report_flags(p: argparse.ArgumentParser) -> None:
@@ -203,7 +213,32 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-age", type=_duration, default=300.0, metavar="DURATION",
                    help="a probe whose last round is older is stale (default: 5m)")
 
+def _migrate_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("plan", "start", "status", "pause", "resume", "promote",
+                                      "abort", "run"))
+    p.add_argument("--batches", default="1,10%,50%,100%",
+                   help="cumulative batch targets: node counts or percentages (default: "
+                        "1,10%%,50%%,100%%)")
+    p.add_argument("--soak", type=_duration, default=900.0, metavar="DURATION",
+                   help="soak time of each batch before the gates judge it (default: 15m)")
+    p.add_argument("--gates", default="verify,judge,alerts",
+                   help="gates after each batch: verify, judge, alerts, or none (turning one "
+                        "off prints and records a warning; default: all)")
+    p.add_argument("--on-fail", choices=("abort", "pause"), default="abort",
+                   help="what a failed gate or step does (default: abort)")
+    p.add_argument("--on-inconclusive", choices=("abort", "pause"), default="pause",
+                   help="what an inconclusive gate does (default: pause)")
+    p.add_argument("--drain", action="store_true", help="cordon and drain each batch first")
+    p.add_argument("--wait", type=_duration, default=300.0, metavar="DURATION",
+                   help="per node: how long it may take to show KPR (default: 5m)")
+    p.add_argument("--watch", action="store_true", help="status: follow it until it ends")
+    p.add_argument("--reason", default="", help="abort: why (recorded)")
+    p.add_argument("--yes", action="store_true",
+                   help="run: act (the default is a dry-run); abort: do not ask")
+
+
 _EXTRA: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "migrate": _migrate_flags,
     "demo": _demo_flags,
     "rollback": _rollback_flags,
     "backup": _backup_flags,
@@ -215,10 +250,12 @@ _EXTRA: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 
 #: Commands that start the exporter, and check-config, which must refuse what they refuse.
 _STARTUP_CHECKED = ("run", "check-config")
+#: Commands that answer Alertmanager's webhook (an enforcing webhook needs a token).
+_SERVE_WEBHOOK = ("run", "check-config", "demo")
 
 
 def load_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None, *,
-                  startup: bool = False) -> Any:
+                  startup: bool = False) -> config.Settings:
     """The settings of ``args``; ``startup`` adds the checks against this machine."""
     flags = {k.removeprefix("flag:"): v for k, v in vars(args).items() if k.startswith("flag:")}
     return config.load(
@@ -226,6 +263,7 @@ def load_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None
         env=os.environ if env is None else env,
         flags=flags,
         startup=startup,
+        serves_webhook=args.command in _SERVE_WEBHOOK,
     )
 
 

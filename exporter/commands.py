@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from exporter import app as app_module
+from exporter.config_values import local_url, parse_listen
 from exporter.roles import Clock, system_clock
 
 Sleep = Callable[[float], Awaitable[object]]
@@ -27,7 +28,7 @@ async def _until_signalled(duration: float = 0.0, sleep: Sleep = asyncio.sleep) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    waits = [asyncio.ensure_future(stop.wait())]
+    waits: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
     if duration > 0:
         waits.append(asyncio.ensure_future(sleep(duration)))
     try:
@@ -66,12 +67,15 @@ async def simulate(settings: Any, args: argparse.Namespace) -> int:
 
     sim = Simulator(settings.simulator)
     ports = await sim.start()
-    host = settings.simulator.grpc_listen_address.rpartition(":")[0] or "0.0.0.0"
-    agents_host = settings.simulator.agents_listen_address.rpartition(":")[0] or "0.0.0.0"
+    host = parse_listen(settings.simulator.grpc_listen_address)[0]
+    agents_host = parse_listen(settings.simulator.agents_listen_address)[0]
     print(f"simulating scenario {sim.scenario.name!r} (seed {settings.simulator.seed}, "
           f"speed x{settings.simulator.speed})", flush=True)
     print(f"  Hubble Relay API   {host}:{ports.grpc}", flush=True)
     print(f"  agent metrics      http://{agents_host}:{ports.agents}/nodes", flush=True)
+    for node, port in ports.nodes.items():  # --node-grpc.listen-address
+        node_host = parse_listen(settings.simulator.node_grpc_listen_address)[0]
+        print(f"  Hubble of {node:<8} {node_host}:{port}", flush=True)
     try:
         await _until_signalled()
     finally:
@@ -149,7 +153,7 @@ def _kube_or_explain(settings: Any, command: str) -> Any:
 
 
 async def backup(settings: Any, args: argparse.Namespace) -> int:
-    from exporter.rollback.commands import cmd_backup
+    from exporter.rollback.backup_cmd import cmd_backup
 
     kube = _kube_or_explain(settings, "backup")
     if kube is None:
@@ -159,7 +163,7 @@ async def backup(settings: Any, args: argparse.Namespace) -> int:
 
 
 async def rollback(settings: Any, args: argparse.Namespace) -> int:
-    from exporter.rollback.commands import cmd_rollback
+    from exporter.rollback.rollback_cmd import cmd_rollback
 
     kube = _kube_or_explain(settings, "rollback")
     if kube is None:
@@ -174,7 +178,8 @@ async def rollback(settings: Any, args: argparse.Namespace) -> int:
     if args.persist:
         return await _persist(settings, kube, None if args.yes else confirm)
     async with kube:
-        return await cmd_rollback(settings.rollback, kube, dry_run=args.dry_run,
+        return await cmd_rollback(settings.rollback, kube,
+                                  dry_run=settings.rollback.mode != "enforce",
                                   scope=args.scope, out=sys.stdout,
                                   confirm=None if args.yes else confirm)
 
@@ -193,7 +198,7 @@ async def _persist(settings: Any, kube: Any, confirm: Any) -> int:
 
 
 async def preflight(settings: Any, args: argparse.Namespace) -> int:
-    from exporter.rollback.commands import cmd_preflight
+    from exporter.preflight.preflight_cmd import cmd_preflight
 
     kube = _kube_or_explain(settings, "preflight")
     if kube is None:
@@ -206,15 +211,17 @@ async def baseline(settings: Any, args: argparse.Namespace) -> int:
     import aiohttp
 
     from exporter import snapshot as snapshot_module
-    from exporter.baseline.cli import cmd_baseline
+    from exporter.baseline.baseline_cmd import cmd_baseline
     from exporter.baseline.store import make_store
     from exporter.kube.client import client_from_settings
 
     kube = client_from_settings(settings.kube) if settings.baseline.store == "configmap" else None
     store = make_store(settings.baseline, kube=kube)
 
+    exporter_url = settings.baseline.exporter_url or local_url(settings.web.listen_address)
+
     async def from_exporter() -> snapshot_module.SliSnapshot:
-        url = args.exporter_url.rstrip("/") + "/api/v1/snapshot"
+        url = exporter_url.rstrip("/") + "/api/v1/snapshot"
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             async with session.get(url) as response:
                 response.raise_for_status()
@@ -224,7 +231,7 @@ async def baseline(settings: Any, args: argparse.Namespace) -> int:
         return await cmd_baseline(args.action, store, settings=settings.baseline,
                                   capture_source=from_exporter, out=sys.stdout)
     except (aiohttp.ClientError, ValueError) as exc:
-        print(f"kpr-exporter baseline: cannot read the exporter at {args.exporter_url}: {exc}",
+        print(f"kpr-exporter baseline: cannot read the exporter at {exporter_url}: {exc}",
               file=sys.stderr)
         return 1
     finally:
@@ -233,7 +240,7 @@ async def baseline(settings: Any, args: argparse.Namespace) -> int:
 
 
 async def report(settings: Any, args: argparse.Namespace) -> int:
-    from exporter.report import cmd_report
+    from exporter.report.report_cmd import cmd_report
 
     return await cmd_report(args.prometheus, args.time_from, args.time_to, args.output,
                             out=sys.stdout, title=args.title, change_id=args.change_id,
@@ -243,12 +250,12 @@ async def report(settings: Any, args: argparse.Namespace) -> int:
 async def echo(settings: Any, args: argparse.Namespace) -> int:
     import socket
 
-    from exporter.verify.echo import EchoError, EchoServer, Identity, split_listen
+    from exporter.verify.echo import EchoError, EchoServer, Identity
 
     cfg = settings.echo
     identity = Identity(cfg.pod_name or socket.gethostname(), cfg.node_name)
     try:
-        server = EchoServer(identity, *split_listen(cfg.listen_address))
+        server = EchoServer(identity, *parse_listen(cfg.listen_address))
         port = await server.start()
     except EchoError as exc:
         print(f"kpr-exporter echo: {exc}", file=sys.stderr)
@@ -302,3 +309,13 @@ async def _probe_urls(settings: Any) -> list[str] | None:
     except probe_pods.ProbeDiscoveryError as exc:
         print(f"kpr-exporter verify: {exc}", file=sys.stderr)
         return None
+
+
+async def migrate(settings: Any, args: argparse.Namespace) -> int:
+    from exporter.migrate.cli import dispatch
+
+    kube = _kube_or_explain(settings, "migrate")
+    if kube is None:
+        return 1
+    async with kube:
+        return await dispatch(settings, args, kube, out=sys.stdout)

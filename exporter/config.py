@@ -1,7 +1,10 @@
 """One settings tree, loaded file -> environment -> flags and validated once.
 
-Every component declares its settings as a frozen dataclass with defaults and a
-``problems()`` method; the tree below mounts them. Each leaf field becomes
+Every component declares its settings as a frozen dataclass with defaults; the root
+``Settings`` below mounts one per section. A field's metadata holds its help, its
+``choices`` and its constraints (``"check": positive()``, ``exporter.config_constraints``),
+checked in one place; a section's ``problems()`` holds only the rules that span several of
+its fields. Each leaf field becomes
 
 * a YAML key (``hubble: {tls: {ca_file: ...}}``; ``-`` and ``_`` are both accepted),
 * an environment variable ``KPR_<FLAG_WITH_UNDERSCORES>`` (``KPR_HUBBLE_TLS_CA_FILE``),
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +33,21 @@ from typing import Any
 
 import yaml
 
-from exporter import config_values, model, topology
+from exporter import config_constraints, config_values, model, topology
+from exporter.baseline.settings import BaselineSettings
+from exporter.config_constraints import listen_address
+from exporter.judge.settings import JudgeSettings
+from exporter.kube.settings import KubeSettings
+from exporter.migrate.settings import MigrateSettings
+from exporter.rollback.settings import RollbackSettings
+from exporter.simulator_settings import SimulatorSettings
+from exporter.sli.settings import SliSettings
+from exporter.sources.agents_settings import AgentSettings
+from exporter.sources.kube_proxy_settings import KubeProxySettings
+from exporter.sources.probes_settings import ProbeSourceSettings
+from exporter.sources.settings import HubbleSettings
+from exporter.verify.settings import EchoSettings, ProbeSettings
+from exporter.webhook.settings import WebhookSettings
 
 
 class ConfigError(Exception):
@@ -49,7 +65,8 @@ class ConfigError(Exception):
 class WebSettings:
     listen_address: str = field(
         default=":9977",
-        metadata={"help": "Address of /metrics, /healthz, /readyz and the webhook ([host]:port)."},
+        metadata={"help": "Address of /metrics, /healthz, /readyz and the webhook ([host]:port).",
+                  "check": listen_address()},
     )
     role: str = field(
         default=topology.ROLE_ALL,
@@ -62,11 +79,6 @@ class WebSettings:
                   "choices": topology.ROLES},
     )
 
-    def problems(self) -> list[str]:
-        return [] if _valid_listen(self.listen_address) else [
-            f"web.listen_address {self.listen_address!r} is not [host]:port"
-        ]
-
 
 @dataclass(frozen=True)
 class LogSettings:
@@ -77,9 +89,6 @@ class LogSettings:
         default="info",
         metadata={"help": "Minimum level.", "choices": ("debug", "info", "warn", "error")},
     )
-
-    def problems(self) -> list[str]:
-        return []
 
 
 @dataclass(frozen=True)
@@ -100,57 +109,30 @@ class DatapathSettings:
         ]
 
 
-def _valid_listen(address: str) -> bool:
-    host, sep, port = address.rpartition(":")
-    return bool(sep) and port.isdigit() and 0 <= int(port) <= 65535
-
-
 # --- the tree ---------------------------------------------------------------------
 
 
-def _sections() -> dict[str, type]:
-    """Section name -> settings dataclass. Imported here so components stay independent."""
-    from exporter.baseline.settings import BaselineSettings
-    from exporter.judge.settings import JudgeSettings
-    from exporter.kube.settings import KubeSettings
-    from exporter.rollback.settings import RollbackSettings
-    from exporter.simulator_settings import SimulatorSettings
-    from exporter.sli.settings import SliSettings
-    from exporter.sources.agents_settings import AgentSettings
-    from exporter.sources.kube_proxy_settings import KubeProxySettings
-    from exporter.sources.probes_settings import ProbeSourceSettings
-    from exporter.sources.settings import HubbleSettings
-    from exporter.webhook.settings import WebhookSettings
-    from exporter.verify.settings import EchoSettings, ProbeSettings
+@dataclass(frozen=True)
+class Settings:
+    """The whole settings tree: one field per section, in the order ``--help`` lists them."""
 
-    return {
-        "web": WebSettings,
-        "log": LogSettings,
-        "hubble": HubbleSettings,
-        "agents": AgentSettings,
-        "kube_proxy": KubeProxySettings,
-        "datapath": DatapathSettings,
-        "kube": KubeSettings,
-        "sli": SliSettings,
-        "baseline": BaselineSettings,
-        "judge": JudgeSettings,
-        "webhook": WebhookSettings,
-        "rollback": RollbackSettings,
-        "simulator": SimulatorSettings,
-        "echo": EchoSettings,
-        "probe": ProbeSettings,
-        "probes": ProbeSourceSettings,
-    }
-
-
-@functools.cache
-def settings_class() -> type:
-    """The root ``Settings`` dataclass, one field per section."""
-    return dataclasses.make_dataclass(
-        "Settings",
-        [(name, cls, field(default_factory=cls)) for name, cls in _sections().items()],
-        frozen=True,
-    )
+    web: WebSettings = field(default_factory=WebSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    hubble: HubbleSettings = field(default_factory=HubbleSettings)
+    agents: AgentSettings = field(default_factory=AgentSettings)
+    kube_proxy: KubeProxySettings = field(default_factory=KubeProxySettings)
+    datapath: DatapathSettings = field(default_factory=DatapathSettings)
+    kube: KubeSettings = field(default_factory=KubeSettings)
+    sli: SliSettings = field(default_factory=SliSettings)
+    baseline: BaselineSettings = field(default_factory=BaselineSettings)
+    judge: JudgeSettings = field(default_factory=JudgeSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    rollback: RollbackSettings = field(default_factory=RollbackSettings)
+    migrate: MigrateSettings = field(default_factory=MigrateSettings)
+    simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
+    echo: EchoSettings = field(default_factory=EchoSettings)
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
+    probes: ProbeSourceSettings = field(default_factory=ProbeSourceSettings)
 
 
 # --- options ------------------------------------------------------------------------
@@ -177,18 +159,17 @@ class Option:
         return "KPR_" + self.flag.lstrip("-").replace(".", "_").replace("-", "_").upper()
 
 
-def options(root: type | None = None, prefix: tuple[str, ...] = ()) -> list[Option]:
+def options(root: type = Settings, prefix: tuple[str, ...] = ()) -> list[Option]:
     """Every leaf option below ``root`` (the whole tree by default), in declaration order."""
-    root = root or settings_class()
     hints = typing.get_type_hints(root)
     found: list[Option] = []
     for f in dataclasses.fields(root):
         tp = hints[f.name]
         path = (*prefix, f.name)
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             found.extend(options(tp, path))
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
         flag = f.metadata.get("flag") or "--" + ".".join(p.replace("_", "-") for p in path)
         choices = f.metadata.get("choices")
         found.append(Option(path, tp, default, f.metadata.get("help", ""),
@@ -199,7 +180,7 @@ def options(root: type | None = None, prefix: tuple[str, ...] = ()) -> list[Opti
 
 def section_names() -> tuple[str, ...]:
     """The settings sections, in tree order."""
-    return tuple(_sections())
+    return tuple(f.name for f in dataclasses.fields(Settings))
 
 
 #: ``KPR_*`` variables that are not settings (build metadata, the test suite's switch).
@@ -247,12 +228,15 @@ def load(
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, str] | None = None,
     startup: bool = False,
-) -> Any:
+    serves_webhook: bool = True,
+) -> Settings:
     """Build the validated settings tree, or raise ``ConfigError`` listing every problem.
 
     ``flags`` maps flag names (``--hubble.address``) to their raw text, only for
     flags given on the command line. ``startup`` adds the checks against the machine
-    that starting the exporter needs (``exporter.config_checks``).
+    that starting the exporter needs (``exporter.config_checks``). ``serves_webhook``
+    false (a command that answers no webhook, such as ``rollback``) drops the rule that
+    an enforcing webhook needs a token.
     """
     opts = options()
     by_key = {o.key: o for o in opts}
@@ -302,14 +286,10 @@ def load(
         except ValueError as exc:
             problems.append(f"{flag}: {exc}")
 
-    for key, value in values.items():
-        option = by_key[key]
-        if option.choices and value not in option.choices:
-            problems.append(f"{key}: {value!r} is not one of {', '.join(option.choices)}")
-
-    settings = _build(settings_class(), values, ())
-    problems.extend(_problems(settings, ()))
-    problems.extend(_tree_problems(settings))
+    settings = _build(Settings, values, ())
+    assert isinstance(settings, Settings)
+    problems.extend(config_constraints.problems(settings, ""))
+    problems.extend(_tree_problems(settings, serves_webhook))
     if startup:
         from exporter import config_checks
 
@@ -337,18 +317,18 @@ def _build(cls: type, values: dict[str, Any], prefix: tuple[str, ...]) -> Any:
     for f in dataclasses.fields(cls):
         path = (*prefix, f.name)
         tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[f.name] = _build(tp, values, path)
         elif ".".join(path) in values:
             kwargs[f.name] = values[".".join(path)]
     return cls(**kwargs)
 
 
-def _tree_problems(settings: Any) -> list[str]:
+def _tree_problems(settings: Settings, serves_webhook: bool) -> list[str]:
     """Rules that span sections (each section checks only itself)."""
     found = topology.problems(settings)
     if settings.rollback.mode == "enforce" and settings.web.role != topology.ROLE_COLLECTOR:
-        if not settings.webhook.token_file:
+        if serves_webhook and not settings.webhook.token_file:
             found.append("rollback.mode enforce needs --webhook.token-file: an unauthenticated "
                          "endpoint must not be able to roll the cluster back")
         if settings.kube.enabled == "false":
@@ -356,22 +336,10 @@ def _tree_problems(settings: Any) -> list[str]:
     return found
 
 
-def _problems(node: Any, prefix: tuple[str, ...]) -> list[str]:
-    found: list[str] = []
-    check = getattr(node, "problems", None)
-    if callable(check):
-        found.extend(check())
-    for f in dataclasses.fields(node):
-        child = getattr(node, f.name)
-        if dataclasses.is_dataclass(child) and not isinstance(child, type):
-            found.extend(_problems(child, (*prefix, f.name)))
-    return found
-
-
 # --- printing -------------------------------------------------------------------------------
 
 
-def as_mapping(settings: Any) -> dict[str, Any]:
+def as_mapping(settings: Settings) -> dict[str, Any]:
     """The settings tree as plain YAML-ready data (tuples become lists)."""
 
     def plain(value: Any) -> Any:
@@ -383,10 +351,11 @@ def as_mapping(settings: Any) -> dict[str, Any]:
             return {k: plain(v) for k, v in value.items()}
         return value
 
-    return plain(settings)
+    mapping: dict[str, Any] = plain(settings)
+    return mapping
 
 
-def render(settings: Any) -> str:
+def render(settings: Settings) -> str:
     """The effective configuration as YAML (a valid ``--config.file``)."""
     return yaml.safe_dump(as_mapping(settings), sort_keys=False)
 

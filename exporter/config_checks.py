@@ -16,7 +16,10 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from exporter.config import Settings
 
 #: Settings naming a file that is read when the exporter starts: key -> flag.
 READ_AT_START = {
@@ -34,7 +37,7 @@ READ_AT_START = {
 }
 
 
-def startup_problems(settings: Any, env: Mapping[str, str]) -> list[str]:
+def startup_problems(settings: Settings, env: Mapping[str, str]) -> list[str]:
     """Every reason the exporter could not start with ``settings`` on this machine."""
     found: list[str] = []
     unreadable: set[str] = set()
@@ -102,7 +105,7 @@ def _tls_problems(prefix: str, cert: str, key: str, ca: str) -> list[str]:
     return found
 
 
-def _kube_problems(settings: Any, env: Mapping[str, str]) -> list[str]:
+def _kube_problems(settings: Settings, env: Mapping[str, str]) -> list[str]:
     kube = settings.kube
     enforce = settings.rollback.mode == "enforce"
     if kube.enabled == "false" or not (kube.enabled == "true" or kube.kubeconfig or enforce):
@@ -116,5 +119,5 @@ def _kube_problems(settings: Any, env: Mapping[str, str]) -> list[str]:
         need = "rollback.mode enforce needs Kubernetes access" if enforce else \
             "kube.enabled asks for Kubernetes access"
         return [f"{need}: {exc}"]
-    api.close()
+    api.close()  # type: ignore[no-untyped-call]  # the kubernetes client is untyped
     return []

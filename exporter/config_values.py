@@ -56,6 +56,27 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
+def parse_listen(address: str) -> tuple[str, int]:
+    """A listen address as ``(host, port)``: ``:9977`` -> ("0.0.0.0", 9977),
+    ``127.0.0.1:0`` -> ("127.0.0.1", 0), ``[::1]:80`` -> ("::1", 80).
+
+    The one parser of ``[host]:port`` listen addresses; raises ValueError.
+    """
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen address {address!r} is not [host]:port")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def local_url(address: str) -> str:
+    """``http://`` URL of a listener on ``address`` seen from the same machine
+    (every-interface hosts become loopback; IPv6 is bracketed); raises ValueError."""
+    host, port = parse_listen(address)
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def is_duration(name: str, tp: Any) -> bool:
     """Settings named ``*_seconds`` hold durations."""
     return name.endswith("_seconds") and tp in (int, float)

@@ -266,3 +266,20 @@ def test_every_file_setting_is_classified():
     assert files == set(config_checks.READ_AT_START) | written_or_optional
     flags = {o.key: o.flag for o in config.options()}
     assert all(flags[k] == f for k, f in config_checks.READ_AT_START.items())
+
+
+@pytest.mark.parametrize(("text", "parts", "url"), [
+    (":9977", ("0.0.0.0", 9977), "http://127.0.0.1:9977"),
+    ("127.0.0.1:0", ("127.0.0.1", 0), "http://127.0.0.1:0"),
+    ("[::1]:80", ("::1", 80), "http://[::1]:80"),
+    ("10.0.0.5:9977", ("10.0.0.5", 9977), "http://10.0.0.5:9977"),
+])
+def test_the_one_listen_address_parser(text, parts, url):
+    assert config_values.parse_listen(text) == parts
+    assert config_values.local_url(text) == url
+
+
+@pytest.mark.parametrize("text", ["9977", "host:", "host:x", ":65536", ""])
+def test_a_bad_listen_address_is_a_clear_error(text):
+    with pytest.raises(ValueError, match=r"is not \[host\]:port"):
+        config_values.parse_listen(text)

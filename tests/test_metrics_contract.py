@@ -9,6 +9,8 @@ baseline's collectors. Their exposition is parsed and compared with the document
 Matrix:
 
 * every exported ``kpr_*`` family has a row, and every row is exported;
+* ``exporter.metrics_contract`` declares every row and nothing else, with the same type and
+  label names; its label tuples are the exposition's order and its buckets the document's;
 * type and label names of each row match the exposition;
 * enumerated label values the code defines (outcomes, results, phases, sources, kinds,
   tables, handlers, states, SLIs, quantiles ...) are each written in the metric's row or
@@ -31,6 +33,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import buildinfo, model
+from exporter import metrics_contract as contract
 from exporter.baseline.collector import BaselineCollector
 from exporter.baseline.model import QUANTILES
 from exporter.datapath import decide
@@ -43,14 +46,18 @@ from exporter.judge_prom.source import ERROR_KINDS as JUDGE_SOURCE_ERRORS
 from exporter.judge_prom.source import PrometheusEvidence
 from exporter.kube.owners_feed import UNKNOWN as OWNER_UNKNOWN
 from exporter.kube.owners_feed import OwnerCollector
+from exporter.migrate.gates.base import RESULTS as GATE_RESULTS
+from exporter.migrate.metrics import MigrationMetrics
+from exporter.migrate.model import KNOWN_GATES, STEP_GATES, GateOutcome, MigrationStatus
+from exporter.migrate.model import STEPS as MIGRATION_STEPS
 from exporter.ownership import OWNERS, detect_owner
 from exporter.rollback.guard import FIELD_MANAGER as BY_FIELD_MANAGER
 from exporter.rollback.guard import HELM_RELEASE as BY_HELM_RELEASE
 from exporter.rollback.guard import Observed, RollbackRecord, assess
 from exporter.rollback.guard_feed import UndoGuard
 from exporter.kube.backends import BackendMap
-from exporter.rollback import api as rollback_api
-from exporter.rollback.api import TrackerView
+from exporter.rollback import roles as rollback_api
+from exporter.rollback.roles import TrackerView
 from exporter.rollback.settings import RollbackSettings
 from exporter.sli import Pipeline, SliSettings, StaticDatapathResolver
 from exporter.sli.context import EVICTIONS, TABLES
@@ -61,6 +68,7 @@ from exporter.sources.agents import ERROR_KINDS, AgentCollector, AgentSnapshot, 
 from exporter.sources.histogram_text import Histogram
 from exporter.sources.hubble import HubbleReader
 from exporter.verify import results as probe
+from exporter.verify.measure_metrics import MeasureMetrics
 from exporter.verify.metrics import ProbeMetrics, ProbeStatus
 from exporter.sources.kube_proxy_collector import SOURCES as DATAPATH_SOURCES
 from exporter.sources.kube_proxy_collector import ServiceDatapathCollector
@@ -93,6 +101,7 @@ def _pipeline_text() -> str:
                         clock=lambda: NOW)
     for flow in load_examples().values():
         pipeline.process(flow)
+    pipeline.handle(model.LostEvents("node-a", 3, 7))
     return pipeline.render().decode()  # what /metrics serves for the SLI engine
 
 
@@ -111,7 +120,8 @@ def _registry_text() -> str:
     registry.register(tracker)
 
     snapshot = AgentSnapshot(drops={("Service backend not found", "EGRESS"): 47.0},
-                             forwards={"INGRESS": 1509.0}, kpr_enabled=1.0)
+                             forwards={"INGRESS": 1509.0}, kpr_enabled=1.0,
+                             hubble_lost={"perf_event_ring_buffer": 3.0})
     states = {"worker-1": AgentState("worker-1", "http://127.0.0.1:9962/metrics", True, 0.012,
                                      NOW, NOW, snapshot)}
     registry.register(AgentCollector(source=SimpleNamespace(states=lambda: states),
@@ -144,6 +154,10 @@ def _registry_text() -> str:
     baseline = SimpleNamespace(captured_at=NOW - 86400, connect_bounds=bounds,
                                services={("shop", "cart"): cohort})
     registry.register(BaselineCollector(lambda: baseline))
+    MigrationMetrics(registry).observe(MigrationStatus(
+        step=STEP_GATES, batch=1, batches=(("worker-1",), ("worker-2",)),
+        migrated=("worker-1", "worker-2"),
+        gate_results=(GateOutcome("judge", "inconclusive", "too little evidence", 1, NOW),)))
     return generate_latest(registry).decode()
 
 
@@ -156,6 +170,11 @@ def _probe_results(registry: CollectorRegistry) -> None:
         probe.PASS, "an answer", "an answer", 0.0004, model.EBPF)])
     ProbeStatus("worker-2", own).round_done(
         NOW, 2, {(probe.HOSTPORT, "worker-1"): "no hostPort pod"}, {"worker-1": model.EBPF})
+    measures = MeasureMetrics(own)  # the load option and the programming chase
+    measures.connection("worker-2", model.KUBE_PROXY, probe.PASS, 0.0004)
+    measures.stream("worker-2", model.KUBE_PROXY, probe.PASS, 1_310_720, 5.0)
+    measures.programmed("worker-2", model.KUBE_PROXY, 1.3)
+    measures.missed("worker-2", model.KUBE_PROXY)
     scraped = parse_probe_metrics(generate_latest(own).decode())
     states = {"kpr-probe-x7k2p": AgentState("kpr-probe-x7k2p", "http://127.0.0.1:9978/metrics",
                                             True, 0.01, NOW, NOW, scraped)}
@@ -250,6 +269,70 @@ def test_every_documented_family_is_exported(exported: Mapping[str, Family]) -> 
     assert not ghosts, f"in docs/metrics.md but exported by no code: {ghosts}"
 
 
+# --- the contract as code (exporter.metrics_contract) against the document --------------
+
+def test_every_documented_metric_is_declared_in_the_module() -> None:
+    undeclared = sorted(set(documented()) - set(contract.METRICS))
+    assert not undeclared, f"in docs/metrics.md but not in exporter.metrics_contract: {undeclared}"
+
+
+def test_every_declared_metric_is_documented() -> None:
+    undocumented = sorted(set(contract.METRICS) - set(documented()))
+    assert not undocumented, f"in exporter.metrics_contract but not in docs/metrics.md: {undocumented}"
+
+
+def test_the_module_and_the_document_agree_on_types_and_labels() -> None:
+    rows = documented()
+    wrong = [f"{name}: documented {rows[name].type} {sorted(rows[name].labels)}, declared "
+             f"{metric.type} {sorted(metric.labels)}"
+             for name, metric in sorted(contract.METRICS.items()) if name in rows
+             and (rows[name].type != metric.type or rows[name].labels != set(metric.labels))]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_declared_label_order_is_the_sli_exposition_order() -> None:
+    """The SLI engine's renderer writes labels in the declared order (flow-derived SLIs start
+    with the context); prometheus_client sorts the others' labels, so only names count there."""
+    order = _label_order(_pipeline_text())
+    checked = [name for name in contract.METRICS if order.get(name)]
+    assert contract.SERVICE_CONNECT_DURATION.name in checked and len(checked) >= 8
+    wrong = [f"{name}: declared {contract.METRICS[name].labels}, exported {order[name]}"
+             for name in checked if contract.METRICS[name].labels != order[name]]
+    assert not wrong, "\n".join(wrong)
+    flow_derived = [m for m in contract.METRICS.values() if m.name.startswith("kpr_service_")]
+    assert flow_derived and all(m.labels[:3] == contract.SLI_CONTEXT for m in flow_derived)
+
+
+def test_histograms_declare_the_documented_buckets() -> None:
+    text = CONTRACT.read_text(encoding="utf-8")
+    section = text[text.index("## 5. Histogram buckets"):]
+    for metric in (contract.SERVICE_CONNECT_DURATION, contract.SERVICE_REQUEST_DURATION):
+        listed = re.search(rf"`{metric.name}`:\n`([^`]+)`", section)
+        assert listed, f"no bucket list for {metric.name} in docs/metrics.md §5"
+        assert tuple(float(b) for b in listed.group(1).split(",")) == metric.buckets
+    assert contract.PROBE_DURATION.buckets == contract.SERVICE_CONNECT_DURATION.buckets
+
+
+_SAMPLE = re.compile(r"^([a-z_:][a-z0-9_:]*)\{(.*)\} ")
+_LABEL = re.compile(r'([a-z_][a-z0-9_]*)="(?:[^"\\]|\\.)*"')
+
+
+def _label_order(text: str) -> dict[str, tuple[str, ...]]:
+    """Each family's label names in the order its first sample line spells them (``le``
+    aside), from the text itself: the parser hands labels back sorted."""
+    families = {}
+    for metric in contract.METRICS.values():
+        suffixes = ("_bucket", "_sum", "_count") if metric.type == contract.HISTOGRAM else ("",)
+        families.update({metric.name + suffix: metric.name for suffix in suffixes})
+    order: dict[str, tuple[str, ...]] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        name = families.get(match.group(1)) if match else None
+        if match and name and name not in order:
+            order[name] = tuple(k for k in _LABEL.findall(match.group(2)) if k != "le")
+    return order
+
+
 #: Families with no sample in the in-process build, and why; their label names are checked
 #: by their producer's own tests.
 NO_SAMPLE_HERE = {
@@ -290,6 +373,10 @@ LABEL_VALUES = [
     ("kpr_node_datapath_info", "source", decide.SOURCES),
     ("kpr_node_datapath_disagreement", "kind", decide.PROBLEM_KINDS),
     ("kpr_migration_phase", "phase", decide.PHASES),
+    ("kpr_migration_step", "step", MIGRATION_STEPS),
+    ("kpr_migration_nodes", "datapath", (model.EBPF, model.KUBE_PROXY)),
+    ("kpr_migration_gate", "gate", KNOWN_GATES),
+    ("kpr_migration_gate", "result", GATE_RESULTS),
     ("kpr_baseline_connect_duration_seconds", "q", tuple(str(q) for q in QUANTILES)),
     ("kpr_verdict", "sli", jv.SLIS),
     ("kpr_verdict", "comparison", jv.COMPARISONS),
@@ -307,6 +394,8 @@ LABEL_VALUES = [
     ("kpr_rollbacks_total", "mode", rollback_api.MODES),
     ("kpr_probe_checks_total", "check", probe.CHECKS),
     ("kpr_probe_checks_total", "result", probe.RESULTS),
+    ("kpr_probe_load_connections_total", "result", probe.RESULTS),
+    ("kpr_probe_load_streams_total", "result", probe.RESULTS),
 ]
 
 

@@ -59,6 +59,11 @@ class Unavailable(KubeError):
     """The API could not be reached or answered 429/5xx: worth retrying later."""
 
 
+class EvictionRefused(Unavailable):
+    """429 on an eviction: a PodDisruptionBudget allows no disruption of the pod now;
+    worth retrying once the budget's controller counts the evicted pods back."""
+
+
 class KubeConfigError(KubeError):
     """No usable kubeconfig or in-cluster service account."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from exporter.config_constraints import at_least, not_empty, positive
+
 _SELECTOR = re.compile(
     r"^\s*!?[A-Za-z0-9_./-]+\s*((==|=|!=)\s*[A-Za-z0-9_.-]*|\s+(in|notin)\s*\([^)]*\))?\s*$")
 
@@ -21,48 +23,41 @@ class KubeSettings:
     context: str = field(default="", metadata={
         "help": "Kubeconfig context; empty: the current context."})
     cilium_namespace: str = field(default="kube-system", metadata={
-        "help": "Namespace of the Cilium agents, cilium-config and CiliumNodeConfigs."})
+        "help": "Namespace of the Cilium agents, cilium-config and CiliumNodeConfigs.",
+        "check": not_empty()})
     cilium_config_name: str = field(default="cilium-config", metadata={
-        "help": "Name of Cilium's ConfigMap."})
+        "help": "Name of Cilium's ConfigMap.", "check": not_empty()})
     agent_selector: str = field(default="k8s-app=cilium", metadata={
         "help": "Label selector of the Cilium agent pods."})
     kube_proxy_namespace: str = field(default="kube-system", metadata={
-        "help": "Namespace of the kube-proxy pods."})
+        "help": "Namespace of the kube-proxy pods.", "check": not_empty()})
     kube_proxy_selector: str = field(default="k8s-app=kube-proxy", metadata={
         "help": "Label selector of the kube-proxy pods."})
     resync_seconds: float = field(default=300.0, metadata={
-        "help": "Relist every watched resource this often (seconds)."})
+        "help": "Relist every watched resource this often (seconds).", "check": positive()})
     request_timeout_seconds: float = field(default=30.0, metadata={
-        "help": "Timeout of one Kubernetes API request (seconds)."})
+        "help": "Timeout of one Kubernetes API request (seconds).", "check": positive()})
     retry_min_seconds: float = field(default=1.0, metadata={
-        "help": "First retry delay after a failed watch (seconds); doubles per failure."})
+        "help": "First retry delay after a failed watch (seconds); doubles per failure.",
+        "check": positive()})
     retry_max_seconds: float = field(default=60.0, metadata={
-        "help": "Longest retry delay after failed watches, or a refused one (seconds)."})
+        "help": "Longest retry delay after failed watches, or a refused one (seconds).",
+        "check": positive()})
     backend_map: bool = field(default=True, metadata={
         "help": "Watch Services and EndpointSlices to attribute KPR connections by address."})
     backend_map_max_entries: int = field(default=200_000, metadata={
-        "help": "Most address:port entries the backend and frontend maps hold together."})
+        "help": "Most address:port entries the backend and frontend maps hold together.",
+        "check": at_least(1)})
 
     def problems(self) -> list[str]:
         found = []
-        if self.enabled not in ("auto", "true", "false"):
-            found.append(f"kube.enabled {self.enabled!r} is not auto, true or false")
         for name in ("agent_selector", "kube_proxy_selector"):
             value = getattr(self, name)
             parts = [p for p in _split(value)]
             if not value.strip() or not all(_SELECTOR.match(p) for p in parts):
                 found.append(f"kube.{name} {value!r} is not a label selector")
-        for name in ("cilium_namespace", "kube_proxy_namespace", "cilium_config_name"):
-            if not getattr(self, name).strip():
-                found.append(f"kube.{name} must not be empty")
-        for name in ("resync_seconds", "request_timeout_seconds", "retry_min_seconds",
-                     "retry_max_seconds"):
-            if getattr(self, name) <= 0:
-                found.append(f"kube.{name} must be positive")
         if self.retry_max_seconds < self.retry_min_seconds:
             found.append("kube.retry_max_seconds must not be below kube.retry_min_seconds")
-        if self.backend_map_max_entries < 1:
-            found.append("kube.backend_map_max_entries must be at least 1")
         return found
 
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
-from exporter.preflight.checks import api, config, kernel, undo, workloads
+from exporter.preflight.checks import api_server, config, kernel, undo, workloads
 from exporter.preflight.model import FAIL, PASS, WARN, Facts, Row
 from exporter.rollback.settings import RollbackSettings
 
 Check = Callable[[Facts, RollbackSettings], Row]
 
 CHECKS: Final[tuple[Check, ...]] = (
-    api.service_host,
-    api.api_server_ha,
+    api_server.service_host,
+    api_server.api_server_ha,
     kernel.kernel,
     config.kpr_value,
     config.lb_mode,

@@ -11,7 +11,8 @@ Handlers (``HANDLERS``): ``flows``, ``drops``, ``tcp``, ``http``; the metric
 contract they implement is docs/metrics.md.
 """
 
-from exporter.sli.api import Handler, SliConfigError, SliError, UnknownHandlerError
+from exporter.sli.errors import SliConfigError, SliError, UnknownHandlerError
+from exporter.sli.handler import Handler
 from exporter.sli.pipeline import Pipeline
 from exporter.sli.registry import HANDLERS
 from exporter.sli.settings import SliSettings

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from exporter.metrics_contract import Metric
 from exporter.model import EBPF, Flow, ServiceRef
 from exporter.roles import DatapathResolver, ServiceDirectory
 from exporter.sli.links import SockLinks
@@ -49,6 +50,8 @@ class SelfStats:
         self.evictions: dict[tuple[str, str], int] = dict.fromkeys(EVICTIONS, 0)
         self.unattributed: dict[tuple[str, str], int] = {}  # (datapath, result) -> count
         self.entries: dict[str, Callable[[], int]] = {}  # table -> current size
+        self.node_flows: dict[str, int] = {}  # node -> flows processed
+        self.node_lost: dict[str, int] = {}  # node -> events Hubble reported lost there
 
 
 class FlowContext:
@@ -86,16 +89,17 @@ class FlowContext:
 
     # --- storage -----------------------------------------------------------------
 
-    def counter(self, name: str, help: str, extra_labels: tuple[str, ...] = ()) -> CounterVec:
-        vec = CounterVec(name, help, extra_labels, self._cap(name))
-        self.vecs[name] = vec
+    def counter(self, metric: Metric, help: str) -> CounterVec:
+        """The storage of a flow-derived counter the metric contract declares."""
+        vec = CounterVec(metric.name, help, metric.extra_labels, self._cap(metric.name))
+        self.vecs[metric.name] = vec
         return vec
 
-    def histogram(
-        self, name: str, help: str, extra_labels: tuple[str, ...], bounds: tuple[float, ...]
-    ) -> HistogramVec:
-        vec = HistogramVec(name, help, extra_labels, self._cap(name), bounds)
-        self.vecs[name] = vec
+    def histogram(self, metric: Metric, help: str) -> HistogramVec:
+        """The storage of a flow-derived histogram (the contract's buckets)."""
+        vec = HistogramVec(metric.name, help, metric.extra_labels, self._cap(metric.name),
+                           metric.buckets)
+        self.vecs[metric.name] = vec
         return vec
 
     def _cap(self, name: str) -> ServiceCap:

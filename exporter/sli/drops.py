@@ -9,31 +9,23 @@ the dropping node. Aggregated flows count ``count`` times. Example::
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
-
-from exporter.model import DROP_REASON_NAMES, DROPPED, L3_L4, Flow, enum_name
-from exporter.sli.context import FlowContext
-from exporter.sli.series import VecCollector
+from exporter.metrics_contract import DROP_REASON_NAMES, SERVICE_DROPS, drop_reason_name
+from exporter.model import DROPPED, L3_L4, Flow
+from exporter.sli.handler import SliHandler
 from exporter.sli.settings import SliSettings
 
 #: Unknown reason numbers remembered as strings, at most this many.
 _MAX_EXTRA_REASONS = 256
 
 
-class Drops:
+class Drops(SliHandler):
     name = "drops"
 
-    def __init__(
-        self, settings: SliSettings, registry: CollectorRegistry, context: FlowContext
-    ) -> None:
-        self._ctx = context
-        self._vec = context.counter(
-            "kpr_service_drops_total",
-            "Dropped flows attributed to the service, by Hubble drop reason.",
-            ("reason",),
+    def setup(self, settings: SliSettings) -> None:
+        self._vec = self.counter(
+            SERVICE_DROPS, "Dropped flows attributed to the service, by Hubble drop reason."
         )
-        registry.register(VecCollector((self._vec,)))
-        self._reasons = dict(DROP_REASON_NAMES)  # enum_name() as a dict, for the hot path
+        self._reasons = dict(DROP_REASON_NAMES)  # drop_reason_name() as a dict, for the hot path
         self._known = len(self._reasons)
 
     def process(self, flow: Flow) -> None:
@@ -43,19 +35,13 @@ class Drops:
         svc = ctx.dropped(flow)
         if svc is None:
             return
-        vec = self._vec
-        cap = vec.cap
-        if cap.members.get(svc) != cap.stamp:
-            svc = cap.admit(svc)
         reason = self._reasons.get(flow.drop_reason)
         if reason is None:
             reason = self._reason_number(flow.drop_reason)
-        key = (svc, ctx.datapath(flow), reason)
-        values = vec.values
-        values[key] = values.get(key, 0) + flow.count
+        self._vec.add(svc, (ctx.datapath(flow), reason), flow.count)
 
     def _reason_number(self, number: int) -> str:
-        text = enum_name(DROP_REASON_NAMES, number)
+        text = drop_reason_name(number)
         if len(self._reasons) - self._known < _MAX_EXTRA_REASONS:
             self._reasons[number] = text
         return text

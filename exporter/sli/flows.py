@@ -10,30 +10,20 @@ Example::
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
-
+from exporter.metrics_contract import SERVICE_FLOWS
 from exporter.model import DROPPED, L3_L4, VERDICT_NAMES, Flow
-from exporter.sli.context import FlowContext
-from exporter.sli.series import VecCollector
+from exporter.sli.handler import SliHandler
 from exporter.sli.settings import SliSettings
 
 #: Verdict names remembered, unknown numbers included (bounds the dict).
 _MAX_VERDICTS = 64
 
 
-class Flows:
+class Flows(SliHandler):
     name = "flows"
 
-    def __init__(
-        self, settings: SliSettings, registry: CollectorRegistry, context: FlowContext
-    ) -> None:
-        self._ctx = context
-        self._vec = context.counter(
-            "kpr_service_flows_total",
-            "Flows towards the service, by Hubble verdict.",
-            ("verdict",),
-        )
-        registry.register(VecCollector((self._vec,)))
+    def setup(self, settings: SliSettings) -> None:
+        self._vec = self.counter(SERVICE_FLOWS, "Flows towards the service, by Hubble verdict.")
         self._verdicts = dict(VERDICT_NAMES)
 
     def process(self, flow: Flow) -> None:
@@ -48,18 +38,12 @@ class Flows:
             svc = ctx.towards(flow)
         if svc is None:
             return
-        vec = self._vec
-        cap = vec.cap
-        if cap.members.get(svc) != cap.stamp:
-            svc = cap.admit(svc)
         verdict = self._verdicts.get(flow.verdict)
         if verdict is None:
             verdict = str(flow.verdict)
             if len(self._verdicts) < _MAX_VERDICTS:
                 self._verdicts[flow.verdict] = verdict
-        key = (svc, ctx.datapath(flow), verdict)
-        values = vec.values
-        values[key] = values.get(key, 0) + flow.count
+        self._vec.add(svc, (ctx.datapath(flow), verdict), flow.count)
 
     def status(self) -> str:
         return "flows: L3/L4 flows towards a Service, by verdict"

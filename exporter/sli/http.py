@@ -14,13 +14,9 @@ destination, so the Service is the response's ``source_service``. Examples::
 
 from __future__ import annotations
 
-from bisect import bisect_left
-
-from prometheus_client import CollectorRegistry
-
+from exporter.metrics_contract import SERVICE_REQUEST_DURATION, SERVICE_REQUESTS
 from exporter.model import EGRESS, INGRESS, L7_RESPONSE, Flow
-from exporter.sli.context import FlowContext
-from exporter.sli.series import REQUEST_BUCKETS, VecCollector
+from exporter.sli.handler import SliHandler
 from exporter.sli.settings import SliSettings
 
 PROTOCOL = "http"
@@ -28,27 +24,17 @@ PROTOCOL = "http"
 _CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
-class Http:
+class Http(SliHandler):
     name = "http"
 
-    def __init__(
-        self, settings: SliSettings, registry: CollectorRegistry, context: FlowContext
-    ) -> None:
-        self._ctx = context
+    def setup(self, settings: SliSettings) -> None:
         self._direction = EGRESS if settings.l7_reporter == "client" else INGRESS
         self._reporter = settings.l7_reporter
-        self._duration = context.histogram(
-            "kpr_service_request_duration_seconds",
+        self._duration = self.histogram(
+            SERVICE_REQUEST_DURATION,
             "L7 request latency from Hubble response flows (l7.latency_ns).",
-            ("protocol",),
-            REQUEST_BUCKETS,
         )
-        self._requests = context.counter(
-            "kpr_service_requests_total",
-            "L7 responses, by status class.",
-            ("protocol", "code_class"),
-        )
-        registry.register(VecCollector((self._duration, self._requests)))
+        self._requests = self.counter(SERVICE_REQUESTS, "L7 responses, by status class.")
 
     def process(self, flow: Flow) -> None:
         l7 = flow.l7
@@ -62,26 +48,10 @@ class Http:
         if svc is None:
             return
         count = flow.count
-        requests = self._requests
-        cap = requests.cap
-        if cap.members.get(svc) != cap.stamp:
-            svc = cap.admit(svc)
-        key = (svc, datapath, PROTOCOL, _CLASSES.get(l7.code // 100, "other"))
-        values = requests.values
-        values[key] = values.get(key, 0) + count
-        if l7.latency_ns <= 0:
-            return
-        hist = self._duration
-        cap = hist.cap
-        if cap.members.get(svc) != cap.stamp:
-            svc = cap.admit(svc)
-        seconds = l7.latency_ns / 1e9
-        hkey = (svc, datapath, PROTOCOL)
-        row = hist.values.get(hkey)
-        if row is None:
-            row = hist.values[hkey] = hist.new_row()
-        row[bisect_left(hist.bounds, seconds)] += count
-        row[hist.width] += seconds * count
+        code_class = _CLASSES.get(l7.code // 100, "other")
+        self._requests.add(svc, (datapath, PROTOCOL, code_class), count)
+        if l7.latency_ns > 0:
+            self._duration.observe(svc, (datapath, PROTOCOL), l7.latency_ns / 1e9, count)
 
     def status(self) -> str:
         return f"http: L7 HTTP responses reported by the {self._reporter}-side proxy"

@@ -13,6 +13,7 @@ Pure module.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 from exporter.model import SOCK_XLATE_POST_FWD, SOCK_XLATE_PRE_FWD, Flow, ServiceRef
 
@@ -25,13 +26,13 @@ _AMBIGUOUS = ServiceRef("", "")
 class SockLinks:
     """Pairs trace-sock events and answers "which Service did this client reach here?"."""
 
-    def __init__(self, *, ttl_seconds: float, max_entries: int, evictions: dict) -> None:
+    def __init__(self, *, ttl_seconds: float, max_entries: int, evictions: dict[tuple[str, str], int]) -> None:
         self._ttl = int(ttl_seconds * 1e9)
         self._max = max_entries
         self._evictions = evictions
         evictions.setdefault((TABLE, "capacity"), 0)
         # (node, cookie) -> (xlate point, Service or (backend ip, port), client ip, time_ns)
-        self._pending: OrderedDict[tuple[str, int], tuple] = OrderedDict()
+        self._pending: OrderedDict[tuple[str, int], tuple[Any, ...]] = OrderedDict()
         # (node, client ip, backend ip, backend port) -> (Service, time_ns)
         self._links: OrderedDict[tuple[str, str, str, int], tuple[ServiceRef, int]] = OrderedDict()
         # (node, client ip, backend ip) -> (Service, time_ns), for port-less flows (L7)
@@ -45,7 +46,7 @@ class SockLinks:
         """Take one trace-sock event (``flow.type == SOCK``)."""
         point = flow.sock_xlate_point
         if point == SOCK_XLATE_PRE_FWD:
-            half: object = flow.destination_service
+            half: Any = flow.destination_service
             if half is None:  # a connect() that is not towards a Service
                 return
         elif point == SOCK_XLATE_POST_FWD:
@@ -105,7 +106,7 @@ class SockLinks:
                 table.popitem(last=False)
         self._next_sweep = now_ns + max(self._ttl // 4, 1)
 
-    def _put(self, table: OrderedDict, key: tuple, value: tuple) -> None:
+    def _put(self, table: OrderedDict[Any, Any], key: tuple[Any, ...], value: tuple[Any, ...]) -> None:
         if key in table:
             table.move_to_end(key)
         elif len(table) >= self._max:

@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exporter import metrics_contract as mc
 from exporter.model import DATAPATHS, SOCK, Event, Flow, LostEvents
 from exporter.roles import Clock, DatapathResolver, ServiceDirectory, system_clock
-from exporter.sli.api import LossAware, SliConfigError, Ticking, UnknownHandlerError
 from exporter.sli.context import EVICTIONS, TABLES, FlowContext, SelfStats
-from exporter.sli.registry import HANDLERS, handler_class
+from exporter.sli.handler import LossAware, Ticking
+from exporter.sli.registry import handler_class
 from exporter.sli.render import TextRenderer, render_simple
 from exporter.sli.settings import SliSettings
 from exporter.sli.snapshots import build_snapshot
 from exporter.sli.tcp import RESULTS
-from exporter.snapshot import SliSnapshot
+from exporter.snapshot import NodeEvents, SliSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,10 @@ ATTRIBUTION = "attribution"
 _TICK_SECONDS = 1.0
 #: Flows between two looks at the clock.
 _CLOCK_EVERY = 1024
+#: Lost events the stream attributed to no node (they concern every node it relays).
+UNATTRIBUTED_NODE = "__unattributed__"
+#: Most node names counted per node; later ones are folded into ``__other__``.
+MAX_NODES = 10_000
 
 
 class Pipeline:
@@ -54,12 +60,9 @@ class Pipeline:
         directory: ServiceDirectory | None = None,
         clock: Clock = system_clock,
     ) -> None:
-        problems = settings.problems()
-        unknown = [name for name in settings.handlers if name not in HANDLERS]
-        if unknown:
-            raise UnknownHandlerError(problems)
-        if problems:
-            raise SliConfigError(problems)
+        # The settings tree validated ``settings`` (exporter.config); an unknown handler
+        # name raises UnknownHandlerError from the registry, before anything is registered.
+        classes = [handler_class(name) for name in settings.handlers]
         self.settings = settings
         self._clock = clock
         self.stats = SelfStats()
@@ -70,9 +73,7 @@ class Pipeline:
         self.context.set_stamp(now)
         # Registered first, so a scrape ticks before the handlers' families are built.
         registry.register(_SelfCollector(self))
-        self.handlers = [
-            handler_class(name)(settings, registry, self.context) for name in settings.handlers
-        ]
+        self.handlers = [cls(settings, registry, self.context) for cls in classes]
         for handler in self.handlers:
             self.stats.errors[handler.name] = 0
         self.stats.errors[ATTRIBUTION] = 0
@@ -107,6 +108,13 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001
                 self._failed(name, exc)
         self._seen += 1
+        node_flows = self.stats.node_flows
+        node = flow.node_name
+        count = node_flows.get(node)
+        if count is None:
+            node = _node_label(node, node_flows)
+            count = node_flows.get(node, 0)
+        node_flows[node] = count + flow.count
         if not self._seen % _CLOCK_EVERY:
             now = self._clock()
             if now - self._last_tick >= _TICK_SECONDS:
@@ -127,6 +135,9 @@ class Pipeline:
 
     def events_lost(self, lost: LostEvents) -> None:
         """Hubble lost events on ``lost.node_name`` (every node when empty)."""
+        lost_by_node = self.stats.node_lost
+        node = _node_label(lost.node_name or UNATTRIBUTED_NODE, lost_by_node)
+        lost_by_node[node] = lost_by_node.get(node, 0) + max(0, lost.count)
         for handler in self._loss_aware:
             handler.events_lost(lost.node_name)
 
@@ -144,7 +155,11 @@ class Pipeline:
 
     def snapshot(self, now: float) -> SliSnapshot:
         """The cumulative per-(namespace, service, datapath) counts at ``now``."""
-        return build_snapshot(self.context.vecs, now)
+        snapshot = build_snapshot(self.context.vecs, now)
+        flows, lost = self.stats.node_flows, self.stats.node_lost
+        snapshot.nodes.update({node: NodeEvents(flows.get(node, 0), lost.get(node, 0))
+                               for node in flows.keys() | lost.keys()})
+        return snapshot
 
     def render(self) -> bytes:
         """Every SLI and self-metric in the Prometheus text format (0.0.4), fast.
@@ -202,38 +217,58 @@ class _SelfCollector:
 _FAMILY = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily}
 
 
-def _self_metrics(stats: SelfStats) -> list[tuple[str, str, str, tuple[str, ...], list]]:
+def _node_label(node: str, seen: dict[str, int]) -> str:
+    """``node``, or ``__other__`` once ``MAX_NODES`` names are counted (memory is bounded)."""
+    return node if node in seen or len(seen) < MAX_NODES else "__other__"
+
+
+def _self_metrics(
+        stats: SelfStats) -> list[tuple[str, str, str, tuple[str, ...], list[Any]]]:
     """(name, help, kind, label names, [(label values, value)]) of each self-metric."""
     return [
         (
-            "kpr_connection_table_entries",
+            mc.CONNTABLE_ENTRIES.name,
             "Entries held now in the SLI engine's connection tables.",
-            "gauge", ("table",),
+            mc.CONNTABLE_ENTRIES.type, mc.CONNTABLE_ENTRIES.labels,
             [((table,), stats.entries[table]()) for table in TABLES if table in stats.entries],
         ),
         (
-            "kpr_connection_table_evictions_total",
+            mc.CONNTABLE_EVICTIONS.name,
             "Entries removed from a connection table without a judgement, by reason.",
-            "counter", ("table", "reason"),
+            mc.CONNTABLE_EVICTIONS.type, mc.CONNTABLE_EVICTIONS.labels,
             [((table, reason), stats.evictions.get((table, reason), 0))
              for table, reason in EVICTIONS],
         ),
         (
-            "kpr_unattributed_connections_total",
+            mc.UNATTRIBUTED.name,
             "TCP handshakes no rule attributed to a Service (counted, never guessed).",
-            "counter", ("datapath", "result"),
+            mc.UNATTRIBUTED.type, mc.UNATTRIBUTED.labels,
             sorted(stats.unattributed.items()),
         ),
         (
-            "kpr_label_overflow_total",
+            mc.LABEL_OVERFLOW.name,
             'Samples folded into service="__other__" because the metric reached its cap.',
-            "counter", ("metric",),
+            mc.LABEL_OVERFLOW.type, mc.LABEL_OVERFLOW.labels,
             [((metric,), count) for metric, count in sorted(stats.overflow.items())],
         ),
         (
-            "kpr_handler_errors_total",
+            mc.NODE_HUBBLE_FLOWS.name,
+            "Flows from the node the SLI engine processed (the lost-events gate compares "
+            "the node's lost events with them).",
+            mc.NODE_HUBBLE_FLOWS.type, mc.NODE_HUBBLE_FLOWS.labels,
+            [((node,), count) for node, count in sorted(stats.node_flows.items())],
+        ),
+        (
+            mc.NODE_HUBBLE_LOST.name,
+            "Events Hubble's stream reported lost on the node (__unattributed__: the stream "
+            "named no node).",
+            mc.NODE_HUBBLE_LOST.type, mc.NODE_HUBBLE_LOST.labels,
+            [((node,), count) for node, count in sorted(stats.node_lost.items())],
+        ),
+        (
+            mc.HANDLER_ERRORS.name,
             "Flows an SLI handler failed on; the stream continues.",
-            "counter", ("handler",),
+            mc.HANDLER_ERRORS.type, mc.HANDLER_ERRORS.labels,
             [((handler,), count) for handler, count in sorted(stats.errors.items())],
         ),
     ]

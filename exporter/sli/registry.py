@@ -21,7 +21,7 @@ HANDLERS: dict[str, type] = {
 
 def handler_class(name: str) -> type:
     """The class registered under ``name``; raises ``UnknownHandlerError`` otherwise."""
-    from exporter.sli.api import UnknownHandlerError
+    from exporter.sli.errors import UnknownHandlerError
 
     try:
         return HANDLERS[name]

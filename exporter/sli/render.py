@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from exporter.sli.series import CounterVec, HistogramVec, Vec
 
@@ -49,9 +50,9 @@ class TextRenderer:
     """Renders vecs; keeps the escaped label set of every series between scrapes."""
 
     def __init__(self) -> None:
-        self._prefixes: dict[str, dict[tuple, str]] = {}
+        self._prefixes: dict[str, dict[tuple[Any, ...], str]] = {}
 
-    def _prefix_cache(self, vec: Vec) -> dict[tuple, str]:
+    def _prefix_cache(self, vec: Vec) -> dict[tuple[Any, ...], str]:
         cache = self._prefixes.get(vec.name)
         if cache is None or len(cache) > 2 * len(vec.values) + 64:
             cache = self._prefixes[vec.name] = {}  # forget series removed since
@@ -67,7 +68,7 @@ class TextRenderer:
                 self._counter(vec, out)
         return out
 
-    def _prefix(self, cache: dict[tuple, str], vec: Vec, key: tuple) -> str:
+    def _prefix(self, cache: dict[tuple[Any, ...], str], vec: Vec, key: tuple[Any, ...]) -> str:
         prefix = cache.get(key)
         if prefix is None:
             svc = key[0]
@@ -95,7 +96,7 @@ class TextRenderer:
         for key, row in list(vec.values.items()):
             p = prefix(cache, vec, key)
             head = bucket + p
-            total = 0
+            total: float = 0
             for i in range(width):
                 total += row[i]
                 append(f"{head}{les[i]}{total}")

@@ -13,33 +13,29 @@ Label order is fixed by ``CONTEXT_LABELS``: ``namespace``, ``service``,
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
+from exporter.metrics_contract import CONNECT_BUCKETS, OTHER_SERVICE, REQUEST_BUCKETS, SLI_CONTEXT
 from exporter.model import ServiceRef
 
 #: The label names every flow-derived SLI starts with, in this order.
-CONTEXT_LABELS = ("namespace", "service", "datapath")
-#: The service label value that stands for every service beyond a metric's cap.
-OTHER_SERVICE = "__other__"
+CONTEXT_LABELS = SLI_CONTEXT
 
-#: Upper bounds (seconds) of ``kpr_service_connect_duration_seconds``; see docs/metrics.md.
-CONNECT_BUCKETS: tuple[float, ...] = (
-    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-    0.1, 0.5, 1.5, 3.5, 7.5,
-)
-#: Upper bounds (seconds) of ``kpr_service_request_duration_seconds``.
-REQUEST_BUCKETS: tuple[float, ...] = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)
+# The buckets are the metric contract's (``exporter.metrics_contract``); re-exported for
+# older imports.
+__all__ = ["CONNECT_BUCKETS", "CONTEXT_LABELS", "OTHER_SERVICE", "REQUEST_BUCKETS", "CounterVec",
+           "HistogramVec", "ServiceCap", "Vec", "VecCollector"]
 
 
 class ServiceCap:
     """Admits at most ``limit`` distinct services into one metric.
 
     ``members`` maps each admitted service to the wall-clock ``stamp`` of the last
-    tick in which it had a sample. Hot path, inlined by handlers::
+    tick in which it had a sample. Only the vecs below read them, on the hot path::
 
         if cap.members.get(svc) != cap.stamp:
             svc = cap.admit(svc)
@@ -92,8 +88,18 @@ class CounterVec:
         self.name = name
         self.help = help
         self.labels = (*CONTEXT_LABELS, *extra_labels)
-        self.values: dict[tuple, int] = {}
+        self.values: dict[tuple[Any, ...], int] = {}
         self.cap = cap
+
+    def add(self, svc: ServiceRef, labels: tuple[str, ...], amount: int = 1) -> None:
+        """Count ``amount`` for ``svc`` (or its namespace's ``__other__`` past the cap)
+        under ``labels`` = (datapath, *the metric's own label values)."""
+        cap = self.cap
+        if cap.members.get(svc) != cap.stamp:
+            svc = cap.admit(svc)
+        key = (svc, *labels)
+        values = self.values
+        values[key] = values.get(key, 0) + amount
 
     def remove_services(self, services: set[ServiceRef]) -> None:
         for key in [k for k in self.values if k[0] in services]:
@@ -127,16 +133,30 @@ class HistogramVec:
         self.name = name
         self.help = help
         self.labels = (*CONTEXT_LABELS, *extra_labels)
-        self.values: dict[tuple, list] = {}
+        self.values: dict[tuple[Any, ...], list[Any]] = {}
         self.cap = cap
         self.bounds = bounds
         self.width = len(bounds) + 1  # buckets including +Inf; index ``width`` is the sum
         self._le = [_go_float(b) for b in bounds] + ["+Inf"]
 
-    def new_row(self) -> list:
-        row: list = [0] * self.width
+    def new_row(self) -> list[Any]:
+        row: list[Any] = [0] * self.width
         row.append(0.0)
         return row
+
+    def observe(self, svc: ServiceRef, labels: tuple[str, ...], seconds: float,
+                count: int = 1) -> None:
+        """``count`` observations of ``seconds`` for ``svc`` (or its ``__other__``) under
+        ``labels`` = (datapath, *the metric's own label values)."""
+        cap = self.cap
+        if cap.members.get(svc) != cap.stamp:
+            svc = cap.admit(svc)
+        key = (svc, *labels)
+        row = self.values.get(key)
+        if row is None:
+            row = self.values[key] = self.new_row()
+        row[bisect_left(self.bounds, seconds)] += count
+        row[self.width] += seconds * count
 
     def remove_services(self, services: set[ServiceRef]) -> None:
         for key in [k for k in self.values if k[0] in services]:
@@ -149,7 +169,7 @@ class HistogramVec:
         for key, row in list(self.values.items()):
             svc = key[0]
             buckets = []
-            total = 0
+            total: float = 0
             for i in range(width):
                 total += row[i]
                 buckets.append((le[i], total))

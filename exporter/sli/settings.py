@@ -7,8 +7,9 @@ tables. Pure module: no I/O.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+
+from exporter.config_constraints import at_least, positive
 
 #: Handler names in their default order (the registry in ``exporter.sli.registry``
 #: is the authority; this tuple only provides the default).
@@ -25,28 +26,33 @@ class SliSettings:
         default=2000,
         metadata={
             "help": "Distinct (namespace, service) pairs each SLI metric keeps; later ones are "
-            'folded into service="__other__" and counted in kpr_label_overflow_total.'
+            'folded into service="__other__" and counted in kpr_label_overflow_total.',
+            "check": at_least(1),
         },
     )
     idle_seconds: float = field(
         default=3600.0,
-        metadata={"help": "A service without samples for this long loses its series (wall clock)."},
+        metadata={"help": "A service without samples for this long loses its series (wall clock).",
+                  "check": positive()},
     )
     connect_timeout_seconds: float = field(
         default=10.0,
         metadata={
-            "help": "A client SYN without SYN-ACK for this long (flow time) is a timeout attempt."
+            "help": "A client SYN without SYN-ACK for this long (flow time) is a timeout attempt.",
+            "check": positive(),
         },
     )
     table_max_entries: int = field(
         default=250_000,
-        metadata={"help": "Most half-open connections tracked; the oldest is evicted beyond it."},
+        metadata={"help": "Most half-open connections tracked; the oldest is evicted beyond it.",
+                  "check": at_least(1)},
     )
     table_max_age_seconds: float = field(
         default=120.0,
         metadata={
             "help": "Half-open connections older than this by the wall clock are evicted unjudged "
-            "(their node's stream stopped); must exceed the connect timeout."
+            "(their node's stream stopped); must exceed the connect timeout.",
+            "check": positive(),
         },
     )
     l7_reporter: str = field(
@@ -61,12 +67,14 @@ class SliSettings:
         default=10.0,
         metadata={
             "help": "How long a KPR trace-sock link (client pod + backend -> Service) attributes "
-            "flows (flow time)."
+            "flows (flow time).",
+            "check": positive(),
         },
     )
     kpr_link_max_entries: int = field(
         default=100_000,
-        metadata={"help": "Most trace-sock links and unpaired trace-sock events kept."},
+        metadata={"help": "Most trace-sock links and unpaired trace-sock events kept.",
+                  "check": at_least(1)},
     )
     directory_fallback: bool = field(
         default=True,
@@ -77,7 +85,8 @@ class SliSettings:
     )
     error_log_interval_seconds: float = field(
         default=60.0,
-        metadata={"help": "At most one log line per handler per interval about failing flows."},
+        metadata={"help": "At most one log line per handler per interval about failing flows.",
+                  "check": positive()},
     )
 
     def problems(self) -> list[str]:
@@ -93,21 +102,9 @@ class SliSettings:
                 )
         if len(set(self.handlers)) != len(self.handlers):
             found.append("sli.handlers: a handler is listed twice")
-        for name in ("max_services_per_metric", "table_max_entries", "kpr_link_max_entries"):
-            if getattr(self, name) < 1:
-                found.append(f"sli.{name}: {getattr(self, name)} must be at least 1")
-        for name in (
-            "idle_seconds", "connect_timeout_seconds", "table_max_age_seconds",
-            "kpr_link_ttl_seconds", "error_log_interval_seconds",
-        ):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                found.append(f"sli.{name}: {value} must be a positive number of seconds")
         if self.table_max_age_seconds <= self.connect_timeout_seconds:
             found.append(
                 f"sli.table_max_age_seconds ({self.table_max_age_seconds}) must exceed "
                 f"sli.connect_timeout_seconds ({self.connect_timeout_seconds})"
             )
-        if self.l7_reporter not in ("client", "server"):
-            found.append(f"sli.l7_reporter: {self.l7_reporter!r} is not one of client, server")
         return found

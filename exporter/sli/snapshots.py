@@ -7,22 +7,27 @@ out: they mix unrelated services and cannot be judged. Pure module.
 
 from __future__ import annotations
 
-from exporter.sli.series import CONNECT_BUCKETS, OTHER_SERVICE, REQUEST_BUCKETS, Vec
+from collections.abc import Iterator
+from typing import Any
+
+from exporter import metrics_contract as mc
+from exporter.metrics_contract import CONNECT_BUCKETS, OTHER_SERVICE, REQUEST_BUCKETS
+from exporter.sli.series import Vec
 from exporter.snapshot import ServiceSli, SliKey, SliSnapshot
 
-CONNECT = "kpr_service_connect_duration_seconds"
-ATTEMPTS = "kpr_service_connect_attempts_total"
-FLOWS = "kpr_service_flows_total"
-DROPS = "kpr_service_drops_total"
-REQUESTS = "kpr_service_requests_total"
-REQUEST_DURATION = "kpr_service_request_duration_seconds"
+CONNECT = mc.SERVICE_CONNECT_DURATION.name
+ATTEMPTS = mc.SERVICE_CONNECT_ATTEMPTS.name
+FLOWS = mc.SERVICE_FLOWS.name
+DROPS = mc.SERVICE_DROPS.name
+REQUESTS = mc.SERVICE_REQUESTS.name
+REQUEST_DURATION = mc.SERVICE_REQUEST_DURATION.name
 
 
 def build_snapshot(vecs: dict[str, Vec], now: float) -> SliSnapshot:
     """Every service's cumulative SLI counts at ``now`` (epoch seconds)."""
-    acc: dict[SliKey, dict] = {}
+    acc: dict[SliKey, dict[str, Any]] = {}
 
-    def slot(key: tuple) -> dict | None:
+    def slot(key: tuple[Any, ...]) -> dict[str, Any] | None:
         svc = key[0]
         if svc.name == OTHER_SERVICE:
             return None
@@ -32,7 +37,7 @@ def build_snapshot(vecs: dict[str, Vec], now: float) -> SliSnapshot:
             found = acc[sli_key] = {"attempts": {}, "drops": {}, "requests": {}, "flows": 0}
         return found
 
-    def each(name: str):
+    def each(name: str) -> Iterator[tuple[tuple[Any, ...], Any, dict[str, Any]]]:
         vec = vecs.get(name)
         if vec is None:
             return

@@ -24,11 +24,10 @@ here (a connection is paired once, whatever ``count`` says). Examples::
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import OrderedDict
+from typing import Any
 
-from prometheus_client import CollectorRegistry
-
+from exporter.metrics_contract import SERVICE_CONNECT_ATTEMPTS, SERVICE_CONNECT_DURATION
 from exporter.model import (
     ACK,
     EVENT_TRACE,
@@ -40,8 +39,7 @@ from exporter.model import (
     UNKNOWN_POINT,
     Flow,
 )
-from exporter.sli.context import FlowContext
-from exporter.sli.series import CONNECT_BUCKETS, VecCollector
+from exporter.sli.handler import SliHandler
 from exporter.sli.settings import SliSettings
 
 TABLE = "handshake"
@@ -70,29 +68,22 @@ class _NodeTable:
 
     def __init__(self, node: str) -> None:
         self.node = node
-        self.pending: OrderedDict[tuple[str, int, int], tuple] = OrderedDict()
+        self.pending: OrderedDict[tuple[str, int, int], tuple[Any, ...]] = OrderedDict()
         self.next_sweep = 0
 
 
-class TcpHandshake:
+class TcpHandshake(SliHandler):
     name = "tcp"
 
-    def __init__(
-        self, settings: SliSettings, registry: CollectorRegistry, context: FlowContext
-    ) -> None:
-        self._ctx = context
-        self._duration = context.histogram(
-            "kpr_service_connect_duration_seconds",
+    def setup(self, settings: SliSettings) -> None:
+        self._duration = self.histogram(
+            SERVICE_CONNECT_DURATION,
             "TCP handshake time at the client's node: first client SYN to SYN-ACK delivered.",
-            (),
-            CONNECT_BUCKETS,
         )
-        self._attempts = context.counter(
-            "kpr_service_connect_attempts_total",
+        self._attempts = self.counter(
+            SERVICE_CONNECT_ATTEMPTS,
             "TCP connection attempts by result (established, refused, timeout).",
-            ("result",),
         )
-        registry.register(VecCollector((self._duration, self._attempts)))
         self._timeout_s = settings.connect_timeout_seconds
         self._timeout_ns = int(settings.connect_timeout_seconds * 1e9)
         self._sweep_every_ns = min(1_000_000_000, max(self._timeout_ns // 4, 1))
@@ -100,7 +91,7 @@ class TcpHandshake:
         self._max_age = settings.table_max_age_seconds
         self._tables: dict[str, _NodeTable] = {}
         self._size = 0
-        stats = context.stats
+        stats = self._ctx.stats
         stats.entries[TABLE] = lambda: self._size
         self._evictions = stats.evictions
         self._unattributed = stats.unattributed
@@ -170,7 +161,8 @@ class TcpHandshake:
         self._size += 1
 
     def _finish(
-        self, table: _NodeTable, key: tuple, entry: tuple, result: str, flow: Flow | None,
+        self, table: _NodeTable, key: tuple[Any, ...], entry: tuple[Any, ...], result: str,
+        flow: Flow | None,
         elapsed_ns: int = -1,
     ) -> None:
         datapath = entry[_DP]
@@ -187,24 +179,9 @@ class TcpHandshake:
                 ukey = (datapath, result)
                 self._unattributed[ukey] = self._unattributed.get(ukey, 0) + 1
                 return
-        attempts = self._attempts
-        cap = attempts.cap
-        asvc = svc if cap.members.get(svc) == cap.stamp else cap.admit(svc)
-        akey = (asvc, datapath, result)
-        attempts.values[akey] = attempts.values.get(akey, 0) + 1
-        if elapsed_ns < 0:
-            return
-        hist = self._duration
-        cap = hist.cap
-        if cap.members.get(svc) != cap.stamp:
-            svc = cap.admit(svc)
-        seconds = elapsed_ns / 1e9
-        hkey = (svc, datapath)
-        row = hist.values.get(hkey)
-        if row is None:
-            row = hist.values[hkey] = hist.new_row()
-        row[bisect_left(hist.bounds, seconds)] += 1
-        row[hist.width] += seconds
+        self._attempts.add(svc, (datapath, result))
+        if elapsed_ns >= 0:
+            self._duration.observe(svc, (datapath,), elapsed_ns / 1e9)
 
     # --- bounds ------------------------------------------------------------------------
 

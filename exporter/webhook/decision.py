@@ -33,8 +33,9 @@ from types import MappingProxyType
 from typing import Final
 
 from exporter.cilium import AFTER, CANARY, PHASE_UNKNOWN
+from exporter.metrics_contract import ROLLBACK_ALERT_LABELS
 from exporter.model import EBPF, KUBE_PROXY, UNKNOWN
-from exporter.rollback.api import DRY_RUN, MODES, ClusterView, Scope
+from exporter.rollback.roles import DRY_RUN, MODES, ClusterView, Scope
 from exporter.webhook.payload import Alert, Notification
 
 # Decision actions.
@@ -57,7 +58,7 @@ class Policy:
 
     mode: str = DRY_RUN
     match_labels: Mapping[str, str] = field(
-        default_factory=lambda: MappingProxyType({"kpr_action": "rollback"})
+        default_factory=lambda: MappingProxyType(dict(ROLLBACK_ALERT_LABELS))
     )
     node_label: str = "node"
     scope_label: str = "kpr_scope"

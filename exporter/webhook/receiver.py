@@ -63,7 +63,7 @@ from typing import Final, Protocol
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from exporter.rollback.api import (
+from exporter.rollback.roles import (
     ENFORCE, FAILED, PLANNED, SUCCEEDED, ClusterView, Result, Scope, Trigger,
 )
 from exporter.webhook import decision as dec

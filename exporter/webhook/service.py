@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from exporter.datapath.decide import migration_phase
 from exporter.kube.client import KubeClient
 from exporter.kube.errors import KubeError
-from exporter.rollback.api import ENFORCE, FAILED, SUCCEEDED, ClusterView, Result, Scope, Trigger
+from exporter.rollback.roles import ENFORCE, FAILED, SUCCEEDED, ClusterView, Result, Scope, Trigger
 from exporter.rollback.backup import backup_store
 from exporter.rollback.executor import DryRunRollbacker, KubeRollbacker
 from exporter.rollback.actions import Plan

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from exporter.config_constraints import at_least, listen_address, not_empty, positive
+from exporter.metrics_contract import ROLLBACK_ALERT_LABELS
+
 
 @dataclass(frozen=True)
 class WebhookTlsSettings:
@@ -45,39 +48,45 @@ class WebhookSettings:
         },
     )
     match_labels: dict[str, str] = field(
-        default_factory=lambda: {"kpr_action": "rollback"},
+        default_factory=lambda: dict(ROLLBACK_ALERT_LABELS),
         metadata={"help": "An alert acts only when it carries all of these labels (comma list of name=value)."},
     )
     node_label: str = field(
         default="node",
-        metadata={"help": "Alert label naming the node to roll back (scope = those nodes)."},
+        metadata={"help": "Alert label naming the node to roll back (scope = those nodes).",
+                  "check": not_empty()},
     )
     scope_label: str = field(
         default="kpr_scope",
-        metadata={"help": "Alert label choosing the scope explicitly: cluster or canary."},
+        metadata={"help": "Alert label choosing the scope explicitly: cluster or canary.",
+                  "check": not_empty()},
     )
     max_body_bytes: int = field(
-        default=4 << 20, metadata={"help": "Largest accepted request body; larger gets 413."}
+        default=4 << 20, metadata={"help": "Largest accepted request body; larger gets 413.",
+                                   "check": at_least(1024)}
     )
     body_timeout_seconds: float = field(
         default=10.0,
         metadata={"help": "Longest time a delivery may take to send its body; a slower sender "
                           "gets 408 and its connection is closed (Alertmanager's bodies are "
-                          "small and arrive within milliseconds)."},
+                          "small and arrive within milliseconds).", "check": positive()},
     )
     shutdown_timeout_seconds: float = field(
         default=15.0,
         metadata={"help": "Longest wait for requests in flight when the exporter stops; keep it "
-                          "well below the pod's terminationGracePeriodSeconds (30 in the chart)."},
+                          "well below the pod's terminationGracePeriodSeconds (30 in the chart).",
+                  "check": positive()},
     )
     dedup_entries: int = field(
         default=10000,
-        metadata={"help": "How many alert keys (fingerprint, startsAt, status) to remember for dedup."},
+        metadata={"help": "How many alert keys (fingerprint, startsAt, status) to remember for dedup.",
+                  "check": at_least(1)},
     )
     listen_address: str = field(
         default="",
         metadata={"help": "Separate listener for the webhook ([host]:port); empty serves it on "
-                          "web.listen_address. Required with webhook.tls (so /metrics stays plain)."},
+                          "web.listen_address. Required with webhook.tls (so /metrics stays plain).",
+                  "check": listen_address(optional=True)},
     )
     tls: WebhookTlsSettings = field(default_factory=WebhookTlsSettings)
 
@@ -88,16 +97,4 @@ class WebhookSettings:
                          "own listener, not to /metrics")
         if not self.match_labels:
             found.append("webhook.match_labels must name at least one label (else every alert would act)")
-        if self.max_body_bytes < 1024:
-            found.append("webhook.max_body_bytes must be at least 1024")
-        if not self.body_timeout_seconds > 0:
-            found.append("webhook.body_timeout_seconds must be above 0")
-        if not self.shutdown_timeout_seconds > 0:
-            found.append("webhook.shutdown_timeout_seconds must be above 0")
-        if self.dedup_entries < 1:
-            found.append("webhook.dedup_entries must be at least 1")
-        if not self.node_label:
-            found.append("webhook.node_label must not be empty")
-        if not self.scope_label:
-            found.append("webhook.scope_label must not be empty")
         return found

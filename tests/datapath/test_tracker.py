@@ -16,13 +16,12 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.cilium import NodeConfig
+from exporter.cilium import MIGRATION_LABEL, NodeConfig
 from exporter.datapath.tracker import DatapathTracker
 from exporter.model import EBPF, KUBE_PROXY, UNKNOWN
 from exporter.roles import DatapathResolver
 
 NODES = ("worker-1", "worker-2", "worker-3")
-MIGRATION_LABEL = "io.cilium.migration/kube-proxy-replacement"
 
 
 class Clock:

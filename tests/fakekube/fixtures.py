@@ -1,8 +1,6 @@
 """Pytest fixture and object builders for the fake Kubernetes API server.
 
-Use it from a ``conftest.py`` of your own test folder::
-
-    from tests.fakekube.fixtures import fake_kube  # noqa: F401  (re-exported fixture)
+``tests/conftest.py`` registers the fixtures for every test::
 
     def test_something(fake_kube):
         fake_kube.seed(configmap("cilium-config", "kube-system", {"debug": "true"}))
@@ -15,8 +13,9 @@ Use it from a ``conftest.py`` of your own test folder::
 ``fake_kube`` is a :class:`FakeKube` started on 127.0.0.1 (ephemeral port) with
 ``.url`` and ``.kubeconfig`` (a kubeconfig file in the test's temp dir, context
 ``fake``, bearer token ``fake-token``). ``kube`` is the product's own client
-(``exporter.kube.client.KubeClient``) on that fake; re-export it the same way where a folder
-needs it. ``kube_client(fake, **options)`` builds one with other options (e.g. a test clock).
+(``exporter.kube.client.KubeClient``) on that fake, built with ``kube_options`` (override that
+fixture in a folder's ``conftest.py`` for other options, e.g. a test clock);
+``kube_client(fake, **options)`` builds more clients.
 The builders return plain dicts shaped like the real objects; they are data only and send
 nothing.
 """
@@ -36,6 +35,7 @@ from tests.fakekube.server import FakeKube, LoggedRequest, ResourceType
 
 __all__ = [
     "FakeKube", "LoggedRequest", "ResourceType", "fake_kube", "kube", "kube_client",
+    "kube_options",
     "write_kubeconfig",
     "api_client", "node", "pod", "configmap", "cilium_node_config", "service",
     "endpoint_slice", "daemonset", "start_fake_kube",
@@ -89,9 +89,16 @@ async def kube_client(fake: FakeKube, **options: Any) -> AsyncIterator[KubeClien
 
 
 @pytest.fixture
-async def kube(fake_kube: FakeKube) -> AsyncIterator[KubeClient]:
-    """``KubeClient`` on ``fake_kube``; closed after the test."""
-    async with kube_client(fake_kube) as client:
+def kube_options() -> dict[str, Any]:
+    """Options of the ``kube`` client; a folder overrides this fixture for its own (e.g. a
+    clock its tests move by hand)."""
+    return {}
+
+
+@pytest.fixture
+async def kube(fake_kube: FakeKube, kube_options: dict[str, Any]) -> AsyncIterator[KubeClient]:
+    """``KubeClient`` on ``fake_kube`` with ``kube_options``; closed after the test."""
+    async with kube_client(fake_kube, **kube_options) as client:
         yield client
 
 

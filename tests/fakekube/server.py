@@ -10,14 +10,23 @@ semantics this project relies on, so the real ``kubernetes`` client can talk to 
   update, patch or delete carries a stale ``metadata.resourceVersion``;
 * 403 from a deny list of (verb, resource, namespace), with a ``Status`` body worded
   like the real RBAC authorizer's;
-* patches: strategic-merge (built-in kinds only; 415 for custom resources, like the
-  real server), JSON merge patch, JSON patch (add/remove/replace/move/copy/test);
+* patches: what the product sends (``tests/fakekube/patches.py``): JSON merge patch, and
+  strategic merge of maps and scalars for built-in kinds (415 for custom resources, like
+  the real server); 415 for what the fake does not implement (JSON patch, strategic merge
+  of lists or with ``$`` directives) rather than a different answer than a real server's;
 * list with ``labelSelector`` and ``fieldSelector`` (``metadata.name``,
   ``metadata.namespace``, ``spec.nodeName``);
 * watch (``?watch=1``) from a ``resourceVersion`` with ADDED/MODIFIED/DELETED events
   (selector transitions become ADDED/DELETED as on a real server), and an ERROR event
   carrying a 410 ``Expired`` Status for a compacted resourceVersion;
-* ``/version``, ``/api``, ``/apis`` and per group/version discovery documents.
+* ``/version``, ``/api``, ``/apis`` and per group/version discovery documents;
+* eviction (``POST .../pods/{name}/eviction``, a policy/v1 ``Eviction``): the pod is
+  deleted unless the one PodDisruptionBudget selecting it allows no disruption now
+  (``status.disruptionsAllowed``), which answers 429 ``TooManyRequests`` with a
+  ``DisruptionBudget`` cause; an allowed eviction spends one disruption, as the real
+  server does. Terminal and pending pods are evicted whatever the budget; two budgets over
+  one pod answer 500. ``budget()`` seeds a budget; tests play the disruption controller
+  by seeding it again.
 
 Deliberate simplifications: no admission, no defaulting or validation beyond
 names, namespaces need not exist, no garbage collection or controllers (a
@@ -46,7 +55,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from tests.fakekube.patches import PatchError, json_patch, merge_patch, strategic_merge
+from tests.fakekube.patches import UnsupportedPatch, merge_patch, strategic_merge
 from tests.fakekube.selectors import (
     SelectorError,
     matches,
@@ -93,6 +102,8 @@ DEFAULT_TYPES: tuple[ResourceType, ...] = (
     ResourceType("apps", "v1", "deployments", "Deployment", status_subresource=True),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease"),
+    ResourceType("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget",
+                 status_subresource=True),
     ResourceType("helm.toolkit.fluxcd.io", "v2", "helmreleases", "HelmRelease", builtin=False),
     ResourceType("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", "Kustomization",
                  builtin=False),
@@ -323,6 +334,18 @@ class FakeKube:
         with self._lock:
             self._holds.append(hold)
         return hold
+
+    def budget(self, name: str, namespace: str, match_labels: dict[str, str], *,
+               allowed: int, healthy: int = 1) -> dict:
+        """Seed a PodDisruptionBudget over the pods carrying ``match_labels`` whose status
+        (what the disruption controller computes) allows ``allowed`` more disruptions now."""
+        return self.seed({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": {"matchLabels": dict(match_labels)}, "minAvailable": healthy},
+            "status": {"disruptionsAllowed": allowed, "desiredHealthy": healthy,
+                       "currentHealthy": healthy + max(allowed, 0), "expectedPods": healthy + 1},
+        })
 
     def unserve(self, group: str, version: str) -> None:
         """Stop serving a group/version (as if its CRD version were not installed)."""
@@ -579,6 +602,13 @@ class FakeKube:
 
     async def _handle(self, request: web.Request, route: _Route) -> web.StreamResponse:
         method, query = request.method, request.query
+        if route.subresource == "eviction":
+            if method != "POST":
+                raise ApiError(405, "MethodNotAllowed",
+                               "the server does not allow this method on the requested resource")
+            self._authorize("create", route)
+            await self._wait_holds("create", route, _bearer(request))
+            return web.json_response(self._evict(route, request[_BODY]), status=201)
         if method == "GET":
             if route.name is None:
                 verb = "watch" if query.get("watch") in ("1", "true") else "list"
@@ -729,7 +759,7 @@ class FakeKube:
                            "unknown format - accepted media types include: "
                            "application/json-patch+json, application/merge-patch+json")
         if media not in ("application/strategic-merge-patch+json",
-                         "application/merge-patch+json", "application/json-patch+json"):
+                         "application/merge-patch+json"):
             raise ApiError(415, "UnsupportedMediaType",
                            f"the fake API server does not accept patches of type {media!r}")
         with self._lock:
@@ -737,16 +767,11 @@ class FakeKube:
             if old is None:
                 raise _not_found(rtype, name)
             current = copy.deepcopy(old)
-            if media == "application/json-patch+json":
-                if not isinstance(body, list):
-                    raise ApiError(400, "BadRequest", "a JSON patch must be a list of operations")
-                patched = _apply(json_patch, current, body)
-            else:
-                if not isinstance(body, dict):
-                    raise ApiError(400, "BadRequest", "a merge patch must be a JSON object")
-                merge = strategic_merge if media.startswith("application/strategic") else \
-                    merge_patch
-                patched = _apply(merge, current, body)
+            if not isinstance(body, dict):
+                raise ApiError(400, "BadRequest", "a merge patch must be a JSON object")
+            merge = strategic_merge if media.startswith("application/strategic") else \
+                merge_patch
+            patched = _apply(merge, current, body)
             if not isinstance(patched, dict):
                 raise ApiError(422, "Invalid", "the patch did not produce an object")
             precondition = (patched.get("metadata") or {}).get("resourceVersion")
@@ -779,6 +804,53 @@ class FakeKube:
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                 "details": {"name": name, "group": rtype.group, "kind": rtype.plural,
                             "uid": final["metadata"]["uid"]}}
+
+    def _evict(self, route: _Route, body: Any) -> dict:
+        """``POST pods/{name}/eviction``: delete the pod unless its budget forbids."""
+        eviction = _object_body(body)
+        if eviction.get("kind") not in (None, "Eviction") or eviction.get("apiVersion") not in (
+                None, "policy/v1", "policy/v1beta1"):  # absent: the endpoint's own, as upstream
+            raise ApiError(400, "BadRequest", "the body of an eviction must be a policy/v1 Eviction")
+        if (eviction.get("metadata") or {}).get("name") != route.name:
+            raise ApiError(400, "BadRequest", "name in URL does not match name in Eviction object")
+        pods, ns, name = route.rtype, route.namespace or "", route.name or ""
+        budgets = next((t for t in self.types if t.plural == "poddisruptionbudgets"), None)
+        preconditions = (eviction.get("deleteOptions") or {}).get("preconditions") or {}
+        with self._lock:
+            pod = self._objects.get(self._key(pods, ns, name))
+            if pod is None:
+                raise _not_found(pods, name)
+            if preconditions.get("uid") and preconditions["uid"] != pod["metadata"]["uid"]:
+                raise ApiError(409, "Conflict", f"Precondition failed: UID in precondition: "
+                               f"{preconditions['uid']}, UID in object meta: {pod['metadata']['uid']}")
+            if budgets is not None and (pod.get("status") or {}).get("phase") not in (
+                    "Succeeded", "Failed", "Pending"):
+                covering = [b for b in self._iter(budgets, ns)
+                            if _selects((b.get("spec") or {}).get("selector"), pod)]
+                if len(covering) > 1:
+                    raise ApiError(500, "InternalError", "This pod has more than one "
+                                   "PodDisruptionBudget, which the eviction subresource does not support.")
+                if covering:
+                    self._spend(budgets, ns, covering[0], name)
+            self._delete(pods, ns, pod)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "code": 201}
+
+    def _spend(self, rtype: ResourceType, ns: str, budget: dict, pod: str) -> None:
+        """One disruption of ``budget`` for ``pod``, or 429; caller holds the lock."""
+        status = budget.get("status") or {}
+        if int(status.get("disruptionsAllowed", 0)) <= 0:
+            name = budget["metadata"]["name"]
+            raise ApiError(429, "TooManyRequests", "Cannot evict pod as it would violate the "
+                           "pod's disruption budget.", {"causes": [{
+                               "reason": "DisruptionBudget",
+                               "message": f"The disruption budget {name} needs "
+                                          f"{status.get('desiredHealthy', 0)} healthy pods and has "
+                                          f"{status.get('currentHealthy', 0)} currently"}]})
+        spent = copy.deepcopy(budget)
+        spent["status"]["disruptionsAllowed"] = int(status["disruptionsAllowed"]) - 1
+        spent["status"].setdefault("disruptedPods", {})[pod] = _now()
+        self._write(rtype, ns, budget, self._prepare_new(rtype, ns, spent, budget))
 
     async def _watch(self, request: web.Request, route: _Route) -> web.StreamResponse:
         query = request.query
@@ -885,6 +957,10 @@ class FakeKube:
                 resources.append({"name": f"{t.plural}/status", "singularName": "",
                                   "namespaced": t.namespaced, "kind": t.kind,
                                   "verbs": ["get", "patch", "update"]})
+            if (t.group, t.plural) == ("", "pods"):
+                resources.append({"name": "pods/eviction", "singularName": "", "namespaced": True,
+                                  "group": "policy", "version": "v1", "kind": "Eviction",
+                                  "verbs": ["create"]})
         return {"kind": "APIResourceList", "apiVersion": "v1",
                 "groupVersion": f"{group}/{version}" if group else version,
                 "resources": resources}
@@ -906,7 +982,8 @@ def _route(served: list[ResourceType], rest: list[str]) -> _Route | None:
         return None
     name = rest[1] if len(rest) >= 2 else None
     sub = rest[2] if len(rest) == 3 else None
-    if sub is not None and (sub != "status" or not rtype.status_subresource):
+    eviction = sub == "eviction" and (rtype.group, rtype.plural) == ("", "pods")
+    if sub is not None and not eviction and (sub != "status" or not rtype.status_subresource):
         return None
     if rtype.namespaced and namespace is None and name is not None:
         return None
@@ -932,6 +1009,20 @@ def _event_for(rtype: ResourceType, namespace: str | None, labels: list, fields:
 # --- small helpers ---------------------------------------------------------------------
 
 
+_OPERATORS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!exists"}
+
+
+def _selects(selector: Any, obj: dict) -> bool:
+    """A LabelSelector object (a budget's ``spec.selector``) over ``obj``'s labels: nil
+    selects nothing, ``{}`` everything (policy/v1)."""
+    if not isinstance(selector, dict):
+        return False
+    reqs = [("=", k, frozenset({v})) for k, v in (selector.get("matchLabels") or {}).items()]
+    for expr in selector.get("matchExpressions") or ():
+        reqs.append((_OPERATORS[expr["operator"]], expr["key"], frozenset(expr.get("values") or ())))
+    return matches(obj, reqs, [])
+
+
 def _selector(parse: Callable, *args: Any) -> list:
     try:
         return parse(*args)
@@ -942,8 +1033,8 @@ def _selector(parse: Callable, *args: Any) -> list:
 def _apply(patcher: Callable, current: dict, body: Any) -> Any:
     try:
         return patcher(current, body)
-    except PatchError as err:
-        raise ApiError(422, "Invalid", str(err)) from None
+    except UnsupportedPatch as err:
+        raise ApiError(415, "UnsupportedMediaType", str(err)) from None
 
 
 def _bearer(request: web.Request) -> str:

@@ -6,12 +6,16 @@ Matrix:
 - 409 AlreadyExists on create, 409 Conflict on stale update / patch / delete precondition
 - 403 from the deny list, Status naming verb, resource and namespace; scoped by namespace
 - injected faults (503 once, then normal); holds that park one client (by bearer token)
-- patches: strategic merge (merge keys, $patch: delete), merge patch, JSON patch, 415 for
-  strategic merge on a custom resource, 422 for a failed JSON patch test
+- patches: merge patch; strategic merge of maps on built-in kinds; 415 for strategic merge
+  on a custom resource, and for what the fake does not implement (JSON patch, strategic
+  merge of lists or with directives), leaving the object unchanged
 - list selectors: label (equality and set based), field spec.nodeName; 400 on an unknown field
 - watch: replay from a resourceVersion, initial ADDED without one, selector transitions,
   410 Expired for a compacted resourceVersion, streams ended by drop_watches
 - status subresource semantics, discovery through the dynamic client, the request log
+- eviction through the real client: no budget deletes; a budget is spent, then 429 with
+  its DisruptionBudget cause and nothing deleted; pending and finished pods pass; 404, 409
+  on a uid precondition, 400 on a name mismatch, 405 on GET, 500 for two budgets, 403 denied
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from tests.fakekube.fixtures import (
     cilium_node_config,
     configmap,
     daemonset,
-    fake_kube,  # noqa: F401  (fixture)
     node,
     pod,
     write_kubeconfig,
@@ -199,27 +202,31 @@ def test_a_hold_for_one_token_parks_only_that_client(fake_kube, api, tmp_path):
     assert answers == ["cfg"]
 
 
-def test_strategic_merge_uses_merge_keys_and_delete_directives(fake_kube, api):
-    ds = daemonset("kube-proxy", NS, {"k8s-app": "kube-proxy"})
-    ds["spec"]["template"]["spec"]["containers"][0]["env"] = [
-        {"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
-    fake_kube.seed(ds)
-    patch = {"spec": {"template": {"spec": {
-        "containers": [{"name": "kube-proxy", "env": [{"name": "B", "value": "20"},
-                                                      {"name": "C", "value": "3"},
-                                                      {"name": "A", "$patch": "delete"}]}],
-        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [{
-                "key": "io.cilium.migration/kube-proxy-replacement", "operator": "NotIn",
-                "values": ["true"]}]}]}}}}}}}
-    status, body = raw(api, "PATCH", f"/apis/apps/v1/namespaces/{NS}/daemonsets/kube-proxy",
-                       patch, "application/strategic-merge-patch+json")
+def test_strategic_merge_of_maps_and_what_the_fake_refuses(fake_kube, api):
+    fake_kube.seed(configmap("cfg", NS, {"a": "1", "b": "2"}))
+    path = f"/api/v1/namespaces/{NS}/configmaps/cfg"
+    status, body = raw(api, "PATCH", path, {"data": {"a": "10", "b": None, "c": "3"}},
+                       "application/strategic-merge-patch+json")
     assert status == 200, body
-    container = body["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "registry.k8s.io/kube-proxy:v1.31.0"
-    assert container["env"] == [{"name": "B", "value": "20"}, {"name": "C", "value": "3"}]
-    assert "nodeAffinity" in body["spec"]["template"]["spec"]["affinity"]
-    assert body["metadata"]["generation"] == 2
+    assert body["data"] == {"a": "10", "c": "3"}
+    before = fake_kube.get("configmaps", "cfg", NS)
+    ds = daemonset("kube-proxy", NS, {"k8s-app": "kube-proxy"})
+    fake_kube.seed(ds)
+    ds_path = f"/apis/apps/v1/namespaces/{NS}/daemonsets/kube-proxy"
+    refused = [
+        (ds_path, {"spec": {"template": {"spec": {"containers": [{"name": "kube-proxy"}]}}}},
+         "application/strategic-merge-patch+json", "is a list"),
+        (path, {"data": {"$patch": "replace"}}, "application/strategic-merge-patch+json",
+         "directive '$patch'"),
+        (path, [{"op": "remove", "path": "/data/a"}], "application/json-patch+json",
+         "application/json-patch+json"),
+    ]
+    for target, patch, media, reason in refused:
+        status, body = raw(api, "PATCH", target, patch, media)
+        assert (status, body["reason"]) == (415, "UnsupportedMediaType"), (media, body)
+        assert reason in body["message"], body
+    assert fake_kube.get("configmaps", "cfg", NS) == before
+    assert fake_kube.get("daemonsets", "kube-proxy", NS)["spec"] == ds["spec"]
 
 
 def test_merge_patch_and_custom_resources_refuse_strategic_merge(fake_kube, api):
@@ -233,24 +240,6 @@ def test_merge_patch_and_custom_resources_refuse_strategic_merge(fake_kube, api)
                        "application/merge-patch+json")
     assert status == 200
     assert body["spec"]["defaults"] == {"kube-proxy-replacement": "true"}
-
-
-def test_json_patch_operations_and_failed_test(fake_kube, api):
-    fake_kube.seed(configmap("cfg", NS, {"a": "1", "b": "2"}))
-    path = f"/api/v1/namespaces/{NS}/configmaps/cfg"
-    ops = [{"op": "test", "path": "/data/a", "value": "1"},
-           {"op": "replace", "path": "/data/a", "value": "10"},
-           {"op": "remove", "path": "/data/b"},
-           {"op": "add", "path": "/metadata/annotations", "value": {"x~y/z": "v"}},
-           {"op": "copy", "from": "/data/a", "path": "/data/c"}]
-    status, body = raw(api, "PATCH", path, ops, "application/json-patch+json")
-    assert status == 200, body
-    assert body["data"] == {"a": "10", "c": "10"}
-    assert body["metadata"]["annotations"] == {"x~y/z": "v"}
-    status, body = raw(api, "PATCH", path, [{"op": "test", "path": "/data/a", "value": "1"}],
-                       "application/json-patch+json")
-    assert (status, body["reason"]) == (422, "Invalid")
-    assert fake_kube.get("configmaps", "cfg", NS)["data"] == {"a": "10", "c": "10"}
 
 
 def test_list_honours_label_and_field_selectors(fake_kube, api):
@@ -364,3 +353,69 @@ def test_request_log_records_method_path_body_and_content_type(fake_kube, api):
     assert request.body == {"data": {"k": "v"}}
     assert request.content_type == "application/strategic-merge-patch+json"
     assert request.headers["Authorization"] == "Bearer fake-token"
+
+
+# --- eviction (pods/eviction, policy/v1) -------------------------------------------------
+
+
+def evict(api, name: str, namespace: str = NS, *, uid: str | None = None):
+    """An eviction through the real client: (status, reason, body) of the answer."""
+    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=namespace))
+    if uid:
+        body.delete_options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+    try:
+        client.CoreV1Api(api).create_namespaced_pod_eviction(name, namespace, body)
+    except client.ApiException as exc:
+        answer = json.loads(exc.body)
+        return exc.status, answer["reason"], answer
+    return 201, "", None
+
+
+def test_an_eviction_deletes_a_pod_no_budget_covers(fake_kube, api):
+    fake_kube.seed(pod("web-1", "shop", "n1", {"app": "web"}))
+    fake_kube.budget("other", "shop", {"app": "db"}, allowed=0)
+    fake_kube.budget("web", NS, {"app": "web"}, allowed=0)  # another namespace's budget
+    assert evict(api, "web-1", "shop")[0] == 201
+    assert fake_kube.get("pods", "web-1", "shop") is None
+
+
+def test_a_budget_is_spent_by_evictions_and_answers_429_when_none_is_left(fake_kube, api):
+    for name in ("web-1", "web-2"):
+        fake_kube.seed(pod(name, "shop", "n1", {"app": "web"}))
+    fake_kube.budget("web", "shop", {"app": "web"}, allowed=1, healthy=2)
+    assert evict(api, "web-1", "shop")[0] == 201
+    spent = fake_kube.get("poddisruptionbudgets", "web", "shop")["status"]
+    assert spent["disruptionsAllowed"] == 0 and set(spent["disruptedPods"]) == {"web-1"}
+    status, reason, body = evict(api, "web-2", "shop")
+    assert (status, reason) == (429, "TooManyRequests")
+    assert body["details"]["causes"] == [{"reason": "DisruptionBudget", "message":
+                                          "The disruption budget web needs 2 healthy pods and has 3 currently"}]
+    assert fake_kube.get("pods", "web-2", "shop") is not None, "a refused eviction deletes nothing"
+    fake_kube.budget("web", "shop", {"app": "web"}, allowed=1)  # the disruption controller again
+    assert evict(api, "web-2", "shop")[0] == 201
+
+
+def test_pending_and_finished_pods_are_evicted_whatever_the_budget(fake_kube, api):
+    fake_kube.seed(pod("starting", "shop", "n1", {"app": "web"}, phase="Pending"))
+    fake_kube.seed(pod("done", "shop", "n1", {"app": "web"}, phase="Succeeded"))
+    fake_kube.budget("web", "shop", {"app": "web"}, allowed=0)
+    assert evict(api, "starting", "shop")[0] == evict(api, "done", "shop")[0] == 201
+    assert fake_kube.objects("pods", "shop") == []
+
+
+def test_eviction_errors_are_the_real_servers(fake_kube, api):
+    fake_kube.seed(pod("web-1", "shop", "n1", {"app": "web"}))
+    assert evict(api, "gone", "shop")[:2] == (404, "NotFound")
+    assert evict(api, "web-1", "shop", uid="another-pod")[:2] == (409, "Conflict")
+    status, _ = raw(api, "POST", "/api/v1/namespaces/shop/pods/web-1/eviction",
+                   {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web-2"}})
+    assert status == 400
+    assert raw(api, "GET", "/api/v1/namespaces/shop/pods/web-1/eviction")[0] == 405
+    fake_kube.budget("a", "shop", {"app": "web"}, allowed=1)
+    fake_kube.budget("b", "shop", {}, allowed=1)  # an empty selector selects every pod
+    assert evict(api, "web-1", "shop")[0] == 500  # two budgets: not supported, as upstream
+    fake_kube.remove("poddisruptionbudgets", "a", "shop")
+    fake_kube.deny("create", "pods/eviction", "shop")
+    status, reason, body = evict(api, "web-1", "shop")
+    assert (status, reason) == (403, "Forbidden") and '"pods/eviction"' in body["message"]
+    assert fake_kube.get("pods", "web-1", "shop") is not None

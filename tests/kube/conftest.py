@@ -1,10 +1,10 @@
-"""Fixtures for the Kubernetes access tests: the fake API server and a client on it."""
+"""Fixtures for the Kubernetes access tests: the shared client on a clock moved by hand."""
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from tests.fakekube.fixtures import fake_kube, kube_client  # noqa: F401  (re-exported fixture)
+import pytest
 
 
 class ManualClock:
@@ -26,7 +26,6 @@ def monotonic() -> ManualClock:
 
 
 @pytest.fixture
-async def kube(fake_kube, monotonic):  # noqa: F811
-    """The shared client fixture's client, on the clock the test moves by hand."""
-    async with kube_client(fake_kube, monotonic=monotonic) as client:
-        yield client
+def kube_options(monotonic: ManualClock) -> dict[str, Any]:
+    """The shared ``kube`` client runs on the clock the test moves by hand."""
+    return {"monotonic": monotonic}

@@ -6,6 +6,8 @@ Matrix:
 - errors: NotFound (object, unserved version), Conflict (stale write, already exists),
   Forbidden with verb/resource/namespace/name/server message, Invalid, Unavailable
   (injected 503, server gone); never a library exception
+- eviction: the pods/eviction subresource with a uid precondition; a budget's 429 is
+  EvictionRefused (an Unavailable), then Conflict, NotFound, Forbidden
 - watch: SYNC then changes, relist on 410, periodic resync, retry when unavailable,
   Forbidden raised, stream closed when the consumer stops
 """
@@ -18,7 +20,7 @@ import contextlib
 import pytest
 
 from exporter.kube import errors
-from exporter.kube.client import SYNC, Backoff, load_api_client
+from exporter.kube.client import MERGE_PATCH, STRATEGIC_MERGE, SYNC, Backoff, load_api_client
 from exporter.kube.resources import (
     CILIUM_NODE_CONFIGS,
     CILIUM_NODE_CONFIGS_V2ALPHA1,
@@ -69,7 +71,8 @@ async def test_create_get_replace_patch_delete_a_configmap(kube, fake_kube):
     got["data"]["a"] = "2"
     replaced = await kube.replace(CONFIGMAPS, got)
     assert replaced["data"] == {"a": "2"}
-    patched = await kube.patch(CONFIGMAPS, "cfg", {"data": {"b": "3"}}, NS)
+    patched = await kube.patch(CONFIGMAPS, "cfg", {"data": {"b": "3"}}, NS,
+                               patch_type=STRATEGIC_MERGE)
     assert patched["data"] == {"a": "2", "b": "3"}
     assert fake_kube.requests[-1].content_type == "application/strategic-merge-patch+json"
     await kube.delete(CONFIGMAPS, "cfg", NS)
@@ -80,16 +83,21 @@ async def test_create_get_replace_patch_delete_a_configmap(kube, fake_kube):
         "every write names this product as its field manager"
 
 
-async def test_custom_resources_default_to_merge_patch_and_lists_filter(kube, fake_kube):
+async def test_the_patch_type_is_named_by_the_caller_and_lists_filter(kube, fake_kube):
     fake_kube.seed(cilium_node_config("kpr", NS, {"matchLabels": {"x": "y"}},
                                       {"kube-proxy-replacement": "true", "other": "1"}))
     patched = await kube.patch(CILIUM_NODE_CONFIGS, "kpr",
-                               {"spec": {"defaults": {"other": None}}}, NS)
+                               {"spec": {"defaults": {"other": None}}}, NS,
+                               patch_type=MERGE_PATCH)
     assert patched["spec"]["defaults"] == {"kube-proxy-replacement": "true"}
     assert fake_kube.requests[-1].content_type == "application/merge-patch+json"
-    json_patched = await kube.patch(CILIUM_NODE_CONFIGS, "kpr", [
-        {"op": "replace", "path": "/spec/defaults/kube-proxy-replacement", "value": "false"}], NS)
-    assert json_patched["spec"]["defaults"] == {"kube-proxy-replacement": "false"}
+    with pytest.raises(ValueError, match="unknown patch type"):
+        await kube.patch(CILIUM_NODE_CONFIGS, "kpr", {}, NS,
+                         patch_type="application/json-patch+json")
+    # Kubernetes refuses strategic merge for custom resources (415); the client says so.
+    with pytest.raises(errors.KubeError, match="415|UnsupportedMediaType|unsupported"):
+        await kube.patch(CILIUM_NODE_CONFIGS, "kpr", {"spec": {}}, NS,
+                         patch_type=STRATEGIC_MERGE)
 
     for name, node_name in [("kp-a", "n1"), ("kp-b", "n2")]:
         fake_kube.seed(pod(name, NS, node_name, {"k8s-app": "kube-proxy"}))
@@ -117,7 +125,7 @@ async def test_not_found_for_objects_and_for_unserved_versions(kube, fake_kube):
 
 async def test_conflicts_for_stale_writes_and_existing_names(kube, fake_kube):
     created = await kube.create(CONFIGMAPS, configmap("cfg", NS, {"a": "1"}))
-    await kube.patch(CONFIGMAPS, "cfg", {"data": {"a": "2"}}, NS)
+    await kube.patch(CONFIGMAPS, "cfg", {"data": {"a": "2"}}, NS, patch_type=MERGE_PATCH)
     with pytest.raises(errors.Conflict) as err:
         await kube.replace(CONFIGMAPS, created)
     assert_own_error(err.value)
@@ -135,7 +143,7 @@ async def test_rbac_denial_is_forbidden_with_verb_and_resource(kube, fake_kube):
     fake_kube.deny("patch", "configmaps", NS)
     with pytest.raises(errors.Forbidden) as err:
         await kube.patch(CONFIGMAPS, "cilium-config", {"data": {"kube-proxy-replacement": "true"}},
-                         NS)
+                         NS, patch_type=MERGE_PATCH)
     exc = err.value
     assert_own_error(exc)
     assert (exc.verb, exc.resource, exc.namespace, exc.name, exc.status) == (
@@ -156,7 +164,8 @@ async def test_bad_requests_are_invalid(kube, fake_kube):
     assert_own_error(err.value)
     fake_kube.seed(configmap("cfg", NS, {"a": "1"}))
     with pytest.raises(errors.Invalid):
-        await kube.patch(CONFIGMAPS, "cfg", [{"op": "test", "path": "/data/a", "value": "2"}], NS)
+        await kube.patch(CONFIGMAPS, "cfg", {"metadata": {"name": "renamed"}}, NS,
+                         patch_type=MERGE_PATCH)  # a name is immutable: 422
 
 
 async def test_server_errors_and_a_dead_server_are_unavailable(kube, fake_kube):
@@ -172,6 +181,37 @@ async def test_server_errors_and_a_dead_server_are_unavailable(kube, fake_kube):
         await kube.get(DAEMONSETS, "kube-proxy", NS)
     assert_own_error(err.value)
     assert "API unreachable" in str(err.value)
+
+
+async def test_eviction_goes_through_the_subresource_and_a_budget_can_refuse_it(kube, fake_kube):
+    for name in ("web-1", "web-2"):
+        fake_kube.seed(pod(name, "shop", "n1", {"app": "web"}))
+    fake_kube.budget("web", "shop", {"app": "web"}, allowed=1)
+    uid = fake_kube.get("pods", "web-1", "shop")["metadata"]["uid"]
+    fake_kube.clear_requests()
+    await kube.evict("web-1", "shop", uid=uid)
+    (request,) = fake_kube.requests
+    assert (request.method, request.path) == ("POST", "/api/v1/namespaces/shop/pods/web-1/eviction")
+    assert request.body == {"apiVersion": "policy/v1", "kind": "Eviction",
+                            "metadata": {"name": "web-1", "namespace": "shop"},
+                            "deleteOptions": {"kind": "DeleteOptions", "apiVersion": "v1",
+                                              "preconditions": {"uid": uid}}}
+    assert fake_kube.get("pods", "web-1", "shop") is None
+    with pytest.raises(errors.EvictionRefused) as err:
+        await kube.evict("web-2", "shop")
+    assert_own_error(err.value)
+    assert isinstance(err.value, errors.Unavailable) and err.value.status == 429
+    assert "PodDisruptionBudget allows no disruption" in str(err.value)
+    assert "violate the pod's disruption budget" in err.value.server_message
+    assert fake_kube.get("pods", "web-2", "shop") is not None
+    with pytest.raises(errors.Conflict):  # another pod of that name now: not evicted
+        await kube.evict("web-2", "shop", uid="the-old-one")
+    with pytest.raises(errors.NotFound):
+        await kube.evict("web-1", "shop")
+    fake_kube.deny("create", "pods/eviction")
+    with pytest.raises(errors.Forbidden) as err:
+        await kube.evict("web-2", "shop")
+    assert err.value.verb == "evict" and 'pods/eviction' in err.value.server_message
 
 
 # --- watch ---------------------------------------------------------------------------
@@ -263,7 +303,7 @@ async def test_namespace_is_required_for_namespaced_writes(kube):
     with pytest.raises(ValueError):
         await kube.get(CONFIGMAPS, "x")
     with pytest.raises(ValueError):
-        await kube.patch(CONFIGMAPS, "x", {}, None)
+        await kube.patch(CONFIGMAPS, "x", {}, None, patch_type=MERGE_PATCH)
 
 
 def test_client_from_settings(fake_kube, tmp_path):
@@ -283,18 +323,19 @@ def test_client_from_settings(fake_kube, tmp_path):
 
 
 def test_settings_problems():
+    from exporter.config_constraints import problems as check
     from exporter.kube.settings import KubeSettings
 
-    assert KubeSettings().problems() == []
-    assert KubeSettings(kube_proxy_selector="k8s-app in (kube-proxy,kp),tier").problems() == []
-    found = KubeSettings(enabled="maybe", agent_selector="k8s-app=(", resync_seconds=0,
-                         retry_min_seconds=5, retry_max_seconds=1, backend_map_max_entries=0,
-                         cilium_namespace=" ").problems()
+    assert check(KubeSettings(), "kube") == []
+    assert check(KubeSettings(kube_proxy_selector="k8s-app in (kube-proxy,kp),tier"), "kube") == []
+    found = check(KubeSettings(enabled="maybe", agent_selector="k8s-app=(", resync_seconds=0,
+                               retry_min_seconds=5, retry_max_seconds=1,
+                               backend_map_max_entries=0, cilium_namespace=" "), "kube")
     assert found == [
-        "kube.enabled 'maybe' is not auto, true or false",
-        "kube.agent_selector 'k8s-app=(' is not a label selector",
+        "kube.enabled: 'maybe' is not one of auto, true, false",
         "kube.cilium_namespace must not be empty",
-        "kube.resync_seconds must be positive",
+        "kube.resync_seconds must be positive, got 0",
+        "kube.backend_map_max_entries must be at least 1, got 0",
+        "kube.agent_selector 'k8s-app=(' is not a label selector",
         "kube.retry_max_seconds must not be below kube.retry_min_seconds",
-        "kube.backend_map_max_entries must be at least 1",
     ]

@@ -19,6 +19,7 @@ import logging
 
 import pytest
 
+from exporter.cilium import MIGRATION_LABEL
 from exporter.datapath.tracker import DatapathTracker
 from exporter.kube.datapath_feed import DatapathWatcher
 from exporter.kube.settings import KubeSettings
@@ -27,7 +28,7 @@ from tests.fakekube.fixtures import cilium_node_config, configmap, node, pod
 
 NS = "kube-system"
 NODES = ("worker-1", "worker-2", "worker-3")
-LABEL = "io.cilium.migration/kube-proxy-replacement"
+LABEL = MIGRATION_LABEL
 SETTINGS = KubeSettings(retry_min_seconds=0.01, retry_max_seconds=0.05)
 
 

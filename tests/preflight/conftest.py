@@ -2,5 +2,4 @@
 
 from __future__ import annotations
 
-from tests.fakekube.fixtures import fake_kube, kube  # noqa: F401  (re-exported fixtures)
 from tests.rollback.conftest import controller, vtime  # noqa: F401  (re-exported fixtures)

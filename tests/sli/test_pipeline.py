@@ -1,7 +1,7 @@
 """The pipeline: configuration, error isolation, events, snapshot and fast rendering.
 
-Matrix: unknown handler names rejected (listing the known ones), other invalid
-settings; a failing collaborator (the Service directory) never stops the
+Matrix: unknown handler names rejected (listing the known ones); other invalid
+settings are the settings tree's to report, once; a failing collaborator (the Service directory) never stops the
 stream, is counted per handler and logged at a limited rate; a subset of
 handlers; status lines; node-status events ignored; self-metrics pre-initialised;
 snapshot of the examples (and the window between two snapshots, overflow left
@@ -16,11 +16,11 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter import model
+from exporter.config_constraints import problems as check
 from exporter.model import NodeStatus, ServiceRef
 from exporter.sli import (
     HANDLERS,
     Pipeline,
-    SliConfigError,
     SliSettings,
     StaticDatapathResolver,
     StaticServiceDirectory,
@@ -41,11 +41,9 @@ def test_unknown_handler_is_rejected_with_the_known_names():
 def test_invalid_settings_list_every_problem():
     settings = SliSettings(connect_timeout_seconds=30, table_max_age_seconds=20,
                            max_services_per_metric=0, l7_reporter="both")
-    problems = settings.problems()
+    problems = check(settings, "sli")
     assert len(problems) == 3, problems
-    with pytest.raises(SliConfigError):
-        Pipeline(settings, CollectorRegistry(), datapaths=StaticDatapathResolver({}))
-    assert SliSettings().problems() == []
+    assert check(SliSettings(), "sli") == []
 
 
 class FailingDirectory:
@@ -163,3 +161,36 @@ def test_static_roles():
     assert directory.service_for_frontend("10.96.0.1", 81) is None
     assert directory.service_for_backend("10.0.0.1", 8080) == cart
     assert directory.service_for_backend("10.0.0.2", 8080) is None
+
+
+def test_flows_and_lost_events_are_counted_per_node_for_the_lost_events_gate(make, examples):
+    pipeline, registry = make()
+    flow = next(iter(examples.values()))
+    for _ in range(3):
+        pipeline.process(replace(flow, node_name="node-a"))
+    pipeline.process(replace(flow, node_name="node-b", count=5))  # aggregated: five flows
+    pipeline.handle(model.LostEvents("node-a", 3, 2))
+    pipeline.handle(model.LostEvents("", 2, 4))  # Relay's own loss names no node
+    snap = pipeline.snapshot(10.0)
+    assert snap.nodes == {"node-a": (3, 2, -1), "node-b": (5, 0, -1),  # agent: not read here
+                          "__unattributed__": (0, 4, -1)}
+    text = pipeline.render().decode()
+    got = samples_of(text, {"kpr_node_hubble_flows", "kpr_node_hubble_lost_events"})
+    assert got == {
+        ("kpr_node_hubble_flows_total", (("node", "node-a"),), 3.0),
+        ("kpr_node_hubble_flows_total", (("node", "node-b"),), 5.0),
+        ("kpr_node_hubble_lost_events_total", (("node", "__unattributed__"),), 4.0),
+        ("kpr_node_hubble_lost_events_total", (("node", "node-a"),), 2.0),
+    }
+    assert samples_of(generate_latest(registry).decode(), {"kpr_node_hubble_flows"}) == {
+        s for s in got if s[0] == "kpr_node_hubble_flows_total"}
+
+
+def test_node_names_past_the_cap_are_folded(make, examples, monkeypatch):
+    monkeypatch.setattr("exporter.sli.pipeline.MAX_NODES", 2)
+    pipeline, _ = make()
+    flow = next(iter(examples.values()))
+    for node in ("n1", "n2", "n3", "n4", "n1"):
+        pipeline.process(replace(flow, node_name=node))
+    assert pipeline.snapshot(1.0).nodes == {"n1": (2, 0, -1), "n2": (1, 0, -1),
+                                            "__other__": (2, 0, -1)}

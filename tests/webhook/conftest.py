@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from exporter.rollback.api import DRY_RUN, PLANNED, Result, Scope, Trigger
+from exporter.rollback.roles import DRY_RUN, PLANNED, Result, Scope, Trigger
 from exporter.webhook import decision as dec
 from exporter.webhook.receiver import TokenFile, WebhookReceiver, add_webhook_route
 from exporter.webhook.settings import WebhookSettings

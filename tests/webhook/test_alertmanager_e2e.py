@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from exporter.rollback.api import ENFORCE, SUCCEEDED
+from exporter.rollback.roles import ENFORCE, SUCCEEDED
 from exporter.rollback.backup import ConfigMapBackupStore
 from exporter.rollback.executor import KubeRollbacker
 from exporter.rollback.reader import KubePlanner
@@ -23,7 +23,6 @@ from exporter.rollback.runner import RollbackRunner
 from exporter.webhook import decision as dec
 from exporter.webhook.receiver import PATH, TokenFile, WebhookReceiver
 from exporter.webhook.settings import WebhookSettings
-from tests.fakekube.fixtures import fake_kube, kube  # noqa: F401  (fixtures)
 from tests.realstack.harness import Alertmanager, AlertmanagerOptions, wait_until
 from tests.realstack.harness import WebhookReceiver as AmWebhook
 from tests.rollback.cluster import MIGRATION, Controller, VirtualTime, seed_canary, settings
@@ -93,7 +92,7 @@ def options(url: str, token_file, **overrides) -> AlertmanagerOptions:
     return AlertmanagerOptions(**base)
 
 
-async def test_resent_alert_rolls_back_exactly_once(tmp_path, fake_kube, kube, token_file):  # noqa: F811
+async def test_resent_alert_rolls_back_exactly_once(tmp_path, fake_kube, kube, token_file):
     async with Stack(fake_kube, kube, token_file) as stack:
         async with Alertmanager(tmp_path / "am", options(stack.url, token_file)) as am:
             await am.post_alerts([firing_alert()])
@@ -112,7 +111,7 @@ async def test_resent_alert_rolls_back_exactly_once(tmp_path, fake_kube, kube, t
     assert len(unlabel) == 1
 
 
-async def test_503_is_retried_by_alertmanager_and_acted_on_once(tmp_path, fake_kube, kube, token_file):  # noqa: F811
+async def test_503_is_retried_by_alertmanager_and_acted_on_once(tmp_path, fake_kube, kube, token_file):
     async with Stack(fake_kube, kube, token_file) as stack:
         stack.view.current = "unknown"
         stack.view.by_datapath = {}

@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 import pytest
 
-from exporter.rollback.api import CLUSTER, DRY_RUN, ENFORCE, NODES, Scope
+from exporter.rollback.roles import CLUSTER, DRY_RUN, ENFORCE, NODES, Scope
 from exporter.webhook import decision as d
 from exporter.webhook.payload import FIRING, RESOLVED, Alert, Notification
 

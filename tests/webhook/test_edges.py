@@ -20,6 +20,7 @@ import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from exporter.config_constraints import problems as check
 from exporter.web import Server
 from exporter.webhook import decision as dec
 from exporter.webhook.receiver import PATH, OUTCOMES, TokenFile, WebhookReceiver
@@ -175,6 +176,6 @@ def test_default_timeouts_fit_in_the_charts_termination_grace_period():
 
 
 def test_timeout_settings_are_validated():
-    assert WebhookSettings(body_timeout_seconds=0).problems()
-    assert WebhookSettings(shutdown_timeout_seconds=0).problems()
-    assert WebhookSettings().problems() == []
+    assert check(WebhookSettings(body_timeout_seconds=0), "webhook")
+    assert check(WebhookSettings(shutdown_timeout_seconds=0), "webhook")
+    assert check(WebhookSettings(), "webhook") == []

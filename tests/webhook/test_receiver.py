@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from exporter.rollback.api import CLUSTER, ENFORCE, NODES
+from exporter.rollback.roles import CLUSTER, ENFORCE, NODES
 from exporter.webhook import decision as dec
 from exporter.webhook.receiver import WebhookConfigError, build_ssl_context, token_source
 from exporter.webhook.settings import WebhookSettings, WebhookTlsSettings

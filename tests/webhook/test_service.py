@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from exporter.datapath.tracker import DatapathTracker
-from exporter.rollback.api import ENFORCE, PLANNED, REFUSED, SUCCEEDED, Result, Scope, TrackerView, Trigger
+from exporter.rollback.roles import ENFORCE, PLANNED, REFUSED, SUCCEEDED, Result, Scope, TrackerView, Trigger
 from exporter.rollback.backup import ConfigMapBackupStore
 from exporter.rollback.executor import KubeRollbacker
 from exporter.rollback.reader import KubePlanner
@@ -33,7 +33,7 @@ from exporter.webhook import decision as dec
 from exporter.webhook.receiver import TokenFile, WebhookConfigError, WebhookReceiver, add_webhook_route
 from exporter.webhook.service import RollbackService, build_rollback_service, kill_switch
 from exporter.webhook.settings import WebhookSettings
-from tests.fakekube.fixtures import configmap, fake_kube, kube  # noqa: F401  (fixtures)
+from tests.fakekube.fixtures import configmap
 from tests.rollback.cluster import MIGRATION, T0, Controller, VirtualTime, seed_canary, settings
 
 from .conftest import DATA, TOKEN
@@ -95,7 +95,7 @@ async def test_without_kubernetes_the_plan_is_refused_with_the_reason(serve, tok
     assert registry.get_sample_value("kpr_rollbacks_total", {"result": "refused", "mode": "dry-run"}) == 1
 
 
-async def test_dry_run_concurrent_deliveries_plan_once(serve, token_file, fake_kube, kube):  # noqa: F811
+async def test_dry_run_concurrent_deliveries_plan_once(serve, token_file, fake_kube, kube):
     seed_canary(fake_kube)
     Controller(fake_kube).reconcile()
     app, registry = web.Application(), CollectorRegistry()
@@ -115,7 +115,7 @@ async def test_dry_run_concurrent_deliveries_plan_once(serve, token_file, fake_k
     assert registry.get_sample_value("kpr_webhook_requests_total", {"outcome": "duplicate"}) == 19
 
 
-async def test_enforce_through_the_webhook(serve, token_file, fake_kube, kube):  # noqa: F811
+async def test_enforce_through_the_webhook(serve, token_file, fake_kube, kube):
     seed_canary(fake_kube)
     controller = Controller(fake_kube)
     controller.reconcile()
@@ -144,7 +144,7 @@ async def test_enforce_through_the_webhook(serve, token_file, fake_kube, kube): 
     assert registry.get_sample_value("kpr_rollbacks_total", {"result": "succeeded", "mode": "enforce"}) == 1
 
 
-async def test_start_seeds_the_cooldown_from_history(token_file, fake_kube, kube):  # noqa: F811
+async def test_start_seeds_the_cooldown_from_history(token_file, fake_kube, kube):
     seed_canary(fake_kube)
     s = settings()
     cm = configmap(s.state_configmap, s.namespace, {})
@@ -181,7 +181,7 @@ async def stop(task):
 
 
 async def test_after_a_crash_the_next_alert_is_not_held_by_the_cooldown(
-        serve, token_file, fake_kube, kube):  # noqa: F811
+        serve, token_file, fake_kube, kube):
     """A holder killed mid-rollback (state running, Lease kept) started no completed rollback."""
     seed_canary(fake_kube)
     Controller(fake_kube).reconcile()

@@ -9,7 +9,7 @@ A node below the minimum fails: the agent will not run there.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 from exporter.preflight.model import FAIL, PASS, WARN, Facts, Row, missing, some
 from exporter.rollback.settings import RollbackSettings
@@ -33,7 +33,7 @@ def kernel_version(text: str) -> Version | None:
     return int(match[1]), int(match[2]), int(match[3] or 0)
 
 
-def cilium_version(daemonset: dict | None) -> tuple[int, int] | None:
+def cilium_version(daemonset: dict[str, Any] | None) -> tuple[int, int] | None:
     """Cilium's minor version from the agent image tag (``…/cilium:v1.18.3@sha256:…``)."""
     spec = (((daemonset or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
     containers = spec.get("containers") or ()

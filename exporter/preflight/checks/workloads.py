@@ -55,7 +55,8 @@ def host_port(facts: Facts, settings: RollbackSettings) -> Row:
     if (row := missing(check, facts, "pods")) is not None:
         return row
     low, high = node_port_range(facts.cilium_config)
-    users, broken = [], []
+    users: list[str] = []
+    broken: list[str] = []
     for pod in facts.pods or ():
         for container in (pod.get("spec") or {}).get("containers") or ():
             for port in container.get("ports") or ():

@@ -56,7 +56,8 @@ class Scope:
     @classmethod
     def from_dict(cls, doc: Mapping[str, object]) -> Scope:
         nodes = doc.get("nodes") or ()
-        return cls(str(doc["kind"]), tuple(str(n) for n in nodes))  # type: ignore[union-attr]
+        assert isinstance(nodes, (list, tuple)), "nodes must be a list"
+        return cls(str(doc["kind"]), tuple(str(n) for n in nodes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,8 @@ class Trigger:
     @classmethod
     def from_dict(cls, doc: Mapping[str, object]) -> Trigger:
         prints = doc.get("fingerprints") or ()
-        return cls(str(doc.get("reason", "")), tuple(str(p) for p in prints),  # type: ignore[union-attr]
+        assert isinstance(prints, (list, tuple)), "fingerprints must be a list"
+        return cls(str(doc.get("reason", "")), tuple(str(p) for p in prints),
                    str(doc.get("source", "webhook")))
 
 

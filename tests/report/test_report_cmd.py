@@ -46,7 +46,7 @@ def test_html_is_self_contained_and_escapes_labels(recorded_run: ReportRun) -> N
     html = recorded_run.html
     assert HOSTILE_HTML in html
     assert "<script" not in html  # neither the hostile label nor any script of ours
-    assert not re.search(r'(src|href)="(?!data:)', html)
+    assert not re.search(r'(src|href)="(?!data:|#q-\d+")', html)  # in-page query links only
     assert "<link" not in html and "@import" not in html
     assert "SERVICE_BACKEND_NOT_FOUND</span> (KPR-sensitive)" in html
 
@@ -71,7 +71,9 @@ def test_markdown_summary_rows(recorded_run: ReportRun) -> None:
     top = md.split("## Top regressions")[1].split("##")[0]
     assert "| shop/cart | handshake p99 | canary-vs-control |" in top
     elsewhere = "\n".join(line for line in md.splitlines() if not line.startswith("- Prometheus: "))
-    assert "http" not in elsewhere and "](" not in md
+    assert "http" not in elsewhere
+    links = re.findall(r"\]\(([^)]*)\)", md)  # only the claims' numbers, to their queries
+    assert links and all(re.fullmatch(r"report\.html#q-\d+", link) for link in links)
 
 
 @pytest.mark.parametrize(("time_from", "time_to"), [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from exporter.preflight.model import FAIL, PASS, Facts, Row, container_env, missing, some
 from exporter.rollback.settings import RollbackSettings
 
@@ -53,6 +55,6 @@ def api_server_ha(facts: Facts, settings: RollbackSettings) -> Row:
                             f"address ({len(planes)} control-plane node(s))")
 
 
-def _addresses(node: dict) -> set[str]:
+def _addresses(node: dict[str, Any]) -> set[str]:
     found = {a.get("address", "") for a in (node.get("status") or {}).get("addresses") or ()}
     return found | {node["metadata"]["name"]}
