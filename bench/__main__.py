@@ -22,8 +22,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 #: Output lines repeated in the summary: the figure against its target.
 _KEYWORDS = ("target", "ratio")
-#: Benchmarks too long for the default run; they run when named.
-LONG = frozenset({"bench_soak"})
+#: Benchmarks too long for the default run; they run when named (``python -m bench sizing``).
+LONG = frozenset({"bench_soak", "bench_sizing"})
 
 
 @dataclass

@@ -54,7 +54,7 @@ from exporter.judge.verdict import (
 from exporter.snapshot import ServiceSli, SliKey, SliSnapshot
 
 try:  # the SLI engine's buckets when it is there
-    from exporter.sli.series import CONNECT_BUCKETS as BOUNDS
+    from exporter.metrics_contract import CONNECT_BUCKETS as BOUNDS
 except ImportError:  # pragma: no cover - the values of docs/metrics.md
     BOUNDS = (0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
               0.1, 0.5, 1.5, 3.5, 7.5)

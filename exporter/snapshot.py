@@ -8,7 +8,7 @@ of the window between them. Pure data, no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class SliKey(NamedTuple):
@@ -17,6 +17,23 @@ class SliKey(NamedTuple):
     namespace: str
     service: str
     datapath: str
+
+
+class NodeEvents(NamedTuple):
+    """Cumulative Hubble events of one node: flows processed, events the stream reported
+    lost, and the agent's own ``hubble_lost_events_total`` (-1 when never read)."""
+
+    flows: int = 0
+    lost: int = 0
+    agent_lost: int = -1
+
+    def since(self, earlier: NodeEvents | None) -> NodeEvents:
+        """The events after ``earlier``, like ``increase()``: a counter that went down counts
+        from zero, and the agent's count only when both readings have it (0 otherwise)."""
+        before = earlier or NodeEvents()
+        agent = (_sub(self.agent_lost, before.agent_lost)
+                 if self.agent_lost >= 0 and before.agent_lost >= 0 else 0)
+        return NodeEvents(_sub(self.flows, before.flows), _sub(self.lost, before.lost), agent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +76,8 @@ class SliSnapshot:
     connect_bounds: tuple[float, ...]  # upper bounds in seconds, without +Inf
     request_bounds: tuple[float, ...]
     services: dict[SliKey, ServiceSli]
+    #: node -> its Hubble events (the lost-events gate); empty when nothing was counted
+    nodes: dict[str, NodeEvents] = field(default_factory=dict)
 
     def minus(self, earlier: SliSnapshot) -> SliSnapshot:
         """The window between ``earlier`` and this snapshot."""
@@ -71,6 +90,8 @@ class SliSnapshot:
                 key: sli.minus(earlier.services.get(key, empty))
                 for key, sli in self.services.items()
             },
+            nodes={node: events.since(earlier.nodes.get(node))
+                   for node, events in self.nodes.items()},
         )
 
 
@@ -88,7 +109,7 @@ def _sub_seq(now: tuple[int, ...], before: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(n - b for n, b in zip(now, before))
 
 
-def to_json(snapshot: SliSnapshot) -> dict:
+def to_json(snapshot: SliSnapshot) -> dict[str, Any]:
     """A JSON-ready form of ``snapshot`` (served at ``/api/v1/snapshot``)."""
     return {
         "time": snapshot.time,
@@ -104,10 +125,11 @@ def to_json(snapshot: SliSnapshot) -> dict:
             }
             for key, sli in snapshot.services.items()
         ],
+        "nodes": {node: list(events) for node, events in snapshot.nodes.items()},
     }
 
 
-def from_json(data: dict) -> SliSnapshot:
+def from_json(data: dict[str, Any]) -> SliSnapshot:
     """The inverse of ``to_json``; raises ``ValueError`` on a malformed document."""
     try:
         services = {
@@ -128,6 +150,8 @@ def from_json(data: dict) -> SliSnapshot:
             connect_bounds=tuple(float(b) for b in data["connect_bounds"]),
             request_bounds=tuple(float(b) for b in data["request_bounds"]),
             services=services,
+            nodes={str(n): NodeEvents(*(int(v) for v in e))
+                   for n, e in data.get("nodes", {}).items()},
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not an SLI snapshot document: {exc}") from exc

@@ -7,6 +7,10 @@ frozen, it freezes one from the kube-proxy datapath over that window. A frozen b
 never replaced automatically: a rollback and a later switch keep it; only ``capture`` (by
 hand) or ``clear`` change it. ``unknown`` phases (tracker not synced) are ignored. Pure: the
 clock is injected and persistence is the caller's (``exporter.baseline.service``).
+
+Where the counts live elsewhere (node mode: the collectors' series in Prometheus), ``due``
+applies the same phase rules without keeping any history and says which window to read;
+``freeze`` turns that window into the baseline.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class BaselineKeeper:
                                        resolution=settings.window_seconds / 20.0,
                                        keep=_kube_proxy)
         self._last_phase: str | None = None
+        self._last_all_kube_proxy = 0.0  # when the phase was last seen all kube-proxy
         self.status = "frozen" if baseline else "waiting for an all-kube-proxy phase"
 
     def observe(self, snapshot: SliSnapshot, phase: str) -> Baseline | None:
@@ -56,17 +61,31 @@ class BaselineKeeper:
         previous, self._last_phase = self._last_phase, phase
         window = self.history.window(self.settings.window_seconds)
         self.history.clear()
-        if self.baseline is not None:
-            return None
-        if previous is None:
-            self.status = (f"the cluster was already switched ({phase}) when collection started: "
-                           "no pre-switch window; capture a baseline by hand if needed")
-            return None
-        if previous not in ALL_KUBE_PROXY:
+        if not self._switched_from(previous, phase):
             return None
         if window is None:
             self.status = "a node switched before any pre-switch window was collected"
             return None
+        return self.freeze(window, f"the switch from {previous} to {phase}")
+
+    def due(self, phase: str, now: float) -> float | None:
+        """The same phase rules with the counts kept elsewhere (Prometheus, in node mode):
+        the end of the pre-switch window when a baseline is to be frozen now (the last time
+        the cluster was seen all kube-proxy), else None. ``freeze`` finishes it."""
+        if phase in ALL_KUBE_PROXY:
+            self._last_phase, self._last_all_kube_proxy = phase, now
+            if self.baseline is None:
+                self.status = "collecting: the kube-proxy traffic is kept in Prometheus"
+            return None
+        if phase not in SWITCHED:
+            return None
+        previous, self._last_phase = self._last_phase, phase
+        if not self._switched_from(previous, phase):
+            return None
+        return self._last_all_kube_proxy
+
+    def freeze(self, window: Window, why: str) -> Baseline | None:
+        """Freeze the kube-proxy rows of ``window`` (None when no service had enough)."""
         frozen = Baseline.from_window(window, captured_at=self._clock(),
                                       min_connections=self.settings.min_connections,
                                       min_flows=self.settings.min_flows, source=AUTO)
@@ -75,8 +94,18 @@ class BaselineKeeper:
                            "in the pre-switch window")
             return None
         self.baseline = frozen
-        self.status = f"frozen at the switch from {previous} to {phase}"
+        self.status = f"frozen at {why}"
         return frozen
+
+    def _switched_from(self, previous: str | None, phase: str) -> bool:
+        """Whether this switch freezes a baseline (none yet, and from all kube-proxy)."""
+        if self.baseline is not None:
+            return False
+        if previous is None:
+            self.status = (f"the cluster was already switched ({phase}) when collection started: "
+                           "no pre-switch window; capture a baseline by hand if needed")
+            return False
+        return previous in ALL_KUBE_PROXY
 
     def capture(self, later: SliSnapshot, earlier: SliSnapshot | None = None) -> Baseline:
         """Capture a baseline by hand from ``later`` minus ``earlier``; without ``earlier``,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+
+from exporter.config_constraints import at_least, not_empty, positive
 
 FILE = "file"
 CONFIGMAP = "configmap"
@@ -15,19 +16,13 @@ class BaselineConfigMapSettings:
     """Where the ConfigMap store keeps the baseline."""
 
     namespace: str = field(
-        default="kube-system", metadata={"help": "Namespace of the baseline ConfigMap."},
+        default="kube-system", metadata={"help": "Namespace of the baseline ConfigMap.",
+                                         "check": not_empty()},
     )
     name: str = field(
-        default="kpr-exporter-baseline", metadata={"help": "Name of the baseline ConfigMap."},
+        default="kpr-exporter-baseline", metadata={"help": "Name of the baseline ConfigMap.",
+                                                   "check": not_empty()},
     )
-
-    def problems(self) -> list[str]:
-        found = []
-        if not self.namespace:
-            found.append("baseline.configmap.namespace must not be empty")
-        if not self.name:
-            found.append("baseline.configmap.name must not be empty")
-        return found
 
 
 @dataclass(frozen=True)
@@ -37,17 +32,17 @@ class BaselineSettings:
     window_seconds: float = field(
         default=3600.0,
         metadata={"help": "How much all-kube-proxy traffic before the first switch the baseline "
-                          "covers (seconds)."},
+                          "covers (seconds).", "check": positive()},
     )
     min_connections: int = field(
         default=100,
         metadata={"help": "Handshakes a service needs in the window to get a baseline (or "
-                          "min_flows flows)."},
+                          "min_flows flows).", "check": at_least(1)},
     )
     min_flows: int = field(
         default=100,
         metadata={"help": "Flows a service needs in the window to get a baseline (or "
-                          "min_connections handshakes)."},
+                          "min_connections handshakes).", "check": at_least(1)},
     )
     store: str = field(
         default=FILE,
@@ -58,19 +53,18 @@ class BaselineSettings:
         metadata={"help": "Baseline file of the file store (JSON, replaced atomically)."},
     )
     configmap: BaselineConfigMapSettings = field(default_factory=BaselineConfigMapSettings)
+    exporter_url: str = field(
+        default="",
+        metadata={"help": "The running exporter `baseline capture` reads the snapshot from "
+                          "(empty: web.listen_address of this configuration, on this machine).",
+                  "flag": "--baseline.exporter-url"},
+    )
 
     def problems(self) -> list[str]:
         found: list[str] = []
-        if not (math.isfinite(self.window_seconds) and self.window_seconds > 0):
-            found.append(f"baseline.window_seconds must be positive, got {self.window_seconds}")
-        if self.min_connections < 1:
-            found.append("baseline.min_connections must be at least 1")
-        if self.min_flows < 1:
-            found.append("baseline.min_flows must be at least 1")
-        if self.store not in STORE_KINDS:
-            found.append(f"baseline.store {self.store!r} is not one of {', '.join(STORE_KINDS)}")
         if self.store == FILE and not self.file:
             found.append("baseline.file must name a file when baseline.store is file")
-        if self.store == CONFIGMAP:
-            found.extend(self.configmap.problems())
+        if self.exporter_url and not self.exporter_url.startswith(("http://", "https://")):
+            found.append(f"baseline.exporter_url {self.exporter_url!r} is not an http:// or "
+                         "https:// URL")
         return found

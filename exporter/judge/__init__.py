@@ -6,6 +6,8 @@ Modules:
 * ``source_settings`` - where the evidence comes from (``judge.source``, ``judge.prometheus``);
 * ``evidence``  - ``Evidence`` (the windows judged), the ``EvidenceSource`` role and the
   in-process source (the Prometheus one is ``exporter.judge_prom``);
+* ``losses``    - the lost-events gate: per node and window, Hubble's lost share; nodes
+  above ``max_lost_share`` leave the window and the verdicts name them;
 * ``histogram`` - quantiles (PromQL-style interpolation), Mann-Whitney U and Hodges-Lehmann
   on bucket counts, the tail split;
 * ``counts``    - the exact conditional rate test for drops and connect failures;

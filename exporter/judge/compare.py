@@ -200,7 +200,8 @@ def judge_latency(treatment: Cohort | None, control: Cohort | None, bounds: Sequ
                          reason, p99_change, inputs, tuple(tests))
 
 
-def _latency_inputs(n: int, quantiles: dict[float, float], counts: Sequence[int]) -> dict:
+def _latency_inputs(n: int, quantiles: dict[float, float],
+                    counts: Sequence[int]) -> dict[str, object]:
     return {"connections": n, **{f"p{round(q * 100)}": v for q, v in quantiles.items()},
             "buckets": list(counts)}
 

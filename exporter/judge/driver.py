@@ -19,12 +19,13 @@ mix unrelated services and are never judged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from exporter.judge.compare import Span, inconclusive, judge
 from exporter.judge.evidence import Evidence, InProcessEvidence
 from exporter.judge.history import Cohort, Window
+from exporter.judge.losses import NodeLoss, annotate
 from exporter.judge.settings import JudgeSettings
 from exporter.judge.verdict import (
     AFTER_VS_BASELINE,
@@ -104,7 +105,7 @@ class Judge:
                 for sli in SLIS:
                     verdicts.append(self._verdict(now, namespace, service, sli, comparison,
                                                   evidence.short, evidence.long, baseline,
-                                                  problem))
+                                                  problem, evidence.left_out))
         self.verdicts = tuple(verdicts)
         self.evaluated_at = now
         self.phase = phase
@@ -115,9 +116,11 @@ class Judge:
 
     def _verdict(self, now: float, namespace: str, service: str, sli: str, comparison: str,
                  short: Window | None, long: Window | None, baseline: BaselineView | None,
-                 problem: str | None) -> Verdict:
-        judged = [self._window(name, window, namespace, service, sli, comparison, baseline,
-                               problem, now)
+                 problem: str | None,
+                 left_out: Mapping[str, tuple[NodeLoss, ...]]) -> Verdict:
+        judged = [annotate(self._window(name, window, namespace, service, sli, comparison,
+                                        baseline, problem, now),
+                           left_out.get(name, ()), self.settings.max_lost_share)
                   for name, window in ((SHORT, short), (LONG, long))]
         outcome, better, reason = combine(judged[0], judged[1])
         return Verdict(namespace, service, sli, comparison, outcome, better, reason,

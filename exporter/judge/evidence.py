@@ -4,6 +4,9 @@ The statistics never see raw data. They see an ``Evidence``: the short and the l
 ``Window`` (bucket and counter increases per (namespace, service, datapath)), the services
 to judge, and what makes the data untrustworthy: a ``problem`` (every verdict inconclusive
 with that reason) or a per-service ``partial`` reason (that service's verdicts inconclusive).
+``left_out`` names, per window, the nodes whose Hubble lost too many events: their samples
+are not in that window (``exporter.judge.losses``); the in-process source cannot separate
+one node's samples from the others', so it empties the window.
 
 An ``EvidenceSource`` produces it. Two exist:
 
@@ -23,8 +26,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from exporter.judge.history import SnapshotHistory, Window
+from exporter.judge.losses import NodeLoss, node_losses, over, window_events
 from exporter.judge.settings import SOURCES, JudgeSettings
-from exporter.snapshot import SliSnapshot
+from exporter.judge.verdict import LONG, SHORT
+from exporter.snapshot import NodeEvents, SliSnapshot
 
 IN_PROCESS, PROMETHEUS = SOURCES
 
@@ -40,6 +45,8 @@ class Evidence:
     services: frozenset[Service] = frozenset()
     problem: str | None = None  # every verdict is inconclusive with this reason
     partial: Mapping[Service, str] = field(default_factory=dict)  # per-service reasons
+    #: window name -> the nodes whose samples left it (``exporter.judge.losses``)
+    left_out: Mapping[str, tuple[NodeLoss, ...]] = field(default_factory=dict)
 
 
 class EvidenceSource(Protocol):
@@ -74,10 +81,15 @@ class InProcessEvidence:
                            settings.long_window_seconds / 15.0),
         )
         self._problem_of = problem_of or (lambda: "")
+        self._nodes: dict[float, dict[str, NodeEvents]] = {}  # snapshot time -> node events
 
     def observe(self, snapshot: SliSnapshot) -> None:
         """Add a snapshot (older than or as old as the newest one is ignored)."""
-        self.history.add(snapshot)
+        if self.history.add(snapshot):
+            self._nodes[snapshot.time] = dict(snapshot.nodes)
+            kept = self.history.times()
+            for t in [t for t in self._nodes if t not in kept]:
+                del self._nodes[t]
 
     async def evidence(self, now: float) -> Evidence:
         problem = self._problem_of()
@@ -93,8 +105,22 @@ class InProcessEvidence:
         services = set(window_services(long))
         if newest is not None:
             services.update((k.namespace, k.service) for k in newest.index)
-        return Evidence(short, long, frozenset(services),
-                        self._problem(now, short, sources_ok, sources_reason))
+        gated = {name: self._gate(w) for name, w in ((SHORT, short), (LONG, long))}
+        return Evidence(gated[SHORT][0], gated[LONG][0], frozenset(services),
+                        self._problem(now, short, sources_ok, sources_reason),
+                        left_out={n: g[1] for n, g in gated.items() if g[1]})
+
+    def _gate(self, window: Window | None) -> tuple[Window | None, tuple[NodeLoss, ...]]:
+        """The window, emptied when a node lost too much: this exporter's samples are not
+        per node, so a lossy node's contribution cannot be taken out alone."""
+        if window is None or window.end not in self._nodes:
+            return window, ()
+        events = window_events(self._nodes[window.end], self._nodes.get(window.start))
+        lossy = over(node_losses(events), self.settings.max_lost_share)
+        if not lossy:
+            return window, ()
+        return Window.of_cohorts(window.start, window.end, window.bounds, {},
+                                 window.partial), lossy
 
     def _problem(self, now: float, short: Window | None, sources_ok: bool,
                  sources_reason: str) -> str | None:

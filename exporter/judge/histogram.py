@@ -76,7 +76,7 @@ def tail_quantile(q: float, bounds: Sequence[float], counts: Sequence[int]) -> f
             if s_q <= 0:
                 return linear
             slope = math.log(upper / lower) / math.log(s_low / s_up)
-            return min(upper, lower * (s_low / s_q) ** slope)
+            return min(upper, lower * float((s_low / s_q) ** slope))
     return linear
 
 

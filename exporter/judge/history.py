@@ -185,6 +185,10 @@ class SnapshotHistory:
     def oldest(self) -> CompactSnapshot | None:
         return self._items[0] if self._items else None
 
+    def times(self) -> set[float]:
+        """The times of the snapshots kept."""
+        return {item.time for item in self._items}
+
     def clear(self) -> None:
         self._items.clear()
 

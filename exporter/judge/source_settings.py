@@ -9,9 +9,10 @@ Pure data.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from exporter.config_constraints import positive
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ class PrometheusSourceSettings:
     timeout_seconds: float = field(
         default=10.0,
         metadata={"help": "Give up on one evaluation's queries after this long; a slow "
-                          "Prometheus makes the verdicts inconclusive, never a pass."},
+                          "Prometheus makes the verdicts inconclusive, never a pass.",
+                  "check": positive()},
     )
 
     def problems(self) -> list[str]:
@@ -80,7 +82,4 @@ class PrometheusSourceSettings:
                              "?query or #fragment")
         if self.bearer_token_file and self.basic_auth.username:
             found.append("judge.prometheus: bearer_token_file and basic_auth exclude each other")
-        if not (math.isfinite(self.timeout_seconds) and self.timeout_seconds > 0):
-            found.append("judge.prometheus.timeout_seconds must be a positive number of "
-                         f"seconds, got {self.timeout_seconds}")
         return found

@@ -12,6 +12,10 @@ Modules:
 * ``assemble`` - query results -> windows, per-service partial data, the health verdict (pure);
 * ``source``   - ``PrometheusEvidence``: the HTTP client side (auth, TLS, timeout, errors).
 
+Each window's per-node Hubble events (flows, the stream's and the agent's lost events, by
+exporter) feed the lost-events gate: a lossy exporter's series are queried again without
+it. ``window_at`` reads one window the same way for the baseline (node mode).
+
 Unreachable, slow, refusing or warning Prometheus, and series missing for a service's
 datapath, are inconclusive verdicts with the reason, never a pass.
 """

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from exporter.judge.driver import OTHER_SERVICE
 from exporter.judge.evidence import Service
 from exporter.judge.history import Cohort, Window
+from exporter.judge.losses import NodeLoss, node_losses, over
 from exporter.model import KPR_SENSITIVE_DROP_REASONS
 from exporter.report.data import Sample
-from exporter.snapshot import SliKey
+from exporter.snapshot import NodeEvents, SliKey
 
 BUCKET_METRIC = "kpr_service_connect_duration_seconds_bucket"
 ATTEMPTS_METRIC = "kpr_service_connect_attempts_total"
@@ -195,3 +196,22 @@ def health(now: float, up: Sequence[Sample], newest: Sequence[Sample],
         return (f"stale source: the newest sample of exporter {instance(oldest)} in Prometheus "
                 f"is {now - oldest.value:.0f} s old (> {stale_after:g} s)")
     return None
+
+
+def lossy(parts: Mapping[str, Sequence[Sample]], max_share: float) -> tuple[NodeLoss, ...]:
+    """The nodes over ``max_share`` in one window, each with its exporter ``instance`` (the
+    unit whose series leave): ``parts`` are the ``flows``, ``lost`` and ``agent_lost``
+    increases by (job, instance, node)."""
+    units: dict[str, dict[str, list[float]]] = {}
+    for column, part in enumerate(("flows", "lost", "agent_lost")):
+        for s in parts.get(part, ()):
+            if not math.isfinite(s.value):
+                continue
+            row = units.setdefault(s.labels.get("instance", ""), {}).setdefault(
+                s.labels.get("node", ""), [0.0, 0.0, 0.0])
+            row[column] += s.value
+    found: list[NodeLoss] = []
+    for unit, nodes in units.items():
+        events = {node: NodeEvents(*(_count(v) for v in row)) for node, row in nodes.items()}
+        found.extend(node_losses(events, unit))
+    return over(found, max_share)

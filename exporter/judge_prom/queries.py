@@ -20,8 +20,11 @@ Pure module.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Final
 
+from exporter import metrics_contract as mc
 from exporter.judge.probes import NAMESPACE as PROBE_NAMESPACE
 from exporter.report.queries import WINDOW_QUERIES, duration
 
@@ -29,6 +32,13 @@ from exporter.report.queries import WINDOW_QUERIES, duration
 WINDOW_PARTS: Final = ("buckets", "attempts", "flows", "drops")
 #: The parts the probes' pseudo-services add to a window.
 PROBE_PARTS: Final = ("buckets", "attempts", "flows")
+
+#: Per-node Hubble events, by exporter (the lost-events gate, ``exporter.judge.losses``).
+LOSS_METRICS: Final = {
+    "flows": mc.NODE_HUBBLE_FLOWS.name,
+    "lost": mc.NODE_HUBBLE_LOST.name,
+    "agent_lost": mc.NODE_HUBBLE_AGENT_LOST.name,
+}
 
 HUBBLE_UP: Final = "kpr_hubble_up"
 INSTANCE: Final = ("job", "instance")
@@ -38,6 +48,26 @@ _BY: Final = "job, instance"
 def window_queries(seconds: float) -> dict[str, str]:
     """``{part: expr}`` of one window of ``seconds``."""
     return {part: WINDOW_QUERIES[part](seconds) for part in WINDOW_PARTS}
+
+
+def loss_queries(seconds: float) -> dict[str, str]:
+    """``{part: expr}``: each exporter's per-node flows and lost events over ``seconds``."""
+    d = duration(seconds)
+    return {part: f"sum by ({_BY}, node) (increase({metric}[{d}]))"
+            for part, metric in LOSS_METRICS.items()}
+
+
+_INCREASE = re.compile(r"increase\((kpr_[a-z_]+)\[")
+
+
+def without_instances(expr: str, instances: Iterable[str]) -> str:
+    """``expr`` with the series of the exporter ``instances`` left out of every increase."""
+    pattern = "|".join(re.escape(i) for i in sorted(instances))
+    escaped = pattern.replace("\\", "\\\\").replace('"', '\\"')
+    out, n = _INCREASE.subn(lambda m: f'increase({m.group(1)}{{instance!~"{escaped}"}}[', expr)
+    if not n:
+        raise ValueError(f"no increase() of a kpr_ series to narrow in {expr!r}")
+    return out
 
 
 def probe_queries(seconds: float) -> dict[str, str]:

@@ -7,6 +7,12 @@ and assembles an ``Evidence``. Nothing raises out of ``evidence``: an unreachabl
 Prometheus, an error answer, response warnings (a partial answer from Thanos or Mimir) or
 a secret that cannot be read become ``Evidence.problem`` and every verdict is
 inconclusive with the reason; ``kpr_judge_source_errors_total{kind}`` counts them.
+
+The lost-events gate (``exporter.judge.losses``): each window's per-node flows and lost
+events are read by exporter instance; the window queries of a window where an instance
+lost too much are sent again without that instance, and ``Evidence.left_out`` names the
+nodes. ``window_at`` reads one window the same way for the baseline and raises
+``EvidenceUnavailable`` instead of returning a problem.
 """
 
 from __future__ import annotations
@@ -15,21 +21,40 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter
 
 from exporter.judge.evidence import PROMETHEUS, Evidence, window_services
+from exporter.judge.history import Window
+from exporter.judge.losses import NodeLoss
 from exporter.judge.settings import JudgeSettings
+from exporter.judge.verdict import LONG, SHORT
 from exporter.judge_prom import assemble, queries
+from exporter.metrics_contract import CONNECT_BUCKETS
 from exporter.report.client import PrometheusClient, PrometheusError, PrometheusUnreachable
 from exporter.report.data import Sample
-from exporter.sli.series import CONNECT_BUCKETS
 
 log = logging.getLogger(__name__)
 
 #: ``kind`` label values of ``kpr_judge_source_errors_total``.
 ERROR_KINDS = ("unreachable", "query_error", "warnings", "partial", "config")
+
+#: The name of the one window ``window_at`` reads.
+WINDOW = "window"
+
+
+class EvidenceUnavailable(Exception):
+    """Prometheus could not give trustworthy counts for a window (the reason is the text)."""
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    problem: str | None
+    built: Mapping[str, assemble.Assembled]
+    services: frozenset[tuple[str, str]]
+    left_out: Mapping[str, tuple[NodeLoss, ...]]
 
 
 class SecretError(Exception):
@@ -58,27 +83,57 @@ class PrometheusEvidence:
 
     async def evidence(self, now: float) -> Evidence:
         """The evidence at ``now``; a failure is an ``Evidence`` with a ``problem``."""
-        try:
-            async with self._session() as session:
-                client = PrometheusClient(self.prom.url, session)
-                evidence = await self._fetch(client, now)
-        except (SecretError, ValueError) as err:
-            return self._failed("config", f"no evidence from Prometheus: {err}")
-        except PrometheusUnreachable as err:
-            return self._failed("unreachable", f"Prometheus unreachable: {err}")
-        except PrometheusError as err:
-            return self._failed("query_error", f"Prometheus query failed: {err}")
-        except Exception as err:  # noqa: BLE001 - an answer this code cannot read
-            log.exception("cannot read Prometheus' answer")
-            return self._failed("query_error", "Prometheus' answer could not be read: "
-                                               f"{type(err).__name__}: {err}")
-        if client.warnings:
-            return self._failed("warnings", "Prometheus answered with warnings, the data may "
-                                            "be partial: " + "; ".join(client.warnings[:3]))
+        s = self.settings
+        fetched = await self._fetched(now, {SHORT: s.short_window_seconds,
+                                            LONG: s.long_window_seconds})
+        if isinstance(fetched, tuple):
+            return self._failed(*fetched)
+        short, long = fetched.built[SHORT], fetched.built[LONG]
+        partial = {**assemble.missing_in_long(short.window, long.window), **long.partial,
+                   **short.partial}
+        evidence = Evidence(short.window, long.window, fetched.services | frozenset(partial),
+                            fetched.problem, partial, fetched.left_out)
         if evidence.partial:
             self._errors.labels("partial").inc()
         self._known = evidence.services
         return evidence
+
+    async def window_at(self, end: float, seconds: float) -> Window:
+        """The counts of the ``seconds`` before ``end`` as the judge reads them (the same
+        queries, health checks and lost-events gate), for the baseline; services with
+        partial data are left out. Raises ``EvidenceUnavailable`` with the reason."""
+        fetched = await self._fetched(end, {WINDOW: seconds})
+        if isinstance(fetched, tuple):
+            self._errors.labels(fetched[0]).inc()
+            raise EvidenceUnavailable(fetched[1])
+        if fetched.problem:
+            raise EvidenceUnavailable(fetched.problem)
+        built = fetched.built[WINDOW]
+        w = built.window
+        keep = {k: c for k in w.keys()
+                if (k.namespace, k.service) not in built.partial and (c := w.cohort(k))}
+        return Window.of_cohorts(w.start, w.end, w.bounds, keep, w.partial)
+
+    async def _fetched(self, now: float, windows: Mapping[str, float]) -> _Fetched | tuple[str, str]:
+        """The windows at ``now``, or ``(error kind, reason)``."""
+        try:
+            async with self.session() as session:
+                client = PrometheusClient(self.prom.url, session)
+                fetched = await self._fetch(client, now, windows)
+        except (SecretError, ValueError) as err:
+            return "config", f"no evidence from Prometheus: {err}"
+        except PrometheusUnreachable as err:
+            return "unreachable", f"Prometheus unreachable: {err}"
+        except PrometheusError as err:
+            return "query_error", f"Prometheus query failed: {err}"
+        except Exception as err:  # noqa: BLE001 - an answer this code cannot read
+            log.exception("cannot read Prometheus' answer")
+            return "query_error", ("Prometheus' answer could not be read: "
+                                   f"{type(err).__name__}: {err}")
+        if client.warnings:
+            return "warnings", ("Prometheus answered with warnings, the data may be partial: "
+                                + "; ".join(client.warnings[:3]))
+        return fetched
 
     def _failed(self, kind: str, reason: str) -> Evidence:
         self._errors.labels(kind).inc()
@@ -87,9 +142,9 @@ class PrometheusEvidence:
         # The services judged last time stay, inconclusive, instead of vanishing.
         return Evidence(None, None, self._known, reason)
 
-    async def _fetch(self, client: PrometheusClient, now: float) -> Evidence:
+    async def _fetch(self, client: PrometheusClient, now: float,
+                     windows: Mapping[str, float]) -> _Fetched:
         s = self.settings
-        windows = {"short": s.short_window_seconds, "long": s.long_window_seconds}
         exprs: dict[str, str] = {
             "up": queries.up(), "newest": queries.newest_sample(),
             "vanished": queries.vanished(s.short_window_seconds),
@@ -100,25 +155,44 @@ class PrometheusEvidence:
                 exprs[f"{name}.{part}"] = expr
             for part, expr in queries.probe_queries(seconds).items():
                 exprs[f"{name}.probe.{part}"] = expr
+            for part, expr in queries.loss_queries(seconds).items():
+                exprs[f"{name}.loss.{part}"] = expr
+        got = await self._run(client, exprs, now)
+        problem = assemble.health(now, got["up"], got["newest"], got["vanished"],
+                                  s.stale_after_seconds)
+        built = {name: self._window(got, name, now, seconds) for name, seconds in windows.items()}
+        # Services come from every exporter's series, so a lossy one's services stay judged.
+        services = window_services(*(b.window for b in built.values()))
+        left_out: dict[str, tuple[NodeLoss, ...]] = {}
+        for name, seconds in windows.items():
+            lossy = assemble.lossy({p: got[f"{name}.loss.{p}"] for p in queries.LOSS_METRICS},
+                                   s.max_lost_share)
+            if lossy:
+                left_out[name] = lossy
+                gone = {n.unit for n in lossy}
+                again = {f"{name}.{p}": queries.without_instances(e, gone)
+                         for p, e in queries.window_queries(seconds).items()}
+                got.update(await self._run(client, again, now))
+                built[name] = self._window(got, name, now, seconds)
+        return _Fetched(problem, built, services, left_out)
+
+    async def _run(self, client: PrometheusClient, exprs: Mapping[str, str],
+                   now: float) -> dict[str, Sequence[Sample]]:
         self.queries += len(exprs)
         results = await asyncio.gather(*(client.query(e, now) for e in exprs.values()),
                                        return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        got: dict[str, Sequence[Sample]] = dict(zip(exprs, results))  # type: ignore[arg-type]
-        problem = assemble.health(now, got["up"], got["newest"], got["vanished"],
-                                  s.stale_after_seconds)
-        built = {name: assemble.window(now - seconds, now, bool(got[f"{name}.late"]),
-                                       _parts(got, name), self.default_bounds)
-                 for name, seconds in windows.items()}
-        short, long = built["short"].window, built["long"].window
-        partial = {**assemble.missing_in_long(short, long), **built["long"].partial,
-                   **built["short"].partial}
-        return Evidence(short, long, window_services(short, long) | frozenset(partial),
-                        problem, partial)
+        return dict(zip(exprs, results))  # type: ignore[arg-type]
 
-    def _session(self) -> aiohttp.ClientSession:
+    def _window(self, got: Mapping[str, Sequence[Sample]], name: str, now: float,
+                seconds: float) -> assemble.Assembled:
+        return assemble.window(now - seconds, now, bool(got[f"{name}.late"]), _parts(got, name),
+                               self.default_bounds)
+
+    def session(self) -> aiohttp.ClientSession:
+        """A session with this Prometheus' auth and TLS (one home for both)."""
         prom = self.prom
         headers: dict[str, str] = {}
         if prom.bearer_token_file:

@@ -45,15 +45,20 @@ def _rule(record: str, expr: str) -> dict[str, object]:
 
 
 def service_rules(profile: Profile, which: str) -> list[dict[str, object]]:
-    """Handshake quantiles, connect failures, drops and L7 per service and datapath."""
+    """Handshake quantiles, connect failures, drops and L7 per service and datapath.
+
+    Each sum over the exporters' raw series is computed once per window and read back by
+    name: in node mode that sum runs over every node's series (``docs/scaling.md``), so the
+    three quantiles share one bucket rate and the ``or 0 *`` terms read the recorded totals
+    (rules of a group run in order, each seeing the ones before)."""
     w = profile.window(which)
     labels = n.SERVICE_LABELS
     l7_labels = labels + ("protocol",)
-    rules = [
-        _rule(
-            record_name("service_connect_duration_seconds", name, which),
-            f"histogram_quantile({q}, {sum_rate(n.CONNECT_DURATION + '_bucket', w, labels + ('le',))})",
-        )
+    buckets = record_name("service_connect_duration_seconds_bucket", "rate", which)
+    rules = [_rule(buckets, sum_rate(n.CONNECT_DURATION + "_bucket", w, labels + ("le",)))]
+    rules += [
+        _rule(record_name("service_connect_duration_seconds", name, which),
+              f"histogram_quantile({q}, {buckets})")
         for name, q in QUANTILES
     ]
     sensitive_sel = f'{n.SERVICE_DROPS}{{reason=~"{n.regex_alternation(n.KPR_SENSITIVE_ENUM_NAMES)}"}}'
@@ -61,6 +66,9 @@ def service_rules(profile: Profile, which: str) -> list[dict[str, object]]:
     attempts = sum_rate(n.CONNECT_ATTEMPTS, w, labels, "increase")
     flows = sum_rate(n.FLOWS, w, labels, "increase")
     requests = sum_rate(n.REQUESTS, w, l7_labels, "increase")
+    recorded_attempts = record_name("service_connect_attempts", "increase", which)
+    recorded_flows = record_name("service_flows", "increase", which)
+    recorded_requests = record_name("service_requests", "increase", which)
 
     def counted(name: str, expr: str) -> dict[str, object]:
         return _rule(record_name(name, "increase", which), expr)
@@ -72,12 +80,15 @@ def service_rules(profile: Profile, which: str) -> list[dict[str, object]]:
 
     rules += [
         counted("service_connect_attempts", attempts),
-        counted("service_connect_failures", or_zero(sum_rate(failed_sel, w, labels, "increase"), attempts)),
+        counted("service_connect_failures",
+                or_zero(sum_rate(failed_sel, w, labels, "increase"), recorded_attempts)),
         share("service_connect_failure", "service_connect_failures", "service_connect_attempts"),
         counted("service_flows", flows),
-        counted("service_drops", or_zero(sum_rate(n.SERVICE_DROPS, w, labels, "increase"), flows)),
+        counted("service_drops",
+                or_zero(sum_rate(n.SERVICE_DROPS, w, labels, "increase"), recorded_flows)),
         share("service_drop", "service_drops", "service_flows"),
-        counted("service_kpr_sensitive_drops", or_zero(sum_rate(sensitive_sel, w, labels, "increase"), flows)),
+        counted("service_kpr_sensitive_drops",
+                or_zero(sum_rate(sensitive_sel, w, labels, "increase"), recorded_flows)),
         share("service_kpr_sensitive_drop", "service_kpr_sensitive_drops", "service_flows"),
         _rule(
             record_name("service_request_duration_seconds", "p99", which),
@@ -85,7 +96,8 @@ def service_rules(profile: Profile, which: str) -> list[dict[str, object]]:
         ),
         counted("service_requests", requests),
         counted("service_requests_5xx",
-                or_zero(sum_rate(f'{n.REQUESTS}{{code_class="5xx"}}', w, l7_labels, "increase"), requests)),
+                or_zero(sum_rate(f'{n.REQUESTS}{{code_class="5xx"}}', w, l7_labels, "increase"),
+                        recorded_requests)),
         share("service_requests_5xx", "service_requests_5xx", "service_requests"),
     ]
     return rules

@@ -30,6 +30,7 @@ from typing import Final
 
 from aiohttp import web
 
+from exporter.metrics_contract import drop_reason_text
 from exporter.model import EBPF
 from exporter.simulator.kube_proxy import agent_process_metrics, kube_proxy_metrics
 from exporter.simulator.timeline import NodeCounters, Timeline
@@ -38,36 +39,7 @@ CILIUM_VERSION: Final = "1.18.4"
 BYTES_PER_PACKET: Final = 66
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
-#: Cilium's own drop reason texts (pkg/monitor/api/drop.go), by datapath code.
-DROP_REASON_TEXT: Final = {
-    132: "Invalid source ip", 133: "Policy denied", 134: "Invalid packet",
-    139: "Unsupported L3 protocol", 140: "Missed tail call", 141: "Error writing to packet",
-    142: "Unknown L4 protocol", 143: "Unknown ICMPv4 code", 144: "Unknown ICMPv4 type",
-    145: "Unknown ICMPv6 code", 146: "Unknown ICMPv6 type", 147: "Error retrieving tunnel key",
-    150: "Unknown L3 target address", 151: "Stale or unroutable IP",
-    153: "Error while correcting L3 checksum", 154: "Error while correcting L4 checksum",
-    155: "CT: Map insertion failed", 156: "Invalid IPv6 extension header",
-    157: "IP fragmentation not supported", 158: "Service backend not found",
-    160: "No tunnel/encapsulation endpoint (datapath BUG!)",
-    162: "Reached EDT rate-limiting drop horizon", 163: "Unknown connection tracking state",
-    164: "Local host is unreachable", 166: "Unsupported L2 protocol",
-    167: "No mapping for NAT masquerade", 168: "Unsupported protocol for NAT masquerade",
-    169: "FIB lookup failed", 170: "Encapsulation traffic is prohibited", 171: "Invalid identity",
-    172: "Unknown sender", 173: "NAT not needed", 174: "Is a ClusterIP",
-    175: "First logical datagram fragment not found", 176: "Forbidden ICMPv6 message",
-    177: "Denied by LB src range check", 178: "Socket lookup failed", 179: "Socket assign failed",
-    180: "Proxy redirection not supported for protocol", 181: "Policy denied by denylist",
-    189: "Authentication required", 193: "Unsupported packet protocol for DSR encapsulation",
-    194: "No egress gateway found", 195: "Traffic is unencrypted", 196: "TTL exceeded",
-    197: "No node ID found", 198: "Rate limited", 202: "Host datapath not ready",
-    203: "Endpoint policy program not available", 204: "No Egress IP configured",
-    205: "Punt to proxy",
-}
-
-
-def drop_reason_text(code: int) -> str:
-    """The agent's ``reason`` label for a drop code (the number when Cilium has no text)."""
-    return DROP_REASON_TEXT.get(code, str(code))
+__all__ = ["drop_reason_text", "render_agent_metrics"]
 
 
 def _family(lines: list[str], name: str, kind: str, help_text: str) -> None:

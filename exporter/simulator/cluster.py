@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from exporter.model import EBPF
-from exporter.rollback.api import Scope, Trigger
+from exporter.rollback.roles import Scope, Trigger
 from exporter.cilium import NodeConfig
 from exporter.rollback.model import Backup, ClusterSnapshot
 from exporter.rollback.actions import Plan

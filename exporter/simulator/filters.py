@@ -61,7 +61,7 @@ def _ip_matcher(values: Sequence[str]) -> Callable[[str], bool]:
 
 
 def _names(values: Sequence[str]) -> list[tuple[str | None, str]]:
-    out = []
+    out: list[tuple[str | None, str]] = []
     for v in values:
         ns, sep, name = v.partition("/")
         out.append((ns, name) if sep else (None, v))

@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
+from typing import Final, NamedTuple
 
 import grpc
 from aiohttp import web
 
+from exporter.config_values import parse_listen
 from exporter.roles import Clock, system_clock
+from exporter.simulator.agent_hubble import AgentObserverServer
 from exporter.simulator.agents import agents_app
 from exporter.simulator.scenarios import Scenario, get_scenario
 from exporter.simulator.server import ObserverServer, start_grpc_server
@@ -28,18 +31,17 @@ from exporter.web import listen_error, probe_listen
 
 log = logging.getLogger(__name__)
 
+#: Scenario seconds released per step of a catch-up (the generator ticks once a second).
+CATCH_UP_SLICE_S: Final = 1.0
+
 Sleep = Callable[[float], Awaitable[object]]
 
 
 class BoundPorts(NamedTuple):
     grpc: int
     agents: int
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port``, or ``:port`` for every interface) -> (host, port)."""
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
+    #: node -> port of its simulated agent Hubble server (``node_grpc_listen_address``)
+    nodes: Mapping[str, int] = MappingProxyType({})
 
 
 class Simulator:
@@ -58,6 +60,7 @@ class Simulator:
         self.timeline = Timeline(self.scenario, settings.seed,
                                  epoch_ns=int(self._wall0 * 1_000_000_000), capacity=capacity)
         self._grpc: grpc.aio.Server | None = None
+        self._node_grpc: list[grpc.aio.Server] = []
         self._http: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
         self.ports: BoundPorts | None = None
@@ -91,28 +94,58 @@ class Simulator:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             self._http = runner
-            host, port = split_address(self.settings.agents_listen_address)
+            host, port = parse_listen(self.settings.agents_listen_address)
             try:
-                await web.TCPSite(runner, host or None, port).start()
+                await web.TCPSite(runner, host, port).start()
             except OSError as exc:
                 raise listen_error(self.settings.agents_listen_address,
                                    "--agents.listen-address", exc) from exc
             agents_port = runner.addresses[0][1]
+            node_ports = await self._start_nodes()
         except BaseException:
             await self.stop()
             raise
         if self._drive:
             self._task = asyncio.create_task(self._run(), name="simulator-clock")
-        self.ports = BoundPorts(grpc_port, agents_port)
+        self.ports = BoundPorts(grpc_port, agents_port, MappingProxyType(node_ports))
         log.info("simulator started", extra={"kv": {
             "scenario": self.scenario.name, "seed": self.settings.seed,
             "speed": self.settings.speed, "grpc_port": grpc_port, "agents_port": agents_port}})
         return self.ports
 
+    async def _start_nodes(self) -> dict[str, int]:
+        """One agent Hubble server per node on consecutive ports (or free ones with port 0)."""
+        address = self.settings.node_grpc_listen_address
+        if not address:
+            return {}
+        host, first = parse_listen(address)
+        host = f"[{host}]" if ":" in host else host
+        ports: dict[str, int] = {}
+        for i, node in enumerate(self.timeline.nodes):
+            wanted = f"{host}:{first + i if first else 0}"
+            probe_listen(wanted, "--node-grpc.listen-address")
+            try:
+                server, port = await start_grpc_server(
+                    AgentObserverServer(self.timeline, node).generic_handlers(), wanted)
+            except (OSError, RuntimeError) as exc:
+                raise listen_error(wanted, "--node-grpc.listen-address", exc) from exc
+            self._node_grpc.append(server)
+            ports[node] = port
+        return ports
+
     async def _run(self) -> None:
         while True:
-            self._catch_up()
+            await self._catch_up_in_slices()
             await self._sleep(self._step_s)
+
+    async def _catch_up_in_slices(self) -> None:
+        """Release what is due one scenario second at a time, yielding to the event loop in
+        between: on a slow or busy machine a catch-up is then many short steps the servers
+        (and an exporter in the same process) interleave with, never one long block."""
+        target = self.scenario_time()
+        while self.timeline.now_s < target:
+            self.timeline.advance_to(min(target, self.timeline.now_s + CATCH_UP_SLICE_S))
+            await asyncio.sleep(0)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -123,6 +156,8 @@ class Simulator:
         if self._grpc is not None:
             await self._grpc.stop(grace=None)
             self._grpc = None
+        while self._node_grpc:
+            await self._node_grpc.pop().stop(grace=None)
         if self._http is not None:
             await self._http.cleanup()
             self._http = None

@@ -92,12 +92,35 @@ def _varint(raw: bytes, pos: int) -> tuple[int, int]:
 
 
 class ObserverServer:
-    """Serves one timeline over the Observer API; build handlers with ``generic_handlers()``."""
+    """Serves one timeline over the Observer API; build handlers with ``generic_handlers()``.
+
+    This is Relay; ``exporter.simulator.agent_hubble`` overrides the hooks below to serve
+    one node's agent instead."""
+
+    version_header = VERSION_HEADER
 
     def __init__(self, timeline: Timeline, *, version: str = RELAY_VERSION) -> None:
         self.timeline = timeline
         self.version = version
-        self._metadata = ((VERSION_HEADER, version),)
+        self._metadata = ((self.version_header, version),)
+
+    def _visible(self, event: Event) -> bool:
+        """Whether this server streams ``event`` at all (Relay: every node's)."""
+        return True
+
+    def _nodes(self) -> tuple[str, ...]:
+        """The nodes whose flows this server streams."""
+        return tuple(self.timeline.nodes)
+
+    @property
+    def server_node(self) -> str:
+        """The node name this server's own messages (lost events) carry."""
+        return RELAY_NODE
+
+    def _greeting(self) -> bytes | None:
+        """The message a stream starts with (Relay: its connected nodes)."""
+        tl = self.timeline
+        return node_status(NODE_CONNECTED, tl.nodes, tl.now_ns)
 
     def generic_handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
         observer = grpc.method_handlers_generic_handler("observer.Observer", {
@@ -150,7 +173,9 @@ class ObserverServer:
         await self._open(context)
         tl = self.timeline
         end = tl.total  # history / live boundary, fixed before the first yield
-        yield node_status(NODE_CONNECTED, tl.nodes, tl.now_ns)
+        greeting = self._greeting()
+        if greeting is not None:
+            yield greeting
         since = _timestamp_ns(request.since) if request.HasField("since") else None
         until = _timestamp_ns(request.until) if request.HasField("until") else None
         for seq in self._history(request, predicate, since, end):
@@ -172,13 +197,15 @@ class ObserverServer:
             if cursor < tl.first_seq:
                 missed = tl.first_seq - cursor
                 cursor = tl.first_seq
-                yield response_bytes(LostEvents(node_name=RELAY_NODE, source=HUBBLE_RING_BUFFER,
+                yield response_bytes(LostEvents(node_name=self.server_node, source=HUBBLE_RING_BUFFER,
                                                 count=missed, time_ns=tl.now_ns))
                 continue
             event = tl.event(cursor)
             seq, cursor = cursor, cursor + 1
             if until is not None and _event_time(event) > until:
                 return
+            if not self._visible(event):
+                continue
             if predicate is None or not isinstance(event, Flow) or predicate(event):
                 yield self._payload(seq, event)
 
@@ -191,6 +218,8 @@ class ObserverServer:
             return []
 
         def matches(event: Event) -> bool:
+            if not self._visible(event):
+                return False
             return predicate is None or not isinstance(event, Flow) or predicate(event)
 
         per_node: dict[str, int] = {}
@@ -213,12 +242,13 @@ class ObserverServer:
                 if matches(event) and room(event):
                     picked.append(seq)
             return picked
-        full_at = len(tl.nodes)
+        nodes = self._nodes()
+        full_at = len(nodes)
         for seq in range(end - 1, tl.first_seq - 1, -1):
             event = tl.event(seq)
             if matches(event) and room(event):
                 picked.append(seq)
-            if number and sum(1 for n in tl.nodes if per_node.get(n, 0) >= number) == full_at:
+            if number and sum(1 for n in nodes if per_node.get(n, 0) >= number) == full_at:
                 break
         picked.reverse()
         return picked

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exporter import metrics_contract as mc
 from exporter.roles import DatapathResolver
 from exporter.sources.agent_text import AgentSnapshot
 
@@ -63,9 +64,11 @@ class AgentCollector:
 
     def describe(self) -> Iterator[Metric]:
         yield from _families()
+        yield _lost_family()
 
     def collect(self) -> Iterator[Metric]:
         drops, forwards, up, duration, errors, dropped, duplicates = _families()
+        lost = _lost_family()
         for node, state in self._source.states().items():
             up.add_metric([node], 1.0 if state.up else 0.0)
             duration.add_metric([node], state.duration_seconds)
@@ -80,7 +83,26 @@ class AgentCollector:
                 drops.add_metric([node, datapath, reason, direction], value)
             for direction, value in state.snapshot.forwards.items():
                 forwards.add_metric([node, datapath, direction], value)
-        yield from (drops, forwards, up, duration, errors, dropped, duplicates)
+            for source, value in sorted(state.snapshot.hubble_lost.items()):
+                lost.add_metric([node, source], value)
+        yield from (drops, forwards, up, duration, errors, dropped, duplicates, lost)
+
+
+def _lost_family() -> CounterMetricFamily:
+    return CounterMetricFamily(
+        mc.NODE_HUBBLE_AGENT_LOST.family,
+        "Events the node's Hubble reported lost, as its agent counts them "
+        "(hubble_lost_events_total, when the scraped body carries it).",
+        labels=mc.NODE_HUBBLE_AGENT_LOST.labels)
+
+
+def agent_lost_events(states: Mapping[str, AgentState]) -> dict[str, int]:
+    """Per node, the agent's ``hubble_lost_events_total`` summed over sources, from its last
+    good scrape (a counter: a failed scrape keeps the last reading, as Prometheus' increase()
+    spans a gap). Nodes never read with such a counter are left out: no data is not zero."""
+    return {node: int(sum(state.snapshot.hubble_lost.values()))
+            for node, state in states.items()
+            if state.snapshot is not None and state.snapshot.hubble_lost}
 
 
 def _families() -> tuple[

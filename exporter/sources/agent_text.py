@@ -26,7 +26,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.sources.errors import SourceError
@@ -45,8 +45,12 @@ CPU_NAMES = ("cilium_process_cpu_seconds_total", "process_cpu_seconds_total")
 #: Histogram (Cilium >= 1.16): seconds from a Service or its endpoints changing to the
 #: datapath programmed, event queue excluded; labelled by ``action``.
 IMPLEMENTATION_DELAY_NAME = "cilium_service_implementation_delay"
+#: Hubble's own count of lost events (by ``source``). Cilium serves it with Hubble's metrics
+#: (port 9965); it is read when the scraped body carries it (a merged or relabelled endpoint).
+HUBBLE_LOST_NAME = "hubble_lost_events_total"
 WANTED = (*DROP_COUNT_NAMES, *FORWARD_COUNT_NAMES, KPR_FEATURE_NAME, VERSION_NAME, *CPU_NAMES,
-          f"{IMPLEMENTATION_DELAY_NAME}_bucket", f"{IMPLEMENTATION_DELAY_NAME}_sum")
+          f"{IMPLEMENTATION_DELAY_NAME}_bucket", f"{IMPLEMENTATION_DELAY_NAME}_sum",
+          HUBBLE_LOST_NAME)
 
 #: Longest sample line of a read family accepted (real ones are about 100 bytes).
 MAX_LINE_BYTES = 16 * 1024
@@ -88,6 +92,8 @@ class AgentSnapshot:
     cpu_seconds: float | None = None  # the agent process's CPU seconds; None when absent
     #: ``cilium_service_implementation_delay`` by ``action``; empty when absent or invalid
     programming: tuple[Histogram, ...] = ()
+    #: ``hubble_lost_events_total`` by ``source``; empty when the body has none
+    hubble_lost: dict[str, float] = field(default_factory=dict)
 
 
 Series = Mapping[tuple[str, Labels], float]
@@ -249,8 +255,8 @@ def parse_agent_metrics(text: str, *, max_series: int = 2000) -> AgentSnapshot:
 def _snapshot(series: Mapping[tuple[str, Labels], float], dropped: int,
               duplicates: int) -> AgentSnapshot:
     found: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for (name, labels), value in series.items():
-        found.setdefault(name, []).append((dict(labels), value))
+    for (name, pairs), value in series.items():
+        found.setdefault(name, []).append((dict(pairs), value))
     drops: dict[tuple[str, str], float] = {}
     for labels, value in _first_spelling(found, DROP_COUNT_NAMES):
         key = (labels.get("reason", ""), labels.get("direction", "UNKNOWN"))
@@ -264,6 +270,10 @@ def _snapshot(series: Mapping[tuple[str, Labels], float], dropped: int,
     cpu = _first_spelling(found, CPU_NAMES)
     # Not what the agent scrape is mainly for: an invalid one is left out, the rest kept.
     programming = histograms(series, IMPLEMENTATION_DELAY_NAME, skip_invalid=True)
+    hubble_lost: dict[str, float] = {}
+    for labels, value in found.get(HUBBLE_LOST_NAME, ()):
+        source = labels.get("source", "")
+        hubble_lost[source] = hubble_lost.get(source, 0.0) + value
     return AgentSnapshot(
         drops=drops,
         forwards=forwards,
@@ -273,6 +283,7 @@ def _snapshot(series: Mapping[tuple[str, Labels], float], dropped: int,
         duplicates=duplicates,
         cpu_seconds=cpu[0][1] if cpu else None,
         programming=programming,
+        hubble_lost=hubble_lost,
     )
 
 

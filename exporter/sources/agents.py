@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -47,6 +48,10 @@ from exporter.sources.agent_text import (
     parse_agent_metrics,
 )
 from exporter.sources.agents_settings import AgentSettings
+
+if TYPE_CHECKING:
+    from exporter.sources.kube_proxy_settings import KubeProxySettings
+    from exporter.sources.probes_settings import ProbeSourceSettings
 
 __all__ = [
     "DROP_COUNT_NAMES", "ERROR_KINDS", "FORWARD_COUNT_NAMES", "KPR_FEATURE_NAME",
@@ -92,13 +97,13 @@ class AgentScraper:
     def __init__(
         self,
         *,
-        settings: AgentSettings,
+        settings: AgentSettings | KubeProxySettings | ProbeSourceSettings,
         discover: Discover,
         on_kpr_gauge: KprGaugeSink | None = None,
         session: aiohttp.ClientSession | None = None,
         clock: Clock = system_clock,
         monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._settings = settings
         self._discover = discover

@@ -7,12 +7,11 @@ and ``port``/``path``). Pure module: no I/O.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, ip_address
 from urllib.parse import urlsplit
 
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+from exporter.config_constraints import dns_label, http_path, not_empty, port, positive
 
 
 def target_url(host: str, port: int, path: str) -> str:
@@ -24,29 +23,15 @@ def target_url(host: str, port: int, path: str) -> str:
     return f"http://{f'[{host}]' if bracket else host}:{port}{path}"
 
 
-def target_problems(section: str, s: object, example_selector: str) -> list[str]:
-    """Every problem of a scrape-target section (static list, discovery, limits)."""
+def target_problems(section: str, s: object) -> list[str]:
+    """The problems of a scrape-target section's static list (its single values declare
+    their constraints)."""
     found: list[str] = []
     for node, url in getattr(s, "static").items():
         if not node.strip():
             found.append(f"{section}.static: entry {url!r} has an empty node name")
         if why := _url_problem(url):
             found.append(f"{section}.static: node {node!r}: {why}")
-    port, path = getattr(s, "port"), getattr(s, "path")
-    if not 0 < port <= 65535:
-        found.append(f"{section}.port: {port} is not a TCP port (1-65535)")
-    if not path.startswith("/"):
-        found.append(f"{section}.path: {path!r} must start with '/'")
-    for name in ("interval_seconds", "timeout_seconds", "max_body_bytes", "max_series",
-                 "concurrency"):
-        value = getattr(s, name)
-        if not value > 0:  # also rejects NaN
-            found.append(f"{section}.{name}: {value} must be positive")
-    if not getattr(s, "selector").strip():
-        found.append(f"{section}.selector: must not be empty (e.g. {example_selector})")
-    namespace = getattr(s, "namespace")
-    if not _NAMESPACE.match(namespace):
-        found.append(f"{section}.namespace: {namespace!r} is not a namespace name")
     return found
 
 
@@ -62,37 +47,45 @@ class AgentSettings:
         },
     )
     port: int = field(
-        default=9962, metadata={"help": "Port of the agents' /metrics on discovered agent pods."}
+        default=9962, metadata={"help": "Port of the agents' /metrics on discovered agent pods.",
+                                "check": port()}
     )
     path: str = field(
-        default="/metrics", metadata={"help": "HTTP path of the agents' metrics on discovered pods."}
+        default="/metrics", metadata={"help": "HTTP path of the agents' metrics on discovered pods.",
+                                      "check": http_path()}
     )
     interval_seconds: float = field(
-        default=15.0, metadata={"help": "Seconds between two scrapes of every agent."}
+        default=15.0, metadata={"help": "Seconds between two scrapes of every agent.",
+                                "check": positive()}
     )
     timeout_seconds: float = field(
-        default=5.0, metadata={"help": "Per-agent request timeout in seconds (body included)."}
+        default=5.0, metadata={"help": "Per-agent request timeout in seconds (body included).",
+                               "check": positive()}
     )
     max_body_bytes: int = field(
         default=16 * 1024 * 1024,
-        metadata={"help": "Largest accepted (decompressed) /metrics body; larger is an error."},
+        metadata={"help": "Largest accepted (decompressed) /metrics body; larger is an error.",
+                  "check": positive()},
     )
     max_series: int = field(
         default=2000,
         metadata={"help": "Most series kept from one agent's scrape (its drop and forward "
                           "counters, feature gauge and version; a real agent has a few dozen). "
                           "Further series are dropped and counted in "
-                          "kpr_agent_series_dropped_total."},
+                          "kpr_agent_series_dropped_total.", "check": positive()},
     )
     concurrency: int = field(
-        default=64, metadata={"help": "At most this many agents are scraped at the same time."}
+        default=64, metadata={"help": "At most this many agents are scraped at the same time.",
+                              "check": positive()}
     )
     selector: str = field(
         default="k8s-app=cilium",
-        metadata={"help": "Label selector of the Cilium agent pods (discovery)."},
+        metadata={"help": "Label selector of the Cilium agent pods (discovery).",
+                  "check": not_empty("e.g. k8s-app=cilium")},
     )
     namespace: str = field(
-        default="kube-system", metadata={"help": "Namespace of the Cilium agent pods (discovery)."}
+        default="kube-system", metadata={"help": "Namespace of the Cilium agent pods (discovery).",
+                                         "check": dns_label()}
     )
     node_name: str = field(
         default="",
@@ -105,7 +98,7 @@ class AgentSettings:
         return target_url(host, self.port, self.path)
 
     def problems(self) -> list[str]:
-        return target_problems("agents", self, "k8s-app=cilium")
+        return target_problems("agents", self)
 
 
 def _url_problem(url: str) -> str | None:

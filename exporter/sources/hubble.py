@@ -69,7 +69,7 @@ __all__ = ["GET_FLOWS", "HubbleReader", "ThreadedCall"]
 
 log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[object]]
 
 _WARN_EVERY_SECONDS = 60.0
 

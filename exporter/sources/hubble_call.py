@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import grpc
@@ -166,10 +166,10 @@ class ThreadedCall:
                 loop.call_soon_threadsafe(wake.set)
                 loop.call_soon_threadsafe(done.set_result, None)
 
-    def __aiter__(self) -> AsyncIterator[list[bytes]]:
+    def __aiter__(self) -> AsyncGenerator[list[bytes], None]:
         return self._batches()
 
-    async def _batches(self) -> AsyncIterator[list[bytes]]:
+    async def _batches(self) -> AsyncGenerator[list[bytes], None]:
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
         done: asyncio.Future[None] = loop.create_future()
@@ -206,6 +206,7 @@ def _read(path: str) -> bytes | None:
 def _fill_filter(target: flow_pb2.FlowFilter, entry: str) -> None:
     for name, value in parse_filter(entry):
         if name == "event_type":
+            assert isinstance(value, tuple)
             kind, sub = value
             target.event_type.add(type=kind, match_sub_type=sub is not None, sub_type=sub or 0)
         else:

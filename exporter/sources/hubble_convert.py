@@ -132,9 +132,8 @@ class HubbleConverter:
             src_port = tcp.source_port
             dst_port = tcp.destination_port
             raw = tcp.flags
-            flags = self._flags.get(raw)
-            if flags is None:
-                flags = self._flags.put(raw, _tcp_flags(raw))
+            cached = self._flags.get(raw)
+            flags = self._flags.put(raw, _tcp_flags(raw)) if cached is None else cached
             protocol = TCP
         elif which == "UDP":
             udp = l4.UDP

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from exporter.config_constraints import dns_label, http_path, not_empty, port, positive
 from exporter.sources.agents_settings import target_problems, target_url
 
 
@@ -34,35 +35,44 @@ class KubeProxySettings:
     port: int = field(
         default=10249,
         metadata={"help": "Port of kube-proxy's /metrics on discovered pods (kube-proxy's "
-                          "metricsBindAddress must not be 127.0.0.1 for a remote scrape)."},
+                          "metricsBindAddress must not be 127.0.0.1 for a remote scrape).",
+                  "check": port()},
     )
     path: str = field(
-        default="/metrics", metadata={"help": "HTTP path of kube-proxy's metrics."}
+        default="/metrics", metadata={"help": "HTTP path of kube-proxy's metrics.",
+                                      "check": http_path()}
     )
     interval_seconds: float = field(
-        default=15.0, metadata={"help": "Seconds between two scrapes of every kube-proxy."}
+        default=15.0, metadata={"help": "Seconds between two scrapes of every kube-proxy.",
+                                "check": positive()}
     )
     timeout_seconds: float = field(
-        default=5.0, metadata={"help": "Per-kube-proxy request timeout in seconds (body included)."}
+        default=5.0, metadata={"help": "Per-kube-proxy request timeout in seconds (body included).",
+                               "check": positive()}
     )
     max_body_bytes: int = field(
         default=4 * 1024 * 1024,
-        metadata={"help": "Largest accepted (decompressed) kube-proxy /metrics body."},
+        metadata={"help": "Largest accepted (decompressed) kube-proxy /metrics body.",
+                  "check": positive()},
     )
     max_series: int = field(
         default=500,
         metadata={"help": "Most series kept from one kube-proxy scrape (a real one has about "
-                          "200 of the read families: two histograms per IP family)."},
+                          "200 of the read families: two histograms per IP family).",
+                  "check": positive()},
     )
     concurrency: int = field(
-        default=64, metadata={"help": "At most this many kube-proxies are scraped at once."}
+        default=64, metadata={"help": "At most this many kube-proxies are scraped at once.",
+                              "check": positive()}
     )
     selector: str = field(
         default="k8s-app=kube-proxy",
-        metadata={"help": "Label selector of the kube-proxy pods (discovery)."},
+        metadata={"help": "Label selector of the kube-proxy pods (discovery).",
+                  "check": not_empty("e.g. k8s-app=kube-proxy")},
     )
     namespace: str = field(
-        default="kube-system", metadata={"help": "Namespace of the kube-proxy pods (discovery)."}
+        default="kube-system", metadata={"help": "Namespace of the kube-proxy pods (discovery).",
+                                         "check": dns_label()}
     )
     node_name: str = field(
         default="",
@@ -74,4 +84,4 @@ class KubeProxySettings:
         return target_url(host, self.port, self.path)
 
     def problems(self) -> list[str]:
-        return target_problems("kube_proxy", self, "k8s-app=kube-proxy")
+        return target_problems("kube_proxy", self)

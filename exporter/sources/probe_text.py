@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from exporter import metrics_contract as mc
 from exporter.sources.agent_text import ExpositionFilter, Families, Labels, ScrapeError, Series
 from exporter.sources.histogram_text import Histogram, InvalidHistogram, histograms
 
@@ -32,8 +33,15 @@ STATE_FAMILIES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "kpr_probe_coverage_rounds": ("gauge", ("probe_node",)),
     "kpr_probe_not_applicable": ("gauge", ("check", "node", "reason")),
     "kpr_probe_target_datapath_info": ("gauge", ("node", "datapath")),
+    **{m.name: ("counter", m.labels[:-1]) for m in (  # the measurements, without ``probe``
+        mc.PROBE_LOAD_CONNECTIONS, mc.PROBE_LOAD_STREAMS, mc.PROBE_LOAD_BYTES,
+        mc.PROBE_LOAD_SECONDS, mc.PROBE_PROGRAMMING_MISSED)},
 }
-WANTED = (CHECKS_NAME, f"{DURATION_NAME}_bucket", f"{DURATION_NAME}_sum", *STATE_FAMILIES)
+#: The measurements' histograms (load option, programming chase): name -> label names.
+MEASURE_HISTOGRAMS: Mapping[str, tuple[str, ...]] = {
+    m.name: m.labels[:-1] for m in (mc.PROBE_LOAD_CONNECT_DURATION, mc.PROBE_PROGRAMMING_LATENCY)}
+WANTED = (CHECKS_NAME, f"{DURATION_NAME}_bucket", f"{DURATION_NAME}_sum", *STATE_FAMILIES,
+          *(f"{name}{part}" for name in MEASURE_HISTOGRAMS for part in ("_bucket", "_sum")))
 
 #: (check, node, datapath, result) of a ``kpr_probe_checks_total`` series.
 CountKey = tuple[str, str, str, str]
@@ -52,6 +60,7 @@ class ProbeSnapshot:
     state: dict[tuple[str, Labels], float] = field(default_factory=dict)  # STATE_FAMILIES
     series_dropped: int = 0
     duplicates: int = 0
+    measures: dict[str, tuple[Histogram, ...]] = field(default_factory=dict)  # MEASURE_HISTOGRAMS
 
 
 def _snapshot(series: Series, dropped: int, duplicates: int) -> ProbeSnapshot:
@@ -70,9 +79,11 @@ def _snapshot(series: Series, dropped: int, duplicates: int) -> ProbeSnapshot:
             state[(name, labels)] = value
     try:
         durations = histograms(series, DURATION_NAME, skip_invalid=dropped > 0)
+        measures = {name: found for name in MEASURE_HISTOGRAMS
+                    if (found := histograms(series, name, skip_invalid=dropped > 0))}
     except InvalidHistogram as exc:
         raise ProbeScrapeError("parse", str(exc)) from None
-    return ProbeSnapshot(counts, durations, state, dropped, duplicates)
+    return ProbeSnapshot(counts, durations, state, dropped, duplicates, measures)
 
 
 #: The probe's read families, for ``ExpositionFilter(families=...)``.

@@ -33,6 +33,7 @@ from prometheus_client.core import (
 from exporter.sources.agent_collector import AgentState, AgentStateSource
 from exporter.sources.agents import AgentScraper, static_discovery
 from exporter.sources.probe_text import (
+    MEASURE_HISTOGRAMS,
     PROBE_FAMILIES,
     STATE_FAMILIES,
     ProbeScrapeError,
@@ -59,8 +60,12 @@ class ProbeScraper(AgentScraper):
 
     def snapshots(self) -> dict[str, ProbeSnapshot]:
         """Probe name -> its last good snapshot, for the probes whose last scrape worked."""
-        return {name: s.snapshot for name, s in self.states().items()
-                if s.up and isinstance(s.snapshot, ProbeSnapshot)}
+        found: dict[str, ProbeSnapshot] = {}
+        for name, state in self.states().items():
+            snapshot = state.snapshot
+            if state.up and isinstance(snapshot, ProbeSnapshot):
+                found[name] = snapshot
+        return found
 
 
 class ProbeCollector:
@@ -94,6 +99,11 @@ def _probe(out: _Families, name: str, state: AgentState) -> None:
     for hist in snapshot.durations:
         labels = [hist.label("check"), hist.label("node"), hist.label("datapath"), name]
         out.durations.add_metric(labels, list(hist.buckets), hist.sum)
+    for family_name, found in snapshot.measures.items():
+        names = MEASURE_HISTOGRAMS[family_name]
+        for hist in found:
+            out.measures[family_name].add_metric([*(hist.label(n) for n in names), name],
+                                                 list(hist.buckets), hist.sum)
     for (sample, labels), value in sorted(snapshot.state.items()):
         family = out.state[sample]
         got = dict(labels)
@@ -111,6 +121,10 @@ class _Families:
         self.durations = HistogramMetricFamily(
             "kpr_probe_duration_seconds", "TCP handshake time of verification checks, as the "
             "probe named by probe reported it.", labels=("check", "node", "datapath", PROBE))
+        self.measures = {
+            family: HistogramMetricFamily(family, f"{family} of the probe named by probe, as it "
+                                          "reported it.", labels=(*labels, PROBE))
+            for family, labels in MEASURE_HISTOGRAMS.items()}
         self.state: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
         for sample, (kind, labels) in STATE_FAMILIES.items():
             helptext = f"{sample} of the probe named by probe, as it reported it."
@@ -133,5 +147,5 @@ class _Families:
             labels=(PROBE,))
 
     def all(self) -> tuple[Metric, ...]:
-        return (self.checks, self.durations, *self.state.values(), self.up, self.duration,
-                self.errors, self.dropped)
+        return (self.checks, self.durations, *self.measures.values(), *self.state.values(),
+                self.up, self.duration, self.errors, self.dropped)

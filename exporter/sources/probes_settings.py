@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from exporter.config_constraints import dns_label, http_path, not_empty, port, positive
 from exporter.sources.agents_settings import target_problems, target_url
 
 DEFAULT_SELECTOR = "app.kubernetes.io/name=kpr-exporter,app.kubernetes.io/component=probe"
@@ -38,34 +39,42 @@ class ProbeSourceSettings:
     port: int = field(
         default=9978,
         metadata={"help": "Port of a discovered probe's /metrics when its pod declares no "
-                          "container port named metrics."},
+                          "container port named metrics.", "check": port()},
     )
-    path: str = field(default="/metrics", metadata={"help": "HTTP path of the probes' metrics."})
+    path: str = field(default="/metrics", metadata={"help": "HTTP path of the probes' metrics.",
+                                                    "check": http_path()})
     interval_seconds: float = field(
-        default=15.0, metadata={"help": "Seconds between two scrapes of every probe."}
+        default=15.0, metadata={"help": "Seconds between two scrapes of every probe.",
+                                "check": positive()}
     )
     timeout_seconds: float = field(
-        default=5.0, metadata={"help": "Per-probe request timeout in seconds (body included)."}
+        default=5.0, metadata={"help": "Per-probe request timeout in seconds (body included).",
+                               "check": positive()}
     )
     max_body_bytes: int = field(
         default=4 * 1024 * 1024,
-        metadata={"help": "Largest accepted (decompressed) probe /metrics body."},
+        metadata={"help": "Largest accepted (decompressed) probe /metrics body.",
+                  "check": positive()},
     )
     max_series: int = field(
         default=5000,
         metadata={"help": "Most kpr_probe_* series kept from one probe's scrape (a probe has "
                           "about checks x nodes x (results + buckets)); further ones are "
-                          "dropped and counted in kpr_probes_series_dropped_total."},
+                          "dropped and counted in kpr_probes_series_dropped_total.",
+                  "check": positive()},
     )
     concurrency: int = field(
-        default=64, metadata={"help": "At most this many probes are scraped at once."}
+        default=64, metadata={"help": "At most this many probes are scraped at once.",
+                              "check": positive()}
     )
     selector: str = field(
         default=DEFAULT_SELECTOR,
-        metadata={"help": "Label selector of the probe pods (discovery)."},
+        metadata={"help": "Label selector of the probe pods (discovery).",
+                  "check": not_empty("e.g. " + DEFAULT_SELECTOR)},
     )
     namespace: str = field(
-        default="kube-system", metadata={"help": "Namespace of the probe pods (discovery)."}
+        default="kube-system", metadata={"help": "Namespace of the probe pods (discovery).",
+                                         "check": dns_label()}
     )
     node_name: str = field(
         default="",
@@ -82,4 +91,4 @@ class ProbeSourceSettings:
         return target_url(host, port or self.port, self.path)
 
     def problems(self) -> list[str]:
-        return target_problems("probes", self, DEFAULT_SELECTOR)
+        return target_problems("probes", self)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from exporter.config_constraints import between, non_negative, positive
 from exporter.model import DROP_REASON_NAMES, VERDICT_NAMES
 
 _STRING_FIELDS = frozenset({
@@ -152,20 +153,25 @@ class HubbleSettings:
         metadata={"help": "Flow filters sent as GetFlows blacklist (same syntax as allowlist)."},
     )
     backoff_initial_seconds: float = field(
-        default=0.5, metadata={"help": "First reconnect delay after the stream fails."}
+        default=0.5, metadata={"help": "First reconnect delay after the stream fails.",
+                               "check": positive()}
     )
     backoff_max_seconds: float = field(
-        default=30.0, metadata={"help": "Longest reconnect delay (the doubling stops there)."}
+        default=30.0, metadata={"help": "Longest reconnect delay (the doubling stops there).",
+                                "check": positive()}
     )
     backoff_jitter: float = field(
         default=0.2,
-        metadata={"help": "Random fraction (0..1) taken off each delay, so replicas spread out."},
+        metadata={"help": "Random fraction (0..1) taken off each delay, so replicas spread out.",
+                  "check": between(0, 1)},
     )
     status_interval_seconds: float = field(
-        default=15.0, metadata={"help": "Seconds between two ServerStatus polls."}
+        default=15.0, metadata={"help": "Seconds between two ServerStatus polls.",
+                                "check": positive()}
     )
     request_timeout_seconds: float = field(
-        default=12.0, metadata={"help": "Timeout of unary calls (ServerStatus)."}
+        default=12.0, metadata={"help": "Timeout of unary calls (ServerStatus).",
+                                "check": positive()}
     )
     first_message_timeout_seconds: float = field(
         default=30.0,
@@ -173,6 +179,7 @@ class HubbleSettings:
             "help": "Reconnect (with backoff) when a new GetFlows stream delivers no message "
             "within this many seconds; Relay always starts with a node status. 0 turns it off "
             "(an agent read directly through a narrow allowlist can stay silent).",
+            "check": non_negative("0: off"),
         },
     )
     resume_overlap_seconds: float = field(
@@ -180,10 +187,12 @@ class HubbleSettings:
         metadata={
             "help": "After a reconnect, ask again for flows this far before the last one seen "
             "(Relay's ordering is approximate); duplicates are dropped by uuid.",
+            "check": non_negative(),
         },
     )
     dedup_memory: int = field(
-        default=65536, metadata={"help": "How many recent flow uuids are remembered for dedup."}
+        default=65536, metadata={"help": "How many recent flow uuids are remembered for dedup.",
+                                 "check": non_negative()}
     )
 
     @property
@@ -219,18 +228,6 @@ class HubbleSettings:
                     parse_filter(entry)
                 except FilterSyntaxError as exc:
                     found.append(f"hubble.{name} {entry!r}: {exc}")
-        for name in ("backoff_initial_seconds", "backoff_max_seconds", "status_interval_seconds",
-                     "request_timeout_seconds"):
-            if not getattr(self, name) > 0:
-                found.append(f"hubble.{name} must be > 0")
         if self.backoff_max_seconds < self.backoff_initial_seconds:
             found.append("hubble.backoff_max_seconds must be >= backoff_initial_seconds")
-        if not 0 <= self.backoff_jitter <= 1:
-            found.append("hubble.backoff_jitter must be between 0 and 1")
-        if not self.first_message_timeout_seconds >= 0:
-            found.append("hubble.first_message_timeout_seconds must be >= 0 (0: off)")
-        if self.resume_overlap_seconds < 0:
-            found.append("hubble.resume_overlap_seconds must be >= 0")
-        if self.dedup_memory < 0:
-            found.append("hubble.dedup_memory must be >= 0")
         return found

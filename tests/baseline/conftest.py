@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakekube.fixtures import fake_kube, kube  # noqa: F401  (re-exported fixtures)
 
 
 class Clock:

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.baseline.cli import cmd_baseline
+from exporter.baseline.baseline_cmd import cmd_baseline
 from exporter.baseline.collector import BaselineCollector
 from exporter.baseline.model import Baseline
 from exporter.baseline.settings import BaselineSettings

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from exporter.baseline.settings import BaselineConfigMapSettings, BaselineSettings
+from exporter.config_constraints import problems as check
 
 
 def test_defaults_are_valid():
-    assert BaselineSettings().problems() == []
+    assert check(BaselineSettings(), "baseline") == []
 
 
 def test_every_problem_is_reported():
-    problems = BaselineSettings(window_seconds=0.0, min_connections=0, store="s3").problems()
+    problems = check(BaselineSettings(window_seconds=0.0, min_connections=0, store="s3"),
+                     "baseline")
     assert len(problems) == 3
-    assert BaselineSettings(store="file", file="").problems() == [
+    assert check(BaselineSettings(store="file", file=""), "baseline") == [
         "baseline.file must name a file when baseline.store is file"]
-    assert BaselineSettings(store="configmap", file="",
-                            configmap=BaselineConfigMapSettings(namespace="")).problems() == [
-        "baseline.configmap.namespace must not be empty"]
+    assert check(BaselineSettings(store="configmap", file="",
+                                  configmap=BaselineConfigMapSettings(namespace="")),
+                 "baseline") == ["baseline.configmap.namespace must not be empty"]

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.judge.api import QueryError, verdicts_body
+from exporter.judge.verdict_json import QueryError, verdicts_body
 from exporter.judge.collector import VerdictCollector
 from exporter.judge.driver import Judge
 from exporter.judge.settings import JudgeSettings

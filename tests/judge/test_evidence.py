@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from exporter.judge.api import verdicts_body
+from exporter.judge.verdict_json import verdicts_body
 from exporter.judge.driver import Judge
 from exporter.judge.evidence import Evidence, InProcessEvidence
 from exporter.judge.history import Cohort, Window

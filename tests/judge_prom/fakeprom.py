@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -72,6 +73,14 @@ class FakePrometheus:
         self.drop: Callable[[str, Labels], bool] = lambda expr, labels: False
         self.authorization: list[str | None] = []
         self.raw_result: list[Any] | None = None  # answered to every query when set
+        #: Per window: per-node Hubble events by part (flows, lost, agent_lost) as the loss
+        #: queries return them, and the cohorts of window queries narrowed to leave out
+        #: instances (``narrowed``; the matchers seen are kept in ``left_out``).
+        self.losses: dict[float, dict[str, list[tuple[Labels, float]]]] = {
+            settings.short_window_seconds: {}, settings.long_window_seconds: {}}
+        self.narrowed: dict[float, dict[SliKey, Cohort]] = {
+            settings.short_window_seconds: {}, settings.long_window_seconds: {}}
+        self.left_out: list[str] = []
         self._exprs = self._health_exprs(settings)
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -90,13 +99,26 @@ class FakePrometheus:
                 exprs[expr] = f"{seconds}:{part}"
             for part, expr in queries.probe_queries(seconds).items():
                 exprs[expr] = f"{seconds}:probe:{part}"
+            for part, expr in queries.loss_queries(seconds).items():
+                exprs[expr] = f"{seconds}:loss:{part}"
         return exprs
 
     def answer(self, expr: str) -> list[tuple[Labels, float]]:
         what = self._exprs.get(expr)
-        if what is None:
+        narrowed = _NARROWED.search(expr)
+        if what is None and narrowed:
+            what = self._exprs.get(_NARROWED.sub("[", expr))
+            if what is None:
+                raise KeyError(expr)
+            self.left_out.append(narrowed.group(1))
+            seconds, part = what.split(":")
+            found = series(self.narrowed[float(seconds)], self.bounds)[part]
+        elif what is None:
             raise KeyError(expr)
-        if ":probe:" in what:
+        elif ":loss:" in what:
+            seconds, _, part = what.split(":")
+            found = self.losses[float(seconds)].get(part, [])
+        elif ":probe:" in what:
             seconds, _, part = what.split(":")
             found = series(self.probe_windows[float(seconds)], self.bounds)[part]
         elif ":" in what:
@@ -149,6 +171,9 @@ class FakePrometheus:
         if self.mode == "warnings":
             body["warnings"] = ["partial response: store gateway eu-1 did not answer"]
         return web.json_response(body)
+
+
+_NARROWED = re.compile(r'\{instance!~"((?:[^"\\]|\\.)*)"\}\[')
 
 
 def _text(value: float) -> str:

@@ -67,7 +67,7 @@ async def test_the_exporter_judges_prometheus_evidence():
     ({"--judge.source": "prometheus"}, "judge.source prometheus needs judge.prometheus.url"),
     ({"--judge.source": "prometheus", "--judge.prometheus.url": "prometheus:9090"},
      "is not an http:// or https:// URL with a host"),
-    ({"--judge.prometheus.timeout-seconds": "0"}, "timeout_seconds must be a positive"),
+    ({"--judge.prometheus.timeout-seconds": "0"}, "timeout_seconds must be positive"),
     ({"--judge.prometheus.basic-auth.username": "judge"}, "must be given together"),
 ])
 def test_settings_refuse_an_unusable_prometheus_source(flags, problem):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.judge.api import verdicts_body
+from exporter.judge.verdict_json import verdicts_body
 from exporter.judge.collector import VerdictCollector
 from exporter.judge.driver import Judge
 from exporter.judge.settings import JudgeSettings
@@ -90,7 +90,7 @@ async def test_in_process_and_prometheus_judges_agree_on_the_same_data(tmp_path:
                 assert outcome(got, service) == answer, service
             assert outcome(got, "cart", AFTER_VS_BASELINE) == "worse"
             checked.append(now)
-    assert len(checked) == 2 and source.queries == 38
+    assert len(checked) == 2 and source.queries == 50
 
 
 async def test_stale_missing_and_partial_data_in_a_real_prometheus(tmp_path: Path):

@@ -97,7 +97,7 @@ async def test_healthy_answers_give_the_fleet_cohorts_and_verdicts(prom):
     assert evidence.services == {("shop", "cart"), ("pay", "ledger")}
     assert pick(verdicts, "cart").outcome == WORSE
     assert pick(verdicts, "ledger").outcome != INCONCLUSIVE
-    assert source.queries == 19  # 4 service and 3 probe parts per window, 5 health
+    assert source.queries == 25  # 4 service, 3 probe and 3 loss parts per window, 5 health
     assert all(errors(registry, k) == 0 for k in ("unreachable", "partial"))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from exporter import cli
+from exporter.cilium import MIGRATION_LABEL
 from tests.realstack.harness import ALERTMANAGER, PROMETHEUS, require_binary
 
 # The fast profile fires about 80 s after the switch (10 s in at --speed 30); Alertmanager's
@@ -39,7 +40,7 @@ def test_demo_with_prometheus_delivers_the_real_alert_and_writes_the_report(
     assert "FIRING  KprHandshakeLatencyRegression" in out, out[-4000:]
     assert ">> Alertmanager delivered a firing rollback alert; the webhook accepted it" in out, out[-4000:]
     assert "planned: dry-run: would run" in out
-    assert "remove label io.cilium.migration/kube-proxy-replacement from node node-b" in out
+    assert f"remove label {MIGRATION_LABEL} from node node-b" in out
     assert ">> alert " not in out  # the stand-in stayed quiet
     # The report from the demo's Prometheus.
     assert (report / "report.html").stat().st_size > 0

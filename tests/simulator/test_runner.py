@@ -13,7 +13,8 @@ import dataclasses
 import aiohttp
 import pytest
 
-from exporter.simulator.runner import Simulator, split_address
+from exporter.config_constraints import problems as check
+from exporter.simulator.runner import Simulator
 from exporter.simulator.scenarios import SCENARIO_NAMES
 from exporter.simulator_settings import SimulatorSettings
 
@@ -68,6 +69,35 @@ async def test_start_paces_scenario_time_and_stop_releases_ports() -> None:
             await session.get(f"http://127.0.0.1:{ports.agents}/nodes")
 
 
+async def test_a_long_catch_up_yields_to_the_event_loop_every_scenario_second() -> None:
+    time = ManualTime()
+    settings = SimulatorSettings(scenario="canary-improvement", speed=10.0,
+                                 grpc_listen_address="127.0.0.1:0",
+                                 agents_listen_address="127.0.0.1:0")
+    sim = Simulator(settings, clock=time.clock, sleep=time.sleep)
+    await sim.start()
+    seen: list[float] = []
+    watching = True
+
+    async def watch() -> None:  # another task on the loop: what it sees between slices
+        while watching:
+            seen.append(sim.timeline.now_s)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await asyncio.wait_for(time.sleeping.wait(), 5)
+        await time.step(2.5)  # the machine stalled: 25 scenario seconds are due at once
+        assert sim.timeline.now_s == 25.0
+        during = sorted(set(seen) - {0.0})
+        assert len(during) >= 20  # the other task ran between the slices
+        assert all(b - a <= 1.0 for a, b in zip([0.0, *during], during))
+    finally:
+        watching = False
+        await watcher
+        await sim.stop()
+
+
 def test_settings_defaults_and_flags() -> None:
     s = SimulatorSettings()
     assert (s.scenario, s.seed, s.speed) == ("baseline", 1, 1.0)
@@ -75,24 +105,22 @@ def test_settings_defaults_and_flags() -> None:
     flags = {f.name: f.metadata["flag"] for f in dataclasses.fields(s)}
     assert flags == {"scenario": "--scenario", "seed": "--seed", "speed": "--speed",
                      "grpc_listen_address": "--grpc.listen-address",
+                     "node_grpc_listen_address": "--node-grpc.listen-address",
                      "agents_listen_address": "--agents.listen-address"}
+    assert s.node_grpc_listen_address == ""  # no per-node Hubble servers unless asked
     # The settings declare the scenario names without importing the scenarios (the settings
     # tree loads no simulator code): they must be the scenarios' names, in their order.
     assert dataclasses.fields(s)[0].metadata["choices"] == SCENARIO_NAMES
     assert all(f.metadata["help"] for f in dataclasses.fields(s))
-    assert s.problems() == []
+    assert check(s, "simulator") == []
 
 
 def test_settings_problems_lists_every_one() -> None:
     bad = SimulatorSettings(scenario="nope", seed=-1, speed=0.0, grpc_listen_address="localhost",
                             agents_listen_address="x:99999")
-    problems = bad.problems()
+    problems = check(bad, "simulator")
     assert len(problems) == 5
     assert any("nope" in p for p in problems) and any("speed" in p for p in problems)
-    assert SimulatorSettings(speed=float("nan")).problems()
+    assert check(SimulatorSettings(speed=float("nan")), "simulator")
 
 
-def test_split_address() -> None:
-    assert split_address("127.0.0.1:9962") == ("127.0.0.1", 9962)
-    assert split_address(":9962") == ("", 9962)
-    assert split_address("[::1]:4245") == ("::1", 4245)

@@ -143,3 +143,13 @@ def test_an_unknown_charset_is_a_parse_error() -> None:
     with pytest.raises(AgentScrapeError) as caught:
         ExpositionFilter(max_series=10, charset="no-such-charset")
     assert caught.value.kind == "parse"
+
+
+def test_hubbles_own_lost_events_are_read_by_source_when_the_body_carries_them() -> None:
+    snapshot = parse_agent_metrics(
+        'cilium_version{version="1.17.3"} 1\n'
+        'hubble_lost_events_total{source="perf_event_ring_buffer"} 40\n'
+        'hubble_lost_events_total{source="hubble_ring_buffer"} 2\n'
+    )
+    assert snapshot.hubble_lost == {"perf_event_ring_buffer": 40, "hubble_ring_buffer": 2}
+    assert parse_agent_metrics('cilium_version{version="1.17.3"} 1\n').hubble_lost == {}

@@ -353,3 +353,17 @@ async def test_a_failing_gauge_consumer_does_not_stop_the_scraper(
         await scraper.scrape_once()
     assert scraper.states()["worker-1"].up
     assert sum("gauge consumer failed" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_the_agents_lost_events_per_node_keep_the_last_reading_and_skip_silent_agents() -> None:
+    from exporter.sources.agent_collector import AgentState, agent_lost_events
+    from exporter.sources.agent_text import AgentSnapshot
+
+    def state(node: str, up: bool, lost: dict[str, float]) -> AgentState:
+        snap = AgentSnapshot(drops={}, forwards={}, kpr_enabled=None, hubble_lost=lost)
+        return AgentState(node, f"http://127.0.0.1:1/{node}", up, 0.01, 1.0, 1.0, snap)
+
+    states = {"a": state("a", True, {"perf_event_ring_buffer": 40.0, "hubble_ring_buffer": 2.0}),
+              "b": state("b", False, {"perf_event_ring_buffer": 9.0}),  # the last good reading
+              "c": state("c", True, {})}  # the body had no such counter: no data, not zero
+    assert agent_lost_events(states) == {"a": 42, "b": 9}

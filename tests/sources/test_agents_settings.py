@@ -6,12 +6,13 @@ import math
 
 import pytest
 
+from exporter.config_constraints import problems as check
 from exporter.sources.agents_settings import AgentSettings
 
 
 def test_defaults_are_valid() -> None:
     settings = AgentSettings()
-    assert settings.problems() == []
+    assert check(settings, "agents") == []
     assert (settings.port, settings.path, settings.selector, settings.namespace) == (
         9962, "/metrics", "k8s-app=cilium", "kube-system",
     )
@@ -23,7 +24,7 @@ def test_static_urls_are_accepted() -> None:
         "worker-2": "https://[fd00::12]:9962/metrics",
         "worker-3": "http://cilium-agent.local/nodes/worker-3/metrics",
     })
-    assert settings.problems() == []
+    assert check(settings, "agents") == []
 
 
 @pytest.mark.parametrize(
@@ -48,13 +49,13 @@ def test_static_urls_are_accepted() -> None:
     ],
 )
 def test_each_problem_is_reported(overrides: dict, expected: str) -> None:
-    problems = AgentSettings(**overrides).problems()
+    problems = check(AgentSettings(**overrides), "agents")
     assert len(problems) == 1 and expected in problems[0], problems
 
 
 def test_every_problem_is_reported_at_once() -> None:
     settings = AgentSettings(static={"a": "nope"}, interval_seconds=0, timeout_seconds=0)
-    assert len(settings.problems()) == 3
+    assert len(check(settings, "agents")) == 3
 
 
 @pytest.mark.parametrize(

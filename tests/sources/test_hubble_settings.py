@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from exporter.config_constraints import problems as check
 from exporter.sources.settings import (
     FilterSyntaxError,
     HubbleSettings,
@@ -19,7 +20,7 @@ from exporter.sources.settings import (
 
 def test_defaults_are_valid() -> None:
     settings = HubbleSettings()
-    assert settings.problems() == [] and settings.tls.problems() == []
+    assert check(settings, "hubble") == []
     assert settings.address == "hubble-relay.kube-system.svc:80"
     assert not settings.tls_enabled
     assert settings.backoff() == (0.5, 30.0, 0.2)
@@ -57,7 +58,7 @@ def test_every_problem_is_reported() -> None:
         status_interval_seconds=0, resume_overlap_seconds=-1, dedup_memory=-1,
         allowlist=("verdict=NOPE",), denylist=("color=red",),
     )
-    problems = "\n".join(settings.problems())
+    problems = "\n".join(check(settings, "hubble"))
     for needle in ("backoff_max_seconds", "backoff_jitter", "status_interval_seconds",
                    "resume_overlap_seconds", "dedup_memory", "allowlist", "denylist"):
         assert needle in problems
@@ -94,9 +95,9 @@ def test_first_message_timeout_is_a_setting_with_key_flag_and_env() -> None:
     from exporter import config
 
     assert HubbleSettings().first_message_timeout_seconds == 30.0
-    assert HubbleSettings(first_message_timeout_seconds=0).problems() == []  # 0: off
+    assert check(HubbleSettings(first_message_timeout_seconds=0), "hubble") == []  # 0: off
     assert any("first_message_timeout_seconds" in p
-               for p in HubbleSettings(first_message_timeout_seconds=-1).problems())
+               for p in check(HubbleSettings(first_message_timeout_seconds=-1), "hubble"))
     path = ("hubble", "first_message_timeout_seconds")
     [option] = [o for o in config.options() if o.path == path]
     assert option.flag == "--hubble.first-message-timeout-seconds"

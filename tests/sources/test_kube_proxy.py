@@ -24,6 +24,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.config_constraints import problems as check
 from exporter.sources.agents import AgentScraper
 from exporter.sources.agents_settings import AgentSettings
 from exporter.sources.kube_proxy import (
@@ -176,11 +177,11 @@ def test_without_sources_the_collector_exports_no_samples() -> None:
 
 
 def test_settings_defaults_and_problems() -> None:
-    assert KubeProxySettings().problems() == []
+    assert check(KubeProxySettings(), "kube_proxy") == []
     assert KubeProxySettings().url_for("fd00::5") == "http://[fd00::5]:10249/metrics"
     bad = KubeProxySettings(static={"w1": "10.0.0.1:10249"}, port=0, path="metrics",
                             interval_seconds=0.0, max_series=0, selector=" ", namespace="Bad_")
-    problems = "\n".join(bad.problems())
+    problems = "\n".join(check(bad, "kube_proxy"))
     for needle in ("kube_proxy.static: node 'w1'", "kube_proxy.port", "kube_proxy.path",
                    "kube_proxy.interval_seconds", "kube_proxy.max_series",
                    "kube_proxy.selector", "kube_proxy.namespace"):

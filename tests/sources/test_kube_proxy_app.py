@@ -12,7 +12,7 @@ import dataclasses
 
 from exporter import app as app_module
 from exporter import config
-from tests.fakekube.fixtures import fake_kube, pod  # noqa: F401 - fixture
+from tests.fakekube.fixtures import pod
 
 KUBE_PROXY = {"k8s-app": "kube-proxy"}
 
@@ -33,7 +33,7 @@ def _exporter(fake, **kube_proxy) -> app_module.Exporter:
     return app_module.Exporter(settings)
 
 
-async def test_kube_proxies_are_discovered_through_the_api(fake_kube) -> None:  # noqa: F811
+async def test_kube_proxies_are_discovered_through_the_api(fake_kube) -> None:
     fake_kube.seed(_kube_proxy("kube-proxy-a", "node-a", "172.18.0.2"))
     fake_kube.seed(_kube_proxy("kube-proxy-b", "node-b", "fd00::3"))
     fake_kube.seed(_kube_proxy("kube-proxy-c", "node-c", "172.18.0.4", phase="Pending"))
@@ -48,7 +48,7 @@ async def test_kube_proxies_are_discovered_through_the_api(fake_kube) -> None:  
                      "node-b": "http://[fd00::3]:10249/metrics"}
 
 
-async def test_node_mode_asks_only_for_its_own_node(fake_kube) -> None:  # noqa: F811
+async def test_node_mode_asks_only_for_its_own_node(fake_kube) -> None:
     fake_kube.seed(_kube_proxy("kube-proxy-a", "node-a", "172.18.0.2"))
     exporter = _exporter(fake_kube, node_name="node-a")
     try:
@@ -61,7 +61,7 @@ async def test_node_mode_asks_only_for_its_own_node(fake_kube) -> None:  # noqa:
     assert listings[-1].query.get("labelSelector") == "k8s-app=kube-proxy"
 
 
-async def test_disabled_builds_no_scraper_and_static_wins(fake_kube) -> None:  # noqa: F811
+async def test_disabled_builds_no_scraper_and_static_wins(fake_kube) -> None:
     off = _exporter(fake_kube, enabled=False)
     static = _exporter(fake_kube, static={"w1": "http://127.0.0.1:1/metrics"})
     try:

@@ -22,6 +22,7 @@ from exporter.sources.probes import ProbeCollector, ProbeScraper, parse_probe_me
 from exporter.sources.probes_settings import ProbeSourceSettings
 from exporter.verify import readback as rb
 from exporter.verify import results as r
+from exporter.verify.measure_metrics import MeasureMetrics
 from exporter.verify.metrics import ProbeMetrics, ProbeStatus
 from tests.sources.agent_harness import counters
 
@@ -147,13 +148,46 @@ kpr_probe_duration_seconds_sum{check="hostport",node="w",datapath="ebpf"} 0.01
 """
 
 
+async def test_the_load_and_programming_measurements_are_served_as_reported(server) -> None:
+    probe = Probe("worker-2")
+    probe.round(local("worker-2"))
+    measures = MeasureMetrics(probe.registry)
+    for _ in range(3):
+        measures.connection("worker-2", KUBE_PROXY, r.PASS, 0.0004)
+    measures.connection("worker-2", KUBE_PROXY, r.FAIL, None)
+    measures.stream("worker-2", KUBE_PROXY, r.PASS, 1_310_720, 5.0)
+    measures.programmed("worker-2", KUBE_PROXY, 1.3)
+    measures.missed("worker-2", KUBE_PROXY)
+    server.bodies = {"kpr-probe-a": text(probe.text)}
+
+    _, exported = await scrape(server, ["kpr-probe-a"])
+
+    me = (("datapath", KUBE_PROXY), ("node", "worker-2"), ("probe", "kpr-probe-a"))
+    connections = counters(exported, "kpr_probe_load_connections_total")
+    assert connections == {(*me, ("result", r.PASS)): 3, (*me, ("result", r.FAIL)): 1}
+    assert counters(exported, "kpr_probe_load_bytes_total") == {me: 1_310_720}
+    assert counters(exported, "kpr_probe_load_seconds_total") == {me: 5.0}
+    assert counters(exported, "kpr_probe_load_streams_total") == {(*me, ("result", r.PASS)): 1}
+    assert counters(exported, "kpr_probe_programming_missed_total") == {me: 1}
+    latency = counters(exported, "kpr_probe_programming_latency_seconds_bucket")
+    assert latency[tuple(sorted((*me, ("le", "1.0"))))] == 0
+    assert latency[tuple(sorted((*me, ("le", "2.5"))))] == 1
+    assert counters(exported, "kpr_probe_programming_latency_seconds_sum") == {me: 1.3}
+    assert counters(exported, "kpr_probe_load_connect_duration_seconds_count") == {me: 3}
+
+
+MEASURE_NOT_CUMULATIVE = NOT_CUMULATIVE.replace("kpr_probe_duration_seconds",
+                                                "kpr_probe_programming_latency_seconds")
+
+
 @pytest.mark.parametrize("body, kind", [
     (None, "http"),
     ("cilium_version{version=\"1.17.0\"} 1\n", "parse"),
     ('kpr_probe_checks_total{check="hostport",node="w",datapath="ebpf",result="pass"} -1\n',
      "parse"),
     (NOT_CUMULATIVE, "parse"),
-], ids=["404", "not-a-probe", "negative-count", "not-cumulative"])
+    (MEASURE_NOT_CUMULATIVE, "parse"),
+], ids=["404", "not-a-probe", "negative-count", "not-cumulative", "measure-not-cumulative"])
 async def test_a_bad_probe_fails_alone(server, body: str | None, kind: str) -> None:
     good = Probe("worker-2")
     good.round(local("worker-2"))
