@@ -1,6 +1,7 @@
 """The command line: contract flags exist, check-config prints or lists every problem."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -116,6 +117,24 @@ def test_run_refuses_a_simulator_flag():
     assert done.value.code == 2
 
 
+def test_verify_shows_only_the_sections_it_reads(capsys):
+    """verify reads the probes' /metrics; with --from-cluster it finds the probe pods as the
+    exporter does (exporter/probe_pods.py): Kubernetes access (kube) and the probe discovery
+    (probes: selector, namespace, node name, port, path). No other section is offered."""
+    with pytest.raises(SystemExit):
+        cli.main(["verify", "--help"])
+    out = capsys.readouterr().out
+    assert set(re.findall(r"^ +--([a-z-]+)\.", out, re.M)) == {"config", "kube", "probes", "log"}
+    for flag in ("--probes.selector", "--probes.namespace", "--probes.node-name",
+                 "--probes.port", "--probes.path", "--kube.kubeconfig", "--kube.context"):
+        assert f"{flag} " in out, flag
+    for argv in (["--hubble.address", "x:1"], ["--probe.node-name", "n"],
+                 ["--judge.source", "prometheus"], ["--rollback.mode", "enforce"]):
+        with pytest.raises(SystemExit) as done:
+            cli.build_parser(demo_help=False).parse_args(["verify", *argv])
+        assert done.value.code == 2, argv
+
+
 def test_demo_durations_take_prometheus_style_values():
     args = cli.build_parser().parse_args(["demo", "--duration", "2m", "--interval", "500ms"])
     assert (args.duration, args.interval) == (120.0, 0.5)
@@ -165,3 +184,31 @@ def test_a_port_in_use_prints_one_line_and_exits_non_zero(command, flag, others,
     assert done.returncode == 1, done.stderr
     assert lines == [f"kpr-exporter {command}: cannot listen on {taken_address}: address already "
                      f"in use; choose another address with {flag}"], done.stderr
+
+
+def test_rollback_dry_run_is_the_tree_s_rollback_mode():
+    parse = cli.build_parser().parse_args
+    assert cli.load_settings(parse(["rollback"]), {}).rollback.mode == "dry-run"
+    enforce = {"KPR_ROLLBACK_MODE": "enforce"}
+    assert cli.load_settings(parse(["rollback"]), enforce).rollback.mode == "enforce"
+    # --dry-run is the flag of rollback.mode: it wins over the environment like any flag.
+    assert cli.load_settings(parse(["rollback", "--dry-run"]), enforce).rollback.mode == "dry-run"
+    assert cli.load_settings(parse(["rollback", "--rollback.mode", "enforce"]),
+                             {}).rollback.mode == "enforce"
+
+
+def test_baseline_capture_reads_the_exporter_of_this_configuration(tmp_path, capsys, monkeypatch):
+    with socket.socket() as closed:  # a free port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("KPR_WEB_LISTEN_ADDRESS", f"127.0.0.1:{port}")
+    store = ["--baseline.file", str(tmp_path / "baseline.json")]
+    assert cli.main(["baseline", "capture", *store]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read" in err and f"127.0.0.1:{port}" in err, err
+    monkeypatch.setenv("KPR_WEB_LISTEN_ADDRESS", ":1")
+    assert cli.main(["baseline", "capture", *store, "--exporter-url",
+                     f"http://127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read" in err and f"127.0.0.1:{port}" in err, err
+    assert not (tmp_path / "baseline.json").exists()

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from exporter import cli, commands
+from exporter.cilium import MIGRATION_LABEL
 from exporter.demo import alert as demo_alert
 from exporter.demo import defaults as demo_defaults
 from exporter.demo import processes
@@ -50,8 +51,11 @@ def run_demo(argv: list[str], fast: FastTime | None = None) -> int:
 
 @pytest.mark.parametrize("scenario", SCENARIO_NAMES)
 def test_demo_runs_each_scenario_for_its_duration(scenario, capsys):
+    # 20 scenario seconds per wall second: the simulator generates every elapsed scenario
+    # second's flows at once, so a rate a loaded machine cannot keep up with would make
+    # each catch-up longer than the one before.
     code = run_demo(["--scenario", scenario, "--duration", "2.5", "--interval", "1",
-                     "--speed", "20", "--web.listen-address", "127.0.0.1:0"], FastTime(10))
+                     "--speed", "2", "--web.listen-address", "127.0.0.1:0"], FastTime(10))
     out = capsys.readouterr().out
     assert code == 0
     assert f"scenario {scenario!r}" in out
@@ -90,7 +94,7 @@ def test_canary_regression_demo_shows_the_dry_run_rollback(capsys):
     assert "webhook answered 200 accepted: would roll back node node-b" in out
     assert "planned: dry-run: would run" in out
     # The plan is printed once, then only said to be unchanged.
-    assert out.count("remove label io.cilium.migration/kube-proxy-replacement from node node-b") == 1
+    assert out.count(f"remove label {MIGRATION_LABEL} from node node-b") == 1
     assert "plan unchanged since" in out
     # Later worse services meet the cooldown: their own word, not "refused".
     assert "webhook answered 200 cooldown: last rollback" in out
@@ -312,7 +316,7 @@ def test_the_fault_scenario_fails_two_checks_on_the_canary_only_and_rolls_it_bac
            "session-affinity on node-b" in out
     assert "webhook answered 200 accepted: would roll back node node-b" in out
     assert "Rollback plan" in out and "affected nodes: node-b\n" in out
-    assert "remove label io.cilium.migration/kube-proxy-replacement from node node-b" in out
+    assert f"remove label {MIGRATION_LABEL} from node node-b" in out
     assert "from node node-a" not in out and "from node node-c" not in out
     assert out.rstrip().endswith("demo stopped")
 
@@ -327,6 +331,7 @@ async def _demo_with_probes(**kw):
     return demo
 
 
+@pytest.mark.realstack
 def test_with_prometheus_the_demo_prometheus_scrapes_the_probes():
     from tests.realstack.harness import require_binary
 
@@ -375,7 +380,9 @@ nodes:
     faults:
       ebpf: [hostport-missing]
 """)
-    code = run_demo(["--scenario-file", path, "--duration", "10", "--interval", "5",
+    # 20 s of the demo's clock: the first round's matrix shows in a summary even when the
+    # machine is busy (the probes also run their load and chase after each round).
+    code = run_demo(["--scenario-file", path, "--duration", "20", "--interval", "5",
                      "--web.listen-address", "127.0.0.1:0"], FastTime(10))
     out = capsys.readouterr().out
     assert code == 0
@@ -448,3 +455,82 @@ def test_the_documented_scenario_file_example_loads():
     scenario = load_yaml(example.group(1))
     assert scenario.node_names == ("node-a", "node-b", "edge-1")
     assert scenario.nodes[2].faults_on("ebpf") == ("hostport-missing",)
+
+
+# --- the probes' measurements: the story's numbers on the emulated datapath ----------------
+
+
+@pytest.mark.parametrize("story", ["canary-improvement", "canary-regression"])
+def test_the_emulated_datapath_takes_its_numbers_from_the_story(story):
+    from dataclasses import replace
+
+    from exporter.demo.emulated import for_story
+    from exporter.model import EBPF, KUBE_PROXY
+    from exporter.verify.emulator.scenario import named
+
+    sim = get_scenario(story)
+    got = for_story(sim)
+    assert got.node_names == sim.cluster.node_names
+    assert all(not n.faults for n in got.nodes)  # the story's own nodes run healthy
+    for dp, profile in ((KUBE_PROXY, sim.kube_proxy), (EBPF, sim.ebpf)):
+        assert got.programming(dp) == profile.programming.median_s
+        assert got.throughput(dp) == profile.stream_bytes_per_s
+        assert got.connect_seconds[dp] == (profile.connect.median_s, profile.connect.p99_s)
+    # A named scenario keeps its nodes and faults; what a scenario states wins over the story.
+    faults = for_story(sim, named("canary-datapath-faults"))
+    assert faults.nodes == named("canary-datapath-faults").nodes
+    assert faults.throughput(EBPF) == sim.ebpf.stream_bytes_per_s
+    stated = for_story(sim, replace(named("healthy"), throughput_bytes_per_second={EBPF: 4096.0}))
+    assert stated.throughput(EBPF) == 4096.0
+    assert stated.throughput(KUBE_PROXY) == sim.kube_proxy.stream_bytes_per_s
+
+
+def test_the_probe_load_runs_at_the_default_rates_within_the_demos_round():
+    from dataclasses import replace
+
+    from exporter.demo import measures
+    from exporter.demo.verification import PROBE_INTERVAL
+    from exporter.verify.settings import ProbeSettings
+
+    plan = measures.load_plan(PROBE_INTERVAL)
+    defaults = ProbeSettings()
+    assert (plan.connections_per_second, plan.bytes_per_second) == (
+        defaults.load_connections_per_second, defaults.load_bytes_per_second)
+    assert 0 < 2 * plan.seconds <= PROBE_INTERVAL / 2  # the option's own rule ...
+    demo = replace(defaults, load_enabled=True, interval_seconds=PROBE_INTERVAL,
+                   load_seconds=plan.seconds)
+    assert demo.load_problems() == []  # ... as its validation applies it
+
+
+async def test_the_rollout_adds_endpoints_for_the_probes_and_takes_out_the_reached_ones():
+    from exporter.demo.measures import EndpointRollout
+    from exporter.verify.emulator.cluster import EmulatedCluster
+    from exporter.verify.emulator.scenario import load
+    from exporter.verify.measure_metrics import MeasureMetrics
+    from exporter.verify.programming_watch import ProgrammingWatch
+
+    cluster = EmulatedCluster(load({"network": 20 + os.getpid() % 200,
+                                    "nodes": [{"name": "a"}, {"name": "b"}],
+                                    "programming_seconds": {"kube-proxy": 0.0}}))
+    await cluster.start()
+    try:
+        metrics = MeasureMetrics()
+        watches = [ProgrammingWatch(node, cluster.dialer(node, "pod"),
+                                    lambda: cluster.targets().cluster_ip,
+                                    lambda node=node: cluster.datapath(node), metrics)
+                   for node in ("a", "b")]
+        rollout = EndpointRollout(cluster, watches, asyncio.sleep)
+        await rollout.step()
+        first = cluster.added_endpoints()
+        assert len(first) == 1 and rollout.chased() == {first[0].pod}
+        await rollout.step()  # still chased: kept, and one more added on the next node
+        assert [b.node for b in cluster.added_endpoints()] == ["a", "b"]
+        for watch in watches:
+            await asyncio.wait_for(watch.chase(), 10)  # polls until both answered
+        assert rollout.chased() == set()
+        await rollout.step()  # both reached: taken out, the Service keeps its size
+        assert len(cluster.added_endpoints()) == 1 and rollout.removed == 2
+        # One programming sample per endpoint and probe (the rows: bucket counts, then sum).
+        assert sum(sum(row[:-1]) for row in metrics.programming.rows.values()) == 4
+    finally:
+        await cluster.stop()

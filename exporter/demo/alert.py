@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from exporter.metrics_contract import ROLLBACK_ALERT_LABEL, ROLLBACK_ALERT_VALUE
 from exporter.rulegen import render_rules
 from exporter.rulegen import names
 
@@ -42,7 +43,7 @@ def judge_rule(comparison: str, profile: str = PROFILE) -> dict[str, Any]:
         for rule in group["rules"]:
             labels = rule.get("labels", {})
             expr = rule.get("expr", "")
-            if ("alert" in rule and labels.get("kpr_action") == "rollback"
+            if ("alert" in rule and labels.get(ROLLBACK_ALERT_LABEL) == ROLLBACK_ALERT_VALUE
                     and f"{names.VERDICT}{{" in expr and selector in expr):
                 return dict(rule)
     raise StandInError(f"no rollback rule on {names.VERDICT} with {selector} in profile {profile!r}")
@@ -53,7 +54,8 @@ def probe_rule(profile: str = PROFILE) -> dict[str, Any]:
     nodes (``KprProbeCheckFailing``)."""
     for group in render_rules(profile)["groups"]:
         for rule in group["rules"]:
-            if ("alert" in rule and rule.get("labels", {}).get("kpr_action") == "rollback"
+            if ("alert" in rule
+                    and rule.get("labels", {}).get(ROLLBACK_ALERT_LABEL) == ROLLBACK_ALERT_VALUE
                     and names.PROBE_CHECKS in rule.get("expr", "")):
                 return dict(rule)
     raise StandInError(f"no rollback rule on {names.PROBE_CHECKS} in profile {profile!r}")

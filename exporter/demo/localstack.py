@@ -20,6 +20,7 @@ from exporter.demo.processes import (
     ALERTMANAGER, PROMETHEUS, ROLLBACK_MATCHER, LocalStackError, binary_path,
 )
 from exporter.demo.prometheus import Prometheus, PrometheusOptions, ScrapeJob
+from exporter.metrics_contract import ROLLBACK_ALERT_LABEL, ROLLBACK_ALERT_VALUE
 
 
 class LocalStack:
@@ -102,7 +103,7 @@ class LocalStack:
         if self.prometheus is None:
             raise LocalStackError("prometheus is not started")
         return [a for a in await self.prometheus.alerts()
-                if a.get("labels", {}).get("kpr_action") == "rollback"]
+                if a.get("labels", {}).get(ROLLBACK_ALERT_LABEL) == ROLLBACK_ALERT_VALUE]
 
     async def __aenter__(self) -> Self:
         await self.start()

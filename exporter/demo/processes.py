@@ -23,6 +23,8 @@ from typing import TypeVar
 
 import aiohttp
 
+from exporter.metrics_contract import ROLLBACK_ALERT_MATCHER
+
 PROMETHEUS = "prometheus"
 PROMTOOL = "promtool"
 ALERTMANAGER = "prometheus-alertmanager"
@@ -32,7 +34,7 @@ AMTOOL = "amtool"
 DEBIAN_PACKAGES = {PROMETHEUS: "prometheus", PROMTOOL: "prometheus",
                    ALERTMANAGER: "prometheus-alertmanager", AMTOOL: "prometheus-alertmanager"}
 
-ROLLBACK_MATCHER = 'kpr_action="rollback"'
+ROLLBACK_MATCHER = ROLLBACK_ALERT_MATCHER
 
 T = TypeVar("T")
 

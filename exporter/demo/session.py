@@ -19,7 +19,9 @@ source): it posts the Alertmanager payload that rule would produce to the export
 webhook, with the bearer token. Either way the
 rollback runs in dry-run against the simulated cluster's view.
 
-``--report DIR`` writes the migration report from the demo's Prometheus at the end.
+``--report DIR`` writes the migration report from the demo's Prometheus at the end. With
+``--with-prometheus`` every story also runs the emulated datapath and its probes (below),
+with the probes' load and programming chase, so the report's claims table has them.
 
 ``--scenario canary-datapath-faults`` (an emulated-datapath scenario), or ``--scenario-file``
 with one in YAML (``docs/verification.md``), adds active verification
@@ -41,6 +43,7 @@ import secrets
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
@@ -101,8 +104,12 @@ class Demo:
         self.exporter: app_module.Exporter | None = None
         self.counter: CountingSource | None = None
         self.view: Summary | None = None  # the live summary, once the exporter runs
+        # The probes' measurements reach the report through Prometheus: with it, every story
+        # runs an emulated datapath (its own nodes, healthy, unless one is named) and probes.
         self.verification: Verification | None = (
-            Verification(emulated, self.simulator, clock=clock, sleep=sleep) if emulated else None)
+            Verification(emulated, self.simulator, clock=clock, sleep=sleep,
+                         seed=settings.simulator.seed)
+            if emulated or with_prometheus else None)
         self._started = 0.0
         self._token_dir = tempfile.TemporaryDirectory(prefix="kpr-demo-")
         self._token = secrets.token_urlsafe(24)
@@ -127,6 +134,7 @@ class Demo:
         # The exporter builds its own reader; the demo wraps it to count flows per node.
         self.exporter = app_module.Exporter(settings, planner=planner, clock=self.clock,
                                             sleep=self.sleep)
+        assert self.exporter.source is not None, "the demo's exporter reads the simulator"
         self.counter = CountingSource(self.exporter.source)
         self.exporter.source = self.counter
         await self.exporter.start()
@@ -166,7 +174,7 @@ class Demo:
         assert self.exporter is not None
         webhook_base = (self.exporter.webhook_server or self.exporter.server).url
         try:
-            stack = LocalStack(os.path.join(self._token_dir.name, "stack"),
+            stack = LocalStack(Path(self._token_dir.name) / "stack",
                                exporter_address=self.exporter.url.removeprefix("http://"),
                                webhook_url=webhook_base + "/webhook/alertmanager",
                                token=self._token, profile="fast",
@@ -195,7 +203,7 @@ class Demo:
                         "--with-prometheus (Debian packages prometheus, prometheus-alertmanager), "
                         "or point `kpr-exporter report --prometheus URL` at an external one")
             return 0
-        from exporter.report import cmd_report
+        from exporter.report.report_cmd import cmd_report
 
         self._print(f"writing the report for the last {self.elapsed:.0f}s into {self.report_dir}")
         judge = self.exporter.settings.judge if self.exporter is not None else None
@@ -259,7 +267,8 @@ class Demo:
         return (f"  emulated       datapath {v.scenario.name!r} on "
                 f"127.{v.scenario.network}.0.0/16: {nodes}; following the simulated agents' "
                 "datapaths\n"
-                f"  probes         {', '.join(u + '/metrics' for u in v.urls)}\n")
+                f"  probes         {', '.join(u + '/metrics' for u in v.urls)}\n"
+                f"  probe load     {v.load_line()}\n")
 
     async def _alert_on_probes(self) -> None:
         """Stand in for the shipped KprProbeCheckFailing rule: its alert for every (check,

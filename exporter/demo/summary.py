@@ -17,6 +17,7 @@ from exporter.demo.processes import LocalStackError
 from exporter.demo.text import INCONCLUSIVE_LEGEND, gloss, merged_counts
 from exporter.judge.histogram import histogram_quantile
 from exporter.judge.verdict import CANARY_VS_CONTROL, WORSE
+from exporter.metrics_contract import HUBBLE_RECONNECTS, WEBHOOK_REQUESTS
 from exporter.model import DATAPATHS
 from exporter.snapshot import SliSnapshot
 
@@ -37,7 +38,7 @@ class Summary:
     def render(self, window: SliSnapshot, flows: Counter[str],
                alert_lines: list[str] | None = None) -> str:
         reader_status = self.exporter.source.status()
-        reconnects = self.exporter.registry.get_sample_value("kpr_hubble_reconnects_total") or 0
+        reconnects = self.exporter.registry.get_sample_value(HUBBLE_RECONNECTS.name) or 0
         rates = "  ".join(f"{node} {count / self.interval:6.0f}/s"
                           for node, count in sorted(flows.items()))
         lines = [
@@ -135,7 +136,7 @@ class Summary:
     def _webhook_counts(self) -> dict[str, float]:
         counts = {}
         for metric in self.exporter.registry.collect():
-            if metric.name != "kpr_webhook_requests":
+            if metric.name != WEBHOOK_REQUESTS.family:
                 continue
             for sample in metric.samples:
                 if sample.name.endswith("_total") and sample.value:

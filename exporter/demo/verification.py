@@ -8,6 +8,11 @@ binding its node's loopback address) with its own ``/metrics`` listener on 127.0
 The simulator is the cluster's truth: each emulated node starts on, and follows, the
 datapath the simulated agents report, so the scenario's eBPF faults appear when the
 canary switches. The summary shows the verify matrix (checks x nodes) when it changes.
+Without an emulated scenario the story's own nodes run a healthy one. Either way the
+emulated datapath costs what the story's profiles say (``exporter.demo.emulated``:
+programming delay, throughput per connection, handshake cost), and each probe also runs
+the load option and the programming chase (``exporter.demo.measures``), so the report's
+claims table has the probes' throughput and programming latency.
 
 Without a real Prometheus the demo stands in for the shipped ``KprProbeCheckFailing`` rule
 on the probes' last round (``failing``): a check failing on more than half of an eBPF
@@ -19,12 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from exporter.demo import measures
+from exporter.demo.emulated import for_story
 from exporter.model import EBPF, KUBE_PROXY
 from exporter.rulegen.probe_rules import FAILING_SHARE
 from exporter.verify import matrix as mx
@@ -33,7 +41,9 @@ from exporter.verify.checks import Limits
 from exporter.verify.emulator.cluster import EmulatedCluster
 from exporter.verify.emulator.proxy import EmulatorError
 from exporter.verify.emulator.scenario import Scenario, named
+from exporter.verify.measure_metrics import MeasureMetrics
 from exporter.verify.metrics import ProbeMetrics, ProbeStatus
+from exporter.verify.programming_watch import ProgrammingWatch
 from exporter.verify.service import ProbeLoop
 from exporter.web import Server, Surface, build_app
 
@@ -47,6 +57,9 @@ PROBE_K = 3
 PINGS, PING_INTERVAL = 3, 1.0
 #: How often the emulated nodes catch up with the simulated agents' datapaths.
 FOLLOW_INTERVAL = 0.5
+#: The chase logs each new endpoint and each answer at INFO: twice a second per probe in
+#: the demo, which would bury its summary. Its warnings (missed endpoints) still show.
+_CHASE_LOG = logging.getLogger("exporter.verify.programming_watch")
 
 
 def _ticks(sleep: Sleep, count: int, interval: float) -> Callable[[], AsyncIterator[int]]:
@@ -59,23 +72,27 @@ def _ticks(sleep: Sleep, count: int, interval: float) -> Callable[[], AsyncItera
 
 
 class Verification:
-    """The emulated datapath of ``scenario`` (a named one, or one loaded from a file) and
-    its probes, following ``simulator``."""
+    """The emulated datapath of ``scenario`` (a named one, one loaded from a file, or None:
+    the story's nodes, healthy) and its probes, following ``simulator``."""
 
-    def __init__(self, scenario: Scenario | str, simulator: Any, *,
+    def __init__(self, scenario: Scenario | str | None, simulator: Any, *,
                  clock: Callable[[], float], sleep: Sleep,
-                 interval: float = PROBE_INTERVAL) -> None:
+                 interval: float = PROBE_INTERVAL, seed: int = 0) -> None:
         self.simulator = simulator
-        self.scenario = self._following(named(scenario) if isinstance(scenario, str)
-                                        else scenario)
+        base = named(scenario) if isinstance(scenario, str) else scenario
+        self.scenario = self._following(for_story(simulator.scenario, base))
         self.clock = clock
         self.sleep = sleep
         self.interval = interval
-        self.cluster = EmulatedCluster(self.scenario)
+        self.cluster = EmulatedCluster(self.scenario, clock=clock, sleep=sleep,
+                                       rng=random.Random(seed))
+        self.watches: list[ProgrammingWatch] = []
+        self.rollout = measures.EndpointRollout(self.cluster, self.watches, sleep)
         self.loops: list[ProbeLoop] = []
         self.servers: list[Server] = []
         self._tasks: list[asyncio.Future[Any]] = []
         self._shown: str | None = None
+        self._chase_level = logging.NOTSET
 
     def _sim_datapath(self, node: str) -> str | None:
         sim = self.simulator.scenario
@@ -89,31 +106,50 @@ class Verification:
                       for n in scenario.nodes)
         return replace(scenario, nodes=nodes)
 
+    def load_line(self) -> str:
+        """What the probes measure besides their checks, in one line."""
+        plan = measures.load_plan(self.interval)
+        return (f"{plan.connections_per_second:g} connections/s and "
+                f"{plan.bytes_per_second // 1024} KiB/s for {plan.seconds:g}s each after every "
+                f"round; an echo endpoint added every {self.rollout.every:g}s and chased")
+
     @property
     def urls(self) -> list[str]:
         return [s.url for s in self.servers]
 
     async def start(self) -> None:
+        self._chase_level = _CHASE_LOG.level
+        _CHASE_LOG.setLevel(max(logging.WARNING, _CHASE_LOG.getEffectiveLevel()))
         await self.cluster.start()
         limits = Limits(ticks=_ticks(self.sleep, PINGS, PING_INTERVAL))
         for node in self.cluster.nodes:
             registry = CollectorRegistry()
-            self.loops.append(ProbeLoop(
+            loop = ProbeLoop(
                 node=node, host=self.cluster.dialer(node, "host"),
                 pod=self.cluster.dialer(node, "pod"), load=self.cluster.targets,
                 metrics=ProbeMetrics(registry), status=ProbeStatus(node, registry),
                 interval=self.interval, k=PROBE_K, limits=limits, clock=self.clock,
-                sleep=self.sleep))
+                sleep=self.sleep)
+            self.loops.append(loop)
+            self.watches.append(measures.attach(
+                loop, self.cluster, MeasureMetrics(registry), interval=self.interval,
+                clock=self.clock, sleep=self.sleep))
             server = Server(build_app(Surface(registry)), "127.0.0.1:0",
                             flag="--probe.listen-address")
             await server.start()
             self.servers.append(server)
         self._tasks = [asyncio.ensure_future(loop.run()) for loop in self.loops]
+        self._tasks += [asyncio.ensure_future(watch.run()) for watch in self.watches]
+        self._tasks.append(asyncio.ensure_future(self.rollout.run()))
         self._tasks.append(asyncio.ensure_future(self._follow()))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        # Cancelled until done: on Python 3.11 ``asyncio.wait_for`` can swallow a cancellation
+        # that meets its inner result (the chase and the probes use it many times a second).
+        while pending := [task for task in self._tasks if not task.done()]:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=1.0)
         # a task that already died of an error must not stop the rest from being stopped
         for outcome in await asyncio.gather(*self._tasks, return_exceptions=True):
             if isinstance(outcome, Exception):
@@ -121,6 +157,7 @@ class Verification:
         for server in self.servers:
             await server.stop()
         await self.cluster.stop()
+        _CHASE_LOG.setLevel(self._chase_level)
 
     async def follow_once(self) -> None:
         for node, datapath in self.cluster.datapaths().items():

@@ -17,6 +17,7 @@ from typing import Final
 from exporter.judge.settings import JudgeSettings
 from exporter.model import EBPF, KUBE_PROXY
 from exporter.report import fmt
+from exporter.report.claims import build_claims
 from exporter.report.cohorts import histogram_bounds, label_float, window_cohorts
 from exporter.report.data import RawData, Sample, Series
 from exporter.report.evidence import Side, evidence
@@ -39,6 +40,7 @@ from exporter.report.model import (
     ServiceReport,
     VerdictCell,
 )
+from exporter.report.migration import migration_events
 from exporter.report.queries import SENSITIVE_REASONS
 from exporter.report.timeline import (
     node_history,
@@ -155,7 +157,10 @@ def build_report(raw: RawData, *, prometheus: str, generated_at: float,
     switch_list = switch_events(switch_series, datapath_series, start, end)
     rollback_series = raw.series.get("rollbacks", ())
     rollback_list, rollback_counts = rollback_events(rollback_series, start, step)
-    events = tuple(sorted((*switch_list, *rollback_list), key=lambda e: (e.at, e.kind, e.node)))
+    migrations = migration_events(raw.series.get("migration_step", ()),
+                                  raw.series.get("migration_batch", ()))
+    events = tuple(sorted((*switch_list, *rollback_list, *migrations),
+                          key=lambda e: (e.at, e.kind, e.node)))
 
     bounds = histogram_bounds(s for w in raw.windows for s in raw.samples.get(f"{w.name}:buckets", ()))
     by_window = {w.name: window_cohorts(raw, w, bounds) for w in raw.windows}
@@ -200,6 +205,7 @@ def build_report(raw: RawData, *, prometheus: str, generated_at: float,
     hubble = raw.samples.get("hubble_uptime", ())
     report = Report(
         verification=matrices(raw.probe_windows, raw.samples),
+        claims=build_claims(raw, settings),
         prometheus=prometheus, start=start, end=end, generated_at=generated_at,
         windows=raw.windows,
         phase=phases[-1].phase if phases else None,
@@ -289,8 +295,9 @@ def _nodes(datapath_series: Iterable[Series], switch_series: Iterable[Series],
     names = sorted(set(history) | set(switched) | set(up))
     nodes = []
     for name in names:
-        last = history.get(name, [])[-1:] or [(0.0, None, None)]
-        nodes.append(NodeState(name, last[0][1], last[0][2], switched.get(name), up.get(name)))
+        last = history.get(name, [])[-1:]
+        datapath, source = (last[0][1], last[0][2]) if last else (None, None)
+        nodes.append(NodeState(name, datapath, source, switched.get(name), up.get(name)))
     return tuple(nodes)
 
 

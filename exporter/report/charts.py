@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import Formatter
+from matplotlib.typing import LineStyleType
 
 from exporter.model import EBPF, KUBE_PROXY
 from exporter.report import fmt
@@ -30,10 +31,13 @@ from exporter.report.model import Event, Line, Report, ServiceReport
 DATAPATH_COLOURS = {KUBE_PROXY: "#4c72b0", EBPF: "#55a868", "unknown": "#999999"}
 PHASE_COLOURS = {"before": "#4c72b0", "canary": "#dd8452", "after": "#55a868",
                  "rolled-back": "#c44e52", "unknown": "#999999"}
-EVENT_STYLES = {"switch": ("#55a868", "--"), "switch-back": ("#dd8452", "--"),
-                "switch-other": ("#999999", ":"), "rollback": ("#c44e52", "-")}
+EVENT_STYLES: dict[str, tuple[str, LineStyleType]] = {
+    "switch": ("#55a868", "--"), "switch-back": ("#dd8452", "--"),
+    "switch-other": ("#999999", ":"), "rollback": ("#c44e52", "-"),
+    "migration-step": ("#4c72b0", "-."), "migration-batch": ("#8172b3", "-.")}
 EVENT_NAMES = {"switch": "switch to eBPF", "switch-back": "switch back to kube-proxy",
-               "switch-other": "other datapath change", "rollback": "rollback"}
+               "switch-other": "other datapath change", "rollback": "rollback",
+               "migration-step": "migration step", "migration-batch": "migration batch"}
 MAX_DISTRIBUTIONS = 24
 _DPI = 96
 

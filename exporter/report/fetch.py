@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from exporter.report import queries, timeline, verification
+from exporter.report import claims_queries, migration, queries, timeline, verification
 from exporter.report.client import PrometheusClient
 from exporter.report.data import Query, RawData, Window
 
@@ -39,6 +39,8 @@ async def fetch(client: PrometheusClient, start: float, end: float,
         "service_drop_rates": queries.service_drop_rates(rate),
         "node_drop_rates": queries.node_drop_rates(rate),
         "handshake_p99": queries.handshake_p99(rate),
+        **{name: build(rate) for name, build in claims_queries.RANGE_QUERIES.items()},
+        **migration.RANGE_QUERIES,
     }
     instant = {
         "verdicts": queries.VERDICTS,
@@ -51,6 +53,7 @@ async def fetch(client: PrometheusClient, start: float, end: float,
         "node_drops": queries.node_drops(whole),
         "owners": queries.OWNERS,
         "persisted": queries.PERSISTED,
+        **claims_queries.instant_queries(whole),
     }
     sent = [Query(name, expr, "range") for name, expr in ranged.items()]
     sent += [Query(name, expr, "instant", at=end) for name, expr in instant.items()]
@@ -70,6 +73,11 @@ async def fetch(client: PrometheusClient, start: float, end: float,
     for window in (*windows, *judged):
         for name, build in queries.WINDOW_QUERIES.items():
             expr = build(window.seconds)
+            sent.append(Query(name, expr, "instant", at=window.end, window=window.name))
+            jobs.append((f"{window.name}:{name}", _instant(client, expr, window)))
+    for window in windows:
+        for name, claim in claims_queries.WINDOW_QUERIES.items():
+            expr = claim(window.seconds)
             sent.append(Query(name, expr, "instant", at=window.end, window=window.name))
             jobs.append((f"{window.name}:{name}", _instant(client, expr, window)))
     for window in probed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from exporter.report.claims_model import ClaimsTable
 from exporter.report.data import Query, Window
 from exporter.report.verification import PhaseMatrix
 
@@ -292,6 +293,7 @@ class Report:
     title: str = ""  # --title; the renderers fall back to their own heading
     change_id: str = ""  # --change-id: the change ticket this report belongs to
     verification: tuple[PhaseMatrix, ...] = ()  # the probes' matrix per phase; (): none
+    claims: ClaimsTable | None = None  # claims vs measured; None: not computed
 
     @property
     def rollback_total(self) -> float | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from exporter.rulegen.names import KPR_SENSITIVE_AGENT_TEXTS, KPR_SENSITIVE_ENUM_NAMES
+from exporter import metrics_contract as mc
 
 # Range queries at most this many points per series (Prometheus refuses more than 11,000).
 TARGET_POINTS: Final = 240
@@ -30,16 +30,16 @@ MIN_STEP: Final = 5.0
 MIN_RATE_WINDOW: Final = 60.0
 
 # --- timeline (range) ------------------------------------------------------------------
-PHASE: Final = "max by (phase) (kpr_migration_phase)"
-DATAPATH: Final = "max by (node, datapath, source) (kpr_node_datapath_info)"
-SWITCHES: Final = "max by (node) (kpr_node_datapath_switch_timestamp_seconds)"
-ROLLBACKS: Final = "sum by (result, mode) (kpr_rollbacks_total)"
+PHASE: Final = f"max by (phase) ({mc.MIGRATION_PHASE.name})"
+DATAPATH: Final = f"max by (node, datapath, source) ({mc.DATAPATH_INFO.name})"
+SWITCHES: Final = f"max by (node) ({mc.SWITCH_TIMESTAMP.name})"
+ROLLBACKS: Final = f"sum by (result, mode) ({mc.ROLLBACKS.name})"
 
 # --- current state (instant at the end) ---------------------------------------------------
-VERDICTS: Final = "kpr_verdict"
-OWNERS: Final = "max by (object, owner, owner_name) (kpr_config_owner_info)"
-PERSISTED: Final = "min by (owner, release, namespace, evidence) (kpr_rollback_persisted)"
-EFFECTS: Final = "kpr_verdict_effect_size"
+VERDICTS: Final = mc.VERDICT.name
+OWNERS: Final = f"max by (object, owner, owner_name) ({mc.CONFIG_OWNER.name})"
+PERSISTED: Final = f"min by (owner, release, namespace, evidence) ({mc.ROLLBACK_PERSISTED.name})"
+EFFECTS: Final = mc.VERDICT_EFFECT.name
 
 
 def duration(seconds: float) -> str:
@@ -58,74 +58,74 @@ def rate_window_for(step: float) -> float:
 
 
 def service_drop_rates(window: float) -> str:
-    return f"sum by (reason, datapath) (rate(kpr_service_drops_total[{duration(window)}]))"
+    return f"sum by (reason, datapath) (rate({mc.SERVICE_DROPS.name}[{duration(window)}]))"
 
 
 def node_drop_rates(window: float) -> str:
-    return f"sum by (reason, datapath) (rate(kpr_node_drops_total[{duration(window)}]))"
+    return f"sum by (reason, datapath) (rate({mc.NODE_DROPS.name}[{duration(window)}]))"
 
 
 def handshake_p99(window: float) -> str:
     return ("histogram_quantile(0.99, sum by (datapath, le) "
-            f"(rate(kpr_service_connect_duration_seconds_bucket[{duration(window)}])))")
+            f"(rate({mc.SERVICE_CONNECT_DURATION.name}_bucket[{duration(window)}])))")
 
 
 def baseline_quantiles(window: float) -> str:
     return ("max by (namespace, service, q) "
-            f"(last_over_time(kpr_baseline_connect_duration_seconds[{duration(window)}]))")
+            f"(last_over_time({mc.BASELINE_CONNECT.name}[{duration(window)}]))")
 
 
 def baseline_drop_ratio(window: float) -> str:
     return ("max by (namespace, service) "
-            f"(last_over_time(kpr_baseline_drop_ratio[{duration(window)}]))")
+            f"(last_over_time({mc.BASELINE_DROP_RATIO.name}[{duration(window)}]))")
 
 
 def hubble_uptime(window: float) -> str:
-    return f"min(avg_over_time(kpr_hubble_up[{duration(window)}]))"
+    return f"min(avg_over_time({mc.HUBBLE_UP.name}[{duration(window)}]))"
 
 
 def lost_events(window: float) -> str:
-    return f"sum by (source) (increase(kpr_hubble_lost_events_total[{duration(window)}]))"
+    return f"sum by (source) (increase({mc.HUBBLE_LOST.name}[{duration(window)}]))"
 
 
 def agent_uptime(window: float) -> str:
-    return f"min by (node) (avg_over_time(kpr_agent_up[{duration(window)}]))"
+    return f"min by (node) (avg_over_time({mc.AGENT_UP.name}[{duration(window)}]))"
 
 
 def node_drops(window: float) -> str:
-    return f"sum by (reason, datapath) (increase(kpr_node_drops_total[{duration(window)}]))"
+    return f"sum by (reason, datapath) (increase({mc.NODE_DROPS.name}[{duration(window)}]))"
 
 
 # --- window totals (instant at the window's end) -----------------------------------------
 
 def buckets(window: float) -> str:
     return ("sum by (namespace, service, datapath, le) "
-            f"(increase(kpr_service_connect_duration_seconds_bucket[{duration(window)}]))")
+            f"(increase({mc.SERVICE_CONNECT_DURATION.name}_bucket[{duration(window)}]))")
 
 
 def attempts(window: float) -> str:
     return ("sum by (namespace, service, datapath, result) "
-            f"(increase(kpr_service_connect_attempts_total[{duration(window)}]))")
+            f"(increase({mc.SERVICE_CONNECT_ATTEMPTS.name}[{duration(window)}]))")
 
 
 def flows(window: float) -> str:
     return ("sum by (namespace, service, datapath) "
-            f"(increase(kpr_service_flows_total[{duration(window)}]))")
+            f"(increase({mc.SERVICE_FLOWS.name}[{duration(window)}]))")
 
 
 def drops(window: float) -> str:
     return ("sum by (namespace, service, datapath, reason) "
-            f"(increase(kpr_service_drops_total[{duration(window)}]))")
+            f"(increase({mc.SERVICE_DROPS.name}[{duration(window)}]))")
 
 
 def probe_checks(window: float) -> str:
     """The probes' results per check, node, datapath and result over a phase's window."""
     return ("sum by (check, node, datapath, result) "
-            f"(increase(kpr_probe_checks_total[{duration(window)}]))")
+            f"(increase({mc.PROBE_CHECKS.name}[{duration(window)}]))")
 
 
 #: Window queries by name, as the fetch layer runs them for each window.
 WINDOW_QUERIES: Final = {"buckets": buckets, "attempts": attempts, "flows": flows, "drops": drops}
 
 #: KPR-sensitive drop reasons in both spellings (Hubble enum names and agent texts).
-SENSITIVE_REASONS: Final = frozenset(KPR_SENSITIVE_ENUM_NAMES) | frozenset(KPR_SENSITIVE_AGENT_TEXTS)
+SENSITIVE_REASONS: Final = mc.KPR_SENSITIVE_DROP_REASONS | mc.KPR_SENSITIVE_AGENT_TEXTS

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING
 
 from exporter import __version__
 from exporter.report import fmt
+from exporter.report.data import Query
 from exporter.report.html_parts import badge as _badge
 from exporter.report.html_parts import e, nodata as _nodata, num as _num, table as _table
 from exporter.report.html_parts import image as _image
+from exporter.report.html_claims import claims_section as _claims
 from exporter.report.html_verdicts import verdicts_section as _verdicts
 from exporter.report.html_verification import verification_section as _verification
 from exporter.report.model import (
@@ -73,6 +75,7 @@ def render_html(report: Report, charts: Charts) -> str:
         _nodes(report),
         _owners(report),
         _verdicts(report),
+        _claims(report),
         _changes("Top regressions", report.regressions,
                  "No measured regression of eBPF against kube-proxy or the baseline."),
         _changes("Top improvements", report.improvements,
@@ -136,11 +139,11 @@ def _timeline(report: Report, charts: Charts) -> str:
             (_phase(s.phase), e(fmt.timestamp(s.start)), e(fmt.timestamp(s.end)),
              e(fmt.length(s.end - s.start))) for s in report.phases]))
     if report.events:
-        out.append("<h3>Switches and rollbacks</h3>")
+        out.append("<h3>Switches, rollbacks and migration steps</h3>")
         out.append(_table(("time", "event"), [(e(fmt.timestamp(ev.at)), e(ev.text))
                                               for ev in report.events]))
     else:
-        out.append(_nodata("no node switch and no rollback inside the range"))
+        out.append(_nodata("no node switch, rollback or migration step inside the range"))
     return "\n".join(out)
 
 
@@ -191,12 +194,12 @@ def _before_after(report: Report) -> str:
                   and base.p99 else None)
         rows.append((
             e(s.name),
-            _num(fmt.seconds(base and base.p50)), _num(fmt.seconds(base and base.p99)),
-            _num(fmt.seconds(before and before.p50)), _num(fmt.seconds(before and before.p99)),
-            _num(fmt.seconds(after and after.p50)), _num(fmt.seconds(after and after.p99)),
+            _num(fmt.seconds((base.p50 if base else None))), _num(fmt.seconds((base.p99 if base else None))),
+            _num(fmt.seconds((before.p50 if before else None))), _num(fmt.seconds((before.p99 if before else None))),
+            _num(fmt.seconds((after.p50 if after else None))), _num(fmt.seconds((after.p99 if after else None))),
             _num(fmt.relative(change) if change is not None else fmt.NO_DATA),
-            _num(fmt.ratio(base and base.drop_ratio)), _num(fmt.ratio(before and before.drop_ratio)),
-            _num(fmt.ratio(after and after.drop_ratio)),
+            _num(fmt.ratio((base.drop_ratio if base else None))), _num(fmt.ratio((before.drop_ratio if before else None))),
+            _num(fmt.ratio((after.drop_ratio if after else None))),
             _cell_badge(s, "connect_duration", AFTER_VS_BASELINE),
             _cell_badge(s, "drops", AFTER_VS_BASELINE)))
     if not rows:
@@ -216,9 +219,9 @@ def _canary(report: Report) -> str:
         a, c = s.after, s.control
         rows.append((
             e(s.name),
-            _pair(fmt.count, a and a.handshakes, c and c.handshakes),
-            _pair(fmt.seconds, a and a.p50, c and c.p50),
-            _pair(fmt.seconds, a and a.p99, c and c.p99),
+            _pair(fmt.count, (a.handshakes if a else None), (c.handshakes if c else None)),
+            _pair(fmt.seconds, (a.p50 if a else None), (c.p50 if c else None)),
+            _pair(fmt.seconds, (a.p99 if a else None), (c.p99 if c else None)),
             _pair(fmt.ratio, _r(a, "failure_ratio"), _r(c, "failure_ratio")),
             _pair(fmt.ratio, _r(a, "drop_ratio"), _r(c, "drop_ratio")),
             _pair(fmt.ratio, _r(a, "sensitive_ratio"), _r(c, "sensitive_ratio")),
@@ -302,17 +305,22 @@ def _method(report: Report) -> str:
     windows = "".join(f"<li>{e(w.name)}: {e(fmt.timestamp(w.start))} to {e(fmt.timestamp(w.end))} "
                       f"({e(fmt.length(w.seconds))})</li>" for w in report.windows)
     queries = "".join(
-        f"<li>{e(q.name)} ({e(q.kind)}{', ' + e(q.window) if q.window else ''}):"
-        f"<pre>{e(q.expr)}</pre></li>" for q in report.queries)
+        f'<li id="q-{i}">{e(q.name)} ({e(q.kind)}{", " + e(q.window) if q.window else ""}'
+        f"{_evaluated(q)}):<pre>{e(q.expr)}</pre></li>" for i, q in enumerate(report.queries))
     return ('<h2 id="method">Method</h2><p>Windows:</p><ul>' + windows + "</ul>"
             '<p>Quantiles are interpolated from histogram bucket increases the way PromQL\'s '
             "<code>histogram_quantile</code> does. Ratios are event increases over the window "
             "(drops / flows, failed / all handshakes). A cohort without a series shows "
             '<span class="nodata">no data</span>, never 0.</p>'
-            "<details><summary>PromQL queries</summary><ul>" + queries + "</ul></details>")
+            "<details open><summary>PromQL queries</summary><ul>" + queries + "</ul></details>")
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+def _evaluated(query: Query) -> str:
+    """When an instant query was evaluated (so it can be re-run in Prometheus as it was)."""
+    return f", at {e(fmt.timestamp(query.at))}" if query.kind == "instant" and query.at else ""
+
 
 def _cell_badge(service: ServiceReport, sli: str, comparison: str, *, title: bool = False) -> str:
     cell = service.verdict(sli, comparison)

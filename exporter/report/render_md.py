@@ -2,8 +2,8 @@
 
 Phase timeline, switches and rollbacks, the findings (worse and better verdicts, each with
 why), the other verdicts in a section of their own, the top regressions and improvements, and
-before/after per service; no images and no links (the HTML report has the plots and the
-evidence tables). ``--title`` and ``--change-id`` head it. Label values are HTML-escaped (``<script>`` cannot become markup in a renderer
+before/after per service; no images, and links only from the claims table's numbers to their
+queries in report.html (the HTML report has the plots and the evidence tables). ``--title`` and ``--change-id`` head it. Label values are HTML-escaped (``<script>`` cannot become markup in a renderer
 that allows HTML) and Markdown-escaped (a ``|`` cannot break a table). Pure module.
 """
 
@@ -54,6 +54,9 @@ def render_markdown(report: Report) -> str:
         lines.append("")
     lines += _timeline(report)
     lines += _verdicts(report)
+    from exporter.report.md_claims import claims_lines  # it builds on md() and _table()
+
+    lines += claims_lines(report)
     lines += _changes("Top regressions", report.regressions)
     lines += _changes("Top improvements", report.improvements)
     lines += _before_after(report)
@@ -120,7 +123,7 @@ def _timeline(report: Report) -> list[str]:
         out += _table(("from", "to", "phase"), [
             (md(fmt.timestamp(s.start)), md(fmt.timestamp(s.end)), md(s.phase or fmt.NO_DATA))
             for s in report.phases])
-    out += ["### Switches and rollbacks", ""]
+    out += ["### Switches, rollbacks and migration steps", ""]
     if report.events:
         out += _table(("time", "event"), [(md(fmt.timestamp(ev.at)), md(ev.text))
                                           for ev in report.events])
@@ -178,10 +181,10 @@ def _before_after(report: Report) -> list[str]:
     rows = []
     for s in report.services:
         base, before, after = s.baseline, s.before, s.after
-        rows.append((md(s.name), md(fmt.seconds(base and base.p99)),
-                     md(fmt.seconds(before and before.p99)), md(fmt.seconds(after and after.p99)),
-                     md(fmt.ratio(base and base.drop_ratio)), md(fmt.ratio(after and after.drop_ratio)),
-                     md(fmt.count(after and after.handshakes))))
+        rows.append((md(s.name), md(fmt.seconds((base.p99 if base else None))),
+                     md(fmt.seconds((before.p99 if before else None))), md(fmt.seconds((after.p99 if after else None))),
+                     md(fmt.ratio((base.drop_ratio if base else None))), md(fmt.ratio((after.drop_ratio if after else None))),
+                     md(fmt.count((after.handshakes if after else None)))))
     return out + _table(("service", "baseline p99", "kube-proxy before p99", "eBPF after p99",
                          "baseline drop ratio", "eBPF drop ratio", "eBPF handshakes"), rows)
 

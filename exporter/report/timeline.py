@@ -164,11 +164,11 @@ def phase_segments(series_list: Iterable[Series], start: float, end: float,
     slots = int(math.floor((end - start) / step + 1e-9))
     segments: list[PhaseSegment] = []
     for slot in range(slots + 1):
-        phase = by_slot.get(slot)
+        held = by_slot.get(slot)
         t0 = start + slot * step
         t1 = min(end, t0 + step)
-        if segments and segments[-1].phase == phase:
-            segments[-1] = PhaseSegment(phase, segments[-1].start, t1)
+        if segments and segments[-1].phase == held:
+            segments[-1] = PhaseSegment(held, segments[-1].start, t1)
         else:
-            segments.append(PhaseSegment(phase, t0, t1))
+            segments.append(PhaseSegment(held, t0, t1))
     return tuple(segments)

@@ -94,42 +94,42 @@ def explain(sli: str, comparison: str, word: str, after: Cohort | None, control:
 
 def _measure_pair(sli: str, a: Cohort | None, b: Cohort | None) -> str:
     if sli == "connect_duration":
-        return (f"p99 eBPF {fmt.seconds(a and a.p99)} vs kube-proxy {fmt.seconds(b and b.p99)}, "
-                f"p50 {fmt.seconds(a and a.p50)} vs {fmt.seconds(b and b.p50)}, "
-                f"{fmt.count(a and a.handshakes)} vs {fmt.count(b and b.handshakes)} handshakes")
+        return (f"p99 eBPF {fmt.seconds((a.p99 if a else None))} vs kube-proxy {fmt.seconds((b.p99 if b else None))}, "
+                f"p50 {fmt.seconds((a.p50 if a else None))} vs {fmt.seconds((b.p50 if b else None))}, "
+                f"{fmt.count((a.handshakes if a else None))} vs {fmt.count((b.handshakes if b else None))} handshakes")
     if sli == "connect_failures":
-        return (f"failed handshakes eBPF {fmt.ratio(a and a.failure_ratio)} "
-                f"({fmt.count(a and a.failures)} of {fmt.count(a and a.attempts)}) vs kube-proxy "
-                f"{fmt.ratio(b and b.failure_ratio)} "
-                f"({fmt.count(b and b.failures)} of {fmt.count(b and b.attempts)})")
+        return (f"failed handshakes eBPF {fmt.ratio((a.failure_ratio if a else None))} "
+                f"({fmt.count((a.failures if a else None))} of {fmt.count((a.attempts if a else None))}) vs kube-proxy "
+                f"{fmt.ratio((b.failure_ratio if b else None))} "
+                f"({fmt.count((b.failures if b else None))} of {fmt.count((b.attempts if b else None))})")
     if sli == "drops":
-        return (f"drop ratio eBPF {fmt.ratio(a and a.drop_ratio)} "
-                f"({fmt.count(a and a.drops)} of {fmt.count(a and a.flows)} flows) vs kube-proxy "
-                f"{fmt.ratio(b and b.drop_ratio)} "
-                f"({fmt.count(b and b.drops)} of {fmt.count(b and b.flows)} flows)")
+        return (f"drop ratio eBPF {fmt.ratio((a.drop_ratio if a else None))} "
+                f"({fmt.count((a.drops if a else None))} of {fmt.count((a.flows if a else None))} flows) vs kube-proxy "
+                f"{fmt.ratio((b.drop_ratio if b else None))} "
+                f"({fmt.count((b.drops if b else None))} of {fmt.count((b.flows if b else None))} flows)")
     if sli == "kpr_sensitive_drops":
-        return (f"KPR-sensitive drops eBPF {fmt.ratio(a and a.sensitive_ratio)} "
-                f"({fmt.count(a and a.sensitive_drops)} of {fmt.count(a and a.flows)} flows) vs "
-                f"kube-proxy {fmt.ratio(b and b.sensitive_ratio)} "
-                f"({fmt.count(b and b.sensitive_drops)} of {fmt.count(b and b.flows)} flows)")
+        return (f"KPR-sensitive drops eBPF {fmt.ratio((a.sensitive_ratio if a else None))} "
+                f"({fmt.count((a.sensitive_drops if a else None))} of {fmt.count((a.flows if a else None))} flows) vs "
+                f"kube-proxy {fmt.ratio((b.sensitive_ratio if b else None))} "
+                f"({fmt.count((b.sensitive_drops if b else None))} of {fmt.count((b.flows if b else None))} flows)")
     return f"SLI {sli}"
 
 
 def _measure_baseline(sli: str, a: Cohort | None, base: Baseline | None) -> str:
     if sli == "connect_duration":
-        return (f"p99 eBPF {fmt.seconds(a and a.p99)} vs baseline {fmt.seconds(base and base.p99)}, "
-                f"p50 {fmt.seconds(a and a.p50)} vs {fmt.seconds(base and base.p50)}, "
-                f"{fmt.count(a and a.handshakes)} eBPF handshakes")
+        return (f"p99 eBPF {fmt.seconds((a.p99 if a else None))} vs baseline {fmt.seconds((base.p99 if base else None))}, "
+                f"p50 {fmt.seconds((a.p50 if a else None))} vs {fmt.seconds((base.p50 if base else None))}, "
+                f"{fmt.count((a.handshakes if a else None))} eBPF handshakes")
     if sli == "drops":
-        return (f"drop ratio eBPF {fmt.ratio(a and a.drop_ratio)} "
-                f"({fmt.count(a and a.drops)} of {fmt.count(a and a.flows)} flows) vs baseline "
-                f"{fmt.ratio(base and base.drop_ratio)}")
+        return (f"drop ratio eBPF {fmt.ratio((a.drop_ratio if a else None))} "
+                f"({fmt.count((a.drops if a else None))} of {fmt.count((a.flows if a else None))} flows) vs baseline "
+                f"{fmt.ratio((base.drop_ratio if base else None))}")
     if sli == "connect_failures":
-        return (f"failed handshakes eBPF {fmt.ratio(a and a.failure_ratio)} "
-                f"({fmt.count(a and a.failures)} of {fmt.count(a and a.attempts)}); the baseline "
+        return (f"failed handshakes eBPF {fmt.ratio((a.failure_ratio if a else None))} "
+                f"({fmt.count((a.failures if a else None))} of {fmt.count((a.attempts if a else None))}); the baseline "
                 "value is held by the exporter (not exported)")
     if sli == "kpr_sensitive_drops":
-        return (f"KPR-sensitive drops eBPF {fmt.ratio(a and a.sensitive_ratio)} "
-                f"({fmt.count(a and a.sensitive_drops)} of {fmt.count(a and a.flows)} flows); "
+        return (f"KPR-sensitive drops eBPF {fmt.ratio((a.sensitive_ratio if a else None))} "
+                f"({fmt.count((a.sensitive_drops if a else None))} of {fmt.count((a.flows if a else None))} flows); "
                 "the baseline value is held by the exporter (not exported)")
     return f"SLI {sli}"

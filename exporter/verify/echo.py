@@ -7,7 +7,10 @@ One TCP port speaks two protocols, told apart by the first line a client sends:
   and the connection is closed;
 * plain TCP: any other line is answered with the same JSON object on one line, and so is
   each following line, until the client closes. Long-lived-connection probes use this
-  to ping through a connection held open.
+  to ping through a connection held open;
+* sink: the line ``SINK`` is followed by any bytes up to the client's half-close, read and
+  discarded; the echo then answers the JSON object with ``received`` (the byte count) on
+  one line and closes. The probes' load option streams its payload this way.
 
 ``client`` is the peer address the echo saw, which is what the source-address checks
 compare with the probe's own address.
@@ -27,6 +30,9 @@ log = logging.getLogger(__name__)
 MAX_LINE = 8192
 #: Most header lines read before the request is refused.
 MAX_HEADERS = 100
+#: The first line of a sink connection (``exporter.verify.load`` streams after it).
+SINK_LINE = b"SINK\n"
+_SINK_CHUNK = 65536
 
 
 class EchoError(Exception):
@@ -45,14 +51,6 @@ def answer(identity: Identity, peer: tuple[str, int]) -> dict[str, object]:
     client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return {"pod": identity.pod, "node": identity.node, "client": client,
             "client_ip": host, "client_port": port}
-
-
-def split_listen(address: str) -> tuple[str, int]:
-    """``host:port`` (``:port`` for every address) -> (host, port); raises EchoError."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise EchoError(f"listen address {address!r} is not [host]:port")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 async def _finish(tasks: set[asyncio.Task[None]]) -> None:
@@ -75,6 +73,9 @@ class EchoServer:
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Connections accepted and bytes sunk since the start (tests count them).
+        self.connections = 0
+        self.sunk_bytes = 0
 
     async def start(self) -> int:
         try:
@@ -95,6 +96,7 @@ class EchoServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._clients.add(writer)
+        self.connections += 1
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -104,6 +106,8 @@ class EchoServer:
             first = await asyncio.wait_for(reader.readline(), self._read_timeout)
             if first.startswith((b"GET ", b"HEAD ")):
                 await self._http(reader, writer, peer, head=first.startswith(b"HEAD "))
+            elif first == SINK_LINE:
+                await self._sink(reader, writer, peer)
             else:
                 await self._lines(first, reader, writer, peer)
         except (ConnectionError, asyncio.TimeoutError, asyncio.LimitOverrunError, ValueError):
@@ -143,3 +147,13 @@ class EchoServer:
             writer.write(reply)
             await writer.drain()
             line = await reader.readline()  # held open as long as the client wants
+
+    async def _sink(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    peer: tuple[str, int]) -> None:
+        received = 0
+        while chunk := await asyncio.wait_for(reader.read(_SINK_CHUNK), self._read_timeout):
+            received += len(chunk)
+            self.sunk_bytes += len(chunk)
+        reply = {**answer(self.identity, peer), "received": received}
+        writer.write(json.dumps(reply).encode() + b"\n")
+        await writer.drain()

@@ -18,7 +18,7 @@ from prometheus_client.core import (
     CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric,
 )
 
-from exporter.sli.series import CONNECT_BUCKETS
+from exporter.metrics_contract import CONNECT_BUCKETS
 from exporter.verify.results import CheckResult
 
 LABELS = ("check", "node", "datapath")
@@ -55,12 +55,12 @@ class ProbeMetrics:
             "kpr_probe_duration_seconds", "TCP handshake time of verification checks.",
             labels=LABELS)
         le = [str(b) for b in CONNECT_BUCKETS] + ["+Inf"]
-        for labels, row in sorted(self._hist.items()):
+        for series, row in sorted(self._hist.items()):
             cumulative, buckets = 0.0, []
-            for bound, count in zip(le, row[:-1], strict=True):
-                cumulative += count
+            for bound, observed in zip(le, row[:-1], strict=True):
+                cumulative += observed
                 buckets.append((bound, cumulative))
-            duration.add_metric(labels, buckets, row[-1])
+            duration.add_metric(series, buckets, row[-1])
         yield duration
 
 
@@ -101,7 +101,8 @@ class ProbeStatus:
         errors = CounterMetricFamily(
             "kpr_probe_target_errors", "Rounds whose target file could not be used (unreadable,"
             " invalid, or without this probe's node) or whose listing of the extra Services "
-            "failed; the probe kept its last good targets.",
+            "failed, and failed watches of the echo's EndpointSlices; the probe kept its last "
+            "good targets.",
             labels=["probe_node"])
         errors.add_metric(me, self.target_errors)
         yield errors

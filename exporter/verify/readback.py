@@ -46,8 +46,8 @@ class Reading:
     def add(self, other: Reading) -> None:
         for key, value in other.counts.items():
             self.counts[key] = self.counts.get(key, 0.0) + value
-        for key, row in other.buckets.items():
-            mine = self.buckets.setdefault(key, {})
+        for series, row in other.buckets.items():
+            mine = self.buckets.setdefault(series, {})
             for le, value in row.items():
                 mine[le] = mine.get(le, 0.0) + value
         self.probes.update(other.probes)

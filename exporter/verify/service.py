@@ -4,7 +4,8 @@ Each round re-reads the targets (a target file mounted from a ConfigMap changes 
 probe, and so do the nodes' datapaths). Targets that cannot be used (unreadable, invalid,
 or without this probe's node) are logged and counted in ``kpr_probe_target_errors_total``;
 the probe keeps its last good targets and keeps running. Time comes from an injected
-wall clock and ``sleep``, so tests drive rounds without waiting.
+wall clock and ``sleep``, so tests drive rounds without waiting. With the load option
+(``load_runner``), each round ends with its paced connections and stream to the echo's ClusterIP.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from exporter.verify import matrix
 from exporter.verify import results as r
 from exporter.verify.checks import Limits
+from exporter.verify.load import LoadRunner
 from exporter.verify.metrics import ProbeMetrics, ProbeStatus
 from exporter.verify.net import Dialer
 from exporter.verify.probe import Probe
@@ -51,6 +54,11 @@ class ProbeLoop:
     #: Lists the user's Services each round (``exporter.verify.extra``); None: off.
     extra: ListExtra | None = None
     services: tuple[ExtraService, ...] = ()
+    #: The load option (``exporter.verify.load``); None: off.
+    load_runner: LoadRunner | None = None
+    #: The programming-latency chase (``exporter.verify.programming_watch.SliceFeed``),
+    #: run next to the rounds by ``serve``; None: off.
+    programming: Any = None
 
     def __post_init__(self) -> None:
         self.probe = Probe(self.node, self.host, self.pod, targets=self._targets,
@@ -63,6 +71,10 @@ class ProbeLoop:
 
     def _datapath(self) -> str:
         return self._targets().nodes[self.node].datapath
+
+    def datapath_now(self) -> str:
+        """This node's datapath in the current targets."""
+        return self._datapath()
 
     def _refresh(self) -> bool:
         """Load the targets; False when there are no usable ones (counted, logged)."""
@@ -103,6 +115,8 @@ class ProbeLoop:
                                {key: why for key, why in matrix.not_applicable(targets).items()
                                 if key[0] in self.checks},
                                {name: n.datapath for name, n in targets.nodes.items()})
+        if self.load_runner is not None:
+            await self.load_runner.run(self.node, self._datapath, self.pod, targets.cluster_ip)
         return found
 
     async def run(self) -> None:

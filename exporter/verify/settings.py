@@ -4,12 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from exporter.config_constraints import Constraint, at_least, listen_address, positive
+
+#: Hard caps of the load option and the programming chase (validation rejects more): a
+#: measurement, not a stress test.
+LOAD_MAX_CONNECTIONS_PER_SECOND = 50.0
+LOAD_MAX_BYTES_PER_SECOND = 4 * 1024 * 1024
+LOAD_MAX_SECONDS = 20.0
+PROGRAMMING_MAX_POLLS_PER_SECOND = 50.0
+PROGRAMMING_MAX_TIMEOUT_SECONDS = 300.0
+
+
+def capped(cap: float, *, zero: bool = False) -> Constraint:
+    """A number above 0 (or 0 with ``zero``) and at most its hard ``cap``."""
+    low = "at least 0" if zero else "above 0"
+    shown = str(int(cap)) if float(cap).is_integer() else f"{cap:g}"
+    return Constraint(
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+        and (v >= 0 if zero else v > 0) and v <= cap,
+        f"{{key}} must be {low} and at most its cap {shown}, got {{value}}")
+
 
 @dataclass(frozen=True)
 class EchoSettings:
     listen_address: str = field(
         default=":8080",
-        metadata={"help": "Address the echo answers on, TCP and HTTP on one port ([host]:port)."},
+        metadata={"help": "Address the echo answers on, TCP and HTTP on one port ([host]:port).",
+                  "check": listen_address()},
     )
     pod_name: str = field(
         default="",
@@ -21,12 +42,6 @@ class EchoSettings:
         metadata={"help": "Node name the echo reports (set it from the downward API, "
                           "spec.nodeName)."},
     )
-
-    def problems(self) -> list[str]:
-        host, sep, port = self.listen_address.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            return [f"echo.listen_address {self.listen_address!r} is not [host]:port"]
-        return []
 
 
 @dataclass(frozen=True)
@@ -47,18 +62,21 @@ class ProbeSettings:
     listen_address: str = field(
         default=":9978",
         metadata={"help": "Address of the probe's /metrics, /healthz and /readyz "
-                          "([host]:port)."},
+                          "([host]:port).", "check": listen_address()},
     )
     interval_seconds: float = field(
-        default=30.0, metadata={"help": "Time between the starts of two rounds."},
+        default=30.0, metadata={"help": "Time between the starts of two rounds.",
+                                "check": positive()},
     )
     sample_size: int = field(
         default=3,
         metadata={"help": "Other nodes checked per round besides the probe's own (k); every "
-                          "node is covered in ceil((nodes - 1) / k) rounds."},
+                          "node is covered in ceil((nodes - 1) / k) rounds.",
+                  "check": at_least(1)},
     )
     timeout_seconds: float = field(
-        default=2.0, metadata={"help": "Longest wait for a handshake or an answer."},
+        default=2.0, metadata={"help": "Longest wait for a handshake or an answer.",
+                               "check": positive()},
     )
     host_address: str = field(
         default="",
@@ -93,20 +111,70 @@ class ProbeSettings:
                           "account, else $KUBECONFIG or ~/.kube/config)."},
     )
 
+    load_enabled: bool = field(
+        default=False,
+        metadata={"help": "After each round, open and close connections to the echo's "
+                          "ClusterIP at load_connections_per_second and stream "
+                          "load_bytes_per_second to it, each for load_seconds "
+                          "(docs/verification.md). Off by default."},
+    )
+    load_connections_per_second: float = field(
+        default=5.0,
+        metadata={"help": "Connections per second of the load option (0: none; at most "
+                          f"{LOAD_MAX_CONNECTIONS_PER_SECOND:g}).",
+                  "check": capped(LOAD_MAX_CONNECTIONS_PER_SECOND, zero=True)},
+    )
+    load_bytes_per_second: int = field(
+        default=256 * 1024,
+        metadata={"help": "Payload bytes per second the load option streams (0: no stream; "
+                          f"at most {LOAD_MAX_BYTES_PER_SECOND}).",
+                  "check": capped(LOAD_MAX_BYTES_PER_SECOND, zero=True)},
+    )
+    load_seconds: float = field(
+        default=5.0,
+        metadata={"help": "Length of each of the load option's two phases (at most "
+                          f"{LOAD_MAX_SECONDS:g}s, and both together at most half the "
+                          "interval).", "check": capped(LOAD_MAX_SECONDS)},
+    )
+    programming_service: str = field(
+        default="",
+        metadata={"help": "namespace/name of the echo Service whose EndpointSlices the probe "
+                          "watches to measure programming latency: each new ready endpoint is "
+                          "chased through the ClusterIP until it answers (empty: off)."},
+    )
+    programming_polls_per_second: float = field(
+        default=10.0,
+        metadata={"help": "Connections per second to the ClusterIP while a new endpoint is "
+                          f"chased (at most {PROGRAMMING_MAX_POLLS_PER_SECOND:g}).",
+                  "check": capped(PROGRAMMING_MAX_POLLS_PER_SECOND)},
+    )
+    programming_timeout_seconds: float = field(
+        default=30.0,
+        metadata={"help": "Longest chase of a new endpoint; one not reached by then counts "
+                          "in kpr_probe_programming_missed_total (at most "
+                          f"{PROGRAMMING_MAX_TIMEOUT_SECONDS:g}s).",
+                  "check": capped(PROGRAMMING_MAX_TIMEOUT_SECONDS)},
+    )
+
+    def load_problems(self) -> list[str]:
+        """The rules spanning several of the load option's and the chase's fields (each
+        value's own cap is its field's constraint)."""
+        found = []
+        if self.load_enabled and 2 * self.load_seconds > self.interval_seconds / 2:
+            found.append(f"probe.load_seconds {self.load_seconds:g}: its two phases take "
+                         f"{2 * self.load_seconds:g}s, more than half the "
+                         f"{self.interval_seconds:g}s interval")
+        namespace, sep, name = self.programming_service.partition("/")
+        if self.programming_service and not (sep and namespace and name and "/" not in name):
+            found.append(f"probe.programming_service {self.programming_service!r} is not "
+                         "namespace/name")
+        return found
+
     def problems(self) -> list[str]:
         from exporter.kube.settings import is_label_selector
         from exporter.verify.results import CHECKS
 
         found = []
-        host, sep, port = self.listen_address.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            found.append(f"probe.listen_address {self.listen_address!r} is not [host]:port")
-        if self.interval_seconds <= 0:
-            found.append("probe.interval_seconds must be above 0")
-        if self.timeout_seconds <= 0:
-            found.append("probe.timeout_seconds must be above 0")
-        if self.sample_size < 1:
-            found.append(f"probe.sample_size must be at least 1, got {self.sample_size}")
         unknown = [c for c in self.checks if c not in CHECKS]
         if unknown:
             found.append(f"probe.checks: unknown check(s) {', '.join(unknown)}; "
@@ -116,7 +184,7 @@ class ProbeSettings:
             found.append(f"probe.extra_service_selector {selector!r} is not a label selector")
         if self.extra_service_namespace and not selector:
             found.append("probe.extra_service_namespace needs probe.extra_service_selector")
-        return found
+        return found + self.load_problems()
 
     def missing(self) -> list[str]:
         """What the probe command needs beyond valid values."""

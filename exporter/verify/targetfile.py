@@ -89,6 +89,7 @@ def _node(i: int, raw: Any, problems: list[str]) -> NodeTarget | None:
         problems.append(f"{where}: hostport must be true or false")
     if len(problems) > before:
         return None
+    assert isinstance(addresses, list)
     return NodeTarget(str(name), str(datapath), tuple(addresses), local, hostport)
 
 

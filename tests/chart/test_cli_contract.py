@@ -6,7 +6,9 @@ not in a cluster. The Dockerfile's entry point and user match what the chart ass
 
 A flag or config-file section the chart passes that the settings tree does not declare fails,
 naming it: the pod would refuse to start. Node mode's value sets are checked for both
-workloads: the collectors' DaemonSet and the central Deployment.
+workloads: the collectors' DaemonSet and the central Deployment. Every other container the
+chart starts (the verification echo and probes, with their measurements on in
+verification-measures) goes through the parser and the settings' validation too.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import yaml
 
 from exporter import cli, config
 
-VALUE_SETS = ("default", "all-on", "node-socket", "node-tls", "enforce", "verification")
+VALUE_SETS = ("default", "all-on", "node-socket", "node-tls", "enforce", "verification",
+              "verification-measures")
 #: (value set, workload kind): None is the pods reading Hubble, "Deployment" node mode's central
 WORKLOADS = [(name, None) for name in VALUE_SETS] + [
     (name, "Deployment") for name in VALUE_SETS if name.startswith("node-")]
 # What the kubelet substitutes for $(VAR) references in args (downward API).
-DOWNWARD = {"NODE_NAME": "worker-1", "HOST_IP": "10.0.0.11", "POD_NAME": "kpr-central-0"}
+DOWNWARD = {"NODE_NAME": "worker-1", "HOST_IP": "10.0.0.11", "POD_NAME": "kpr-central-0",
+            "POD_IP": "10.244.1.7"}
 
 
 def _section_of(flag: str) -> str:
@@ -75,9 +79,45 @@ def test_rendered_args_and_config_file_load(render, ci_values, tmp_path: Path, n
         assert effective["hubble"]["address"] == _expand(hubble[0].split("=", 1)[1])
     assert effective["rollback"]["mode"] == ("enforce" if name == "enforce" else "dry-run")
     # with active verification the exporter collects the probes' results
-    assert effective["probes"]["enabled"] is (name == "verification")
+    assert effective["probes"]["enabled"] is name.startswith("verification")
     assert effective["webhook"]["token_file"] == (
         "" if role == "collector" else "/etc/kpr-exporter/webhook/token")
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_every_container_the_chart_starts_takes_its_args(render, ci_values, tmp_path: Path, name):
+    """Every container of every workload (the exporter's, the echo, both probes) starts a
+    command that accepts each flag the chart passes, and the settings' validation (the
+    probes' caps and cross-field rules included) passes: a refused flag or value would
+    crash-loop the pod."""
+    out = render({} if name == "default" else ci_values(name))
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(out.config_map()["data"]["config.yaml"])
+    started = []
+    for workload in out.of_kind("DaemonSet") + out.of_kind("Deployment"):
+        where = f"{workload['kind']}/{workload['metadata']['name']}"
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            env_names = {e["name"] for e in container.get("env", [])}
+            args = []
+            for arg in container["args"]:
+                refs = re.findall(r"\$\(([A-Z_]+)\)", arg)
+                assert set(refs) <= env_names, f"{where}: {arg} refers to an undefined variable"
+                arg = _expand(arg)
+                args.append(f"--config.file={config_file}"
+                            if arg.startswith("--config.file=") else arg)
+            try:
+                parsed = cli.build_parser().parse_args(args)
+            except SystemExit:
+                pytest.fail(f"{where}: the CLI refuses {args}")
+            assert parsed.command == args[0]
+            try:
+                cli.load_settings(parsed, env={})
+            except config.ConfigError as exc:
+                pytest.fail(f"{where}: {exc}")
+            started.append(parsed.command)
+    assert "run" in started
+    if name.startswith("verification"):
+        assert sorted(started) == ["echo", "probe", "probe", "run"]
 
 
 def test_the_contract_flags_the_chart_relies_on_exist_in_the_settings_tree():

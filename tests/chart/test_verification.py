@@ -25,7 +25,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from exporter import cli
+from exporter import cli, config_constraints
 from exporter.verify import results as r
 from exporter.verify import targetfile
 from exporter.verify.net import Dialer
@@ -206,7 +206,8 @@ def test_probe_args_parse_with_the_real_cli(on):
     for net, ds in probes.items():
         pod = _pod(ds)
         settings = _probe_settings(ds)
-        assert settings.problems() == [] and settings.missing() == []
+        assert config_constraints.problems(settings, "probe") == []
+        assert settings.missing() == []
         assert settings.node_name == FIELDS["spec.nodeName"]  # the downward API's spec.nodeName
         (mount,) = pod["containers"][0]["volumeMounts"]
         (volume,) = pod["volumes"]
@@ -236,7 +237,7 @@ def test_echo_args_parse_with_the_real_cli(on):
     parsed = cli.build_parser().parse_args(_args(container))
     assert parsed.command == "echo"
     settings = cli.load_settings(parsed, env={}).echo
-    assert settings.problems() == []
+    assert config_constraints.problems(settings, "echo") == []
     assert settings.listen_address == f":{container['ports'][0]['containerPort']}"
     assert (settings.pod_name, settings.node_name) == (FIELDS["metadata.name"],
                                                        FIELDS["spec.nodeName"])
@@ -384,7 +385,7 @@ def test_an_extra_service_selector_reaches_both_probes_with_their_token(
     probes = _probes(out)
     for ds in probes.values():
         settings = _probe_settings(ds)
-        assert settings.problems() == []
+        assert config_constraints.problems(settings, "probe") == []
         assert (settings.extra_service_selector, settings.extra_service_namespace) == (
             EXTRA, namespace)
         assert settings.kubeconfig == ""  # the in-cluster service account

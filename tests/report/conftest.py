@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.report import cmd_report
+from exporter.report.report_cmd import cmd_report
 from tests.report import scenario
 from tests.report.promfixture import FixturePrometheus
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiohttp
 
-from exporter.report import cmd_report
+from exporter.report.report_cmd import cmd_report
 from tests.report import scenario
 from tests.report.backfill import backfilled_prometheus
 from tests.report.promfixture import DATA, INDEX, RecordingProxy

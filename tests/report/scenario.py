@@ -13,6 +13,9 @@ Timeline (T0 = 2025-11-24T16:00:00Z, one exporter scraped every 30 s):
   once on eBPF, node-b fails ``nodeport-loopback`` and ``session-affinity`` (every result),
   while node-c passes everything after its own switch.
 
+The claims' series (CPU, programming, probe load, cAdvisor, kube-state-metrics' Services)
+come from ``scenario_claims.py``, with their known truth.
+
 ``openmetrics()`` returns the text ``promtool tsdb create-blocks-from openmetrics`` reads.
 Counters are deterministic (expected counts accumulated, floored), so recordings repeat.
 """
@@ -99,6 +102,9 @@ def openmetrics() -> str:
     _judgement(out)
     _self(out)
     _probes(out)
+    from tests.report.scenario_claims import openmetrics_lines  # builds on the helpers here
+
+    out += openmetrics_lines()
     out.append("# EOF")
     return "\n".join(out) + "\n"
 

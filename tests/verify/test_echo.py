@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from exporter import cli
-from exporter.verify.echo import EchoError, EchoServer, Identity, split_listen
+from exporter.verify.echo import EchoError, EchoServer, Identity
 
 HOST = "127.0.0.1"
 CLIENT = "127.0.0.23"  # any 127/8 address is local on Linux: the echo must report this one
@@ -71,13 +71,6 @@ async def test_head_has_no_body_and_oversized_lines_are_dropped(echo: EchoServer
     writer.write(b"x" * 20000 + b"\n")
     assert await reader.read() == b""  # nothing answered, connection closed
     writer.close()
-
-
-def test_bad_listen_addresses_are_clear_errors() -> None:
-    assert split_listen(":8080") == ("0.0.0.0", 8080)
-    assert split_listen("[::1]:80") == ("::1", 80)
-    with pytest.raises(EchoError, match="not \\[host\\]:port"):
-        split_listen("8080x")
 
 
 async def test_a_taken_port_is_a_clear_error(echo: EchoServer) -> None:
@@ -135,3 +128,18 @@ def test_the_command_exits_1_on_a_taken_port() -> None:
                               capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+async def test_a_sink_connection_reads_everything_and_answers_the_byte_count(
+        echo: EchoServer) -> None:
+    reader, writer = await _connect(echo)
+    writer.write(b"SINK\n")
+    for _ in range(5):
+        writer.write(b"x" * 100_000 + b"\n")  # far beyond a line's limit: no line parsing
+        await writer.drain()
+    writer.write_eof()
+    answer = json.loads(await reader.readline())
+    assert await reader.read() == b""  # then the echo closes
+    writer.close()
+    assert answer["received"] == 500_005 == echo.sunk_bytes
+    assert answer["pod"] == "echo-abc" and answer["client_ip"] == CLIENT

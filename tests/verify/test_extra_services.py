@@ -24,7 +24,7 @@ from exporter.verify.serve import ProbeSettingsError, build
 from exporter.verify.service import ProbeLoop
 from exporter.verify.settings import ProbeSettings
 from exporter.verify.targets import NodeTarget, Targets
-from tests.fakekube.fixtures import FakeKube, fake_kube, kube, service  # noqa: F401
+from tests.fakekube.fixtures import FakeKube, service
 from tests.verify.conftest import LIMITS
 
 LOOP = "127.0.0.1"
@@ -79,7 +79,7 @@ def seed(fake: FakeKube, echo: EchoServer, closed: int) -> None:
 
 
 async def test_exactly_the_matching_services_are_checked_from_pod_and_host(
-        fake_kube: FakeKube, kube: Any, echo: EchoServer,  # noqa: F811
+        fake_kube: FakeKube, kube: Any, echo: EchoServer,
         caplog: pytest.LogCaptureFixture) -> None:
     closed = closed_port()
     seed(fake_kube, echo, closed)
@@ -113,7 +113,7 @@ async def test_exactly_the_matching_services_are_checked_from_pod_and_host(
 
 
 async def test_a_namespace_restricts_the_listing(
-        fake_kube: FakeKube, kube: Any, echo: EchoServer) -> None:  # noqa: F811
+        fake_kube: FakeKube, kube: Any, echo: EchoServer) -> None:
     seed(fake_kube, echo, closed_port())
     fake_kube.seed(labelled(service("api", "team", LOOP, [echo.port]),
                             {"kpr-exporter.io/probe": "true"}))
@@ -125,7 +125,7 @@ async def test_a_namespace_restricts_the_listing(
 
 
 async def test_a_refused_listing_keeps_the_last_good_list_and_is_counted(
-        fake_kube: FakeKube, kube: Any, echo: EchoServer,  # noqa: F811
+        fake_kube: FakeKube, kube: Any, echo: EchoServer,
         caplog: pytest.LogCaptureFixture) -> None:
     closed = closed_port()
     seed(fake_kube, echo, closed)
@@ -149,7 +149,7 @@ async def test_a_refused_listing_keeps_the_last_good_list_and_is_counted(
 
 
 async def test_a_listing_that_never_worked_adds_nothing_and_the_round_runs(
-        fake_kube: FakeKube, kube: Any, echo: EchoServer) -> None:  # noqa: F811
+        fake_kube: FakeKube, kube: Any, echo: EchoServer) -> None:
     seed(fake_kube, echo, closed_port())
     fake_kube.deny("list", "services")
     loop = make_loop(echo, ServiceLister(kube, SELECTOR))
@@ -187,7 +187,7 @@ def test_the_selector_is_checked_and_the_namespace_needs_one(tmp_path: Path) -> 
 
 
 async def test_build_lists_through_the_kubeconfig_it_is_given(
-        fake_kube: FakeKube, echo: EchoServer) -> None:  # noqa: F811
+        fake_kube: FakeKube, echo: EchoServer) -> None:
     seed(fake_kube, echo, closed_port())
     cfg = ProbeSettings(node_name="node-a", targets_file="unused", listen_address="127.0.0.1:0",
                         extra_service_selector=SELECTOR, extra_service_namespace="shop",

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
+from exporter.config_constraints import problems as check
 from exporter.verify import results as r
 from exporter.verify import targetfile
 from exporter.verify.emulator.cluster import EmulatedCluster
@@ -117,8 +118,8 @@ def test_the_probe_needs_its_node_and_its_targets() -> None:
     with pytest.raises(ProbeSettingsError, match="--probe.node-name is required; "
                                                   "--probe.targets-file is required"):
         build(ProbeSettings())
-    assert ProbeSettings(sample_size=0, checks=("nodeport-anywhere",),
-                         listen_address="x").problems() == [
+    assert check(ProbeSettings(sample_size=0, checks=("nodeport-anywhere",),
+                               listen_address="x"), "probe") == [
         "probe.listen_address 'x' is not [host]:port",
         "probe.sample_size must be at least 1, got 0",
         "probe.checks: unknown check(s) nodeport-anywhere; known: " + ", ".join(r.CHECKS)]

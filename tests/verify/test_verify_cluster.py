@@ -17,7 +17,7 @@ import pytest
 from exporter import cli, commands
 from exporter.verify import results as r
 from exporter.verify.emulator.scenario import NAMED
-from tests.fakekube.fixtures import FakeKube, fake_kube, pod  # noqa: F401 - fixture
+from tests.fakekube.fixtures import FakeKube, pod
 from tests.verify.test_verify_e2e import failing, probes  # noqa: F401 - fixture
 
 PROBE = {"app.kubernetes.io/name": "kpr-exporter", "app.kubernetes.io/component": "probe"}
@@ -48,7 +48,7 @@ async def run_verify(fake: FakeKube, *argv: str) -> int:
 
 
 async def test_verify_reads_the_probe_pods_it_finds_in_the_cluster(
-        probes: Any, fake_kube: FakeKube, refused_url: str,  # noqa: F811
+        probes: Any, fake_kube: FakeKube, refused_url: str,
         capsys: pytest.CaptureFixture[str]) -> None:
     loops, urls = await probes(NAMED["canary-datapath-faults"])
     for loop in loops:
@@ -75,7 +75,7 @@ async def test_verify_reads_the_probe_pods_it_finds_in_the_cluster(
 
 
 async def test_without_probe_pods_verify_says_where_it_looked(
-        fake_kube: FakeKube, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+        fake_kube: FakeKube, capsys: pytest.CaptureFixture[str]) -> None:
     assert await run_verify(fake_kube, "--from-cluster") == 2
     err = capsys.readouterr().err
     assert err.startswith("kpr-exporter verify: no running probe pod")
@@ -83,7 +83,7 @@ async def test_without_probe_pods_verify_says_where_it_looked(
 
 
 async def test_a_denied_listing_is_an_error_not_an_empty_matrix(
-        fake_kube: FakeKube, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+        fake_kube: FakeKube, capsys: pytest.CaptureFixture[str]) -> None:
     fake_kube.deny("list", "pods", "kpr")
     assert await run_verify(fake_kube, "--from-cluster") == 2
     captured = capsys.readouterr()
@@ -92,7 +92,7 @@ async def test_a_denied_listing_is_an_error_not_an_empty_matrix(
 
 
 async def test_from_cluster_needs_kubernetes_and_no_exporter_url(
-        fake_kube: FakeKube, tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+        fake_kube: FakeKube, tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert await run_verify(fake_kube, "--from-cluster",
                             "--exporter-url", "http://127.0.0.1:9977") == 2
     assert "drop --exporter-url" in capsys.readouterr().err

@@ -7,26 +7,37 @@ Addresses inside ``127.<network>.0.0/16`` (node ``i`` counts from 1):
 * ``127.<network>.3.i``: node ``i``'s load-balancer for virtual addresses;
 * ``127.<network>.4.i``: the echo pod on node ``i`` (it also has the hostPort);
 * ``127.<network>.5.1``: the API server (an echo);
+* ``127.<network>.6.j``: echo pods added later (``add_endpoint``, ``j`` counting 1..254 and
+  round again; each has its own port);
 * ``127.<network>.100.x``: ClusterIPs, ``127.<network>.101.1``: the load-balancer address.
 
 ClusterIPs, the load-balancer address and ``127.0.0.1:<nodePort>`` are virtual: a probe's
 ``Dialer`` from node ``i`` reaches them through node ``i``'s load-balancer, as a node's
 datapath translates them. NodePorts, the health-check port and the hostPort are real
 listeners on every node's address, each served by that node's load-balancer.
+
+Time is the injected ``clock`` and ``sleep`` (programming delays, throughput shaping,
+handshake costs); ``rng`` draws the handshake costs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
 from exporter.verify.echo import EchoServer, Identity
 from exporter.verify.emulator import proxy
+from exporter.verify.emulator.dialer import EmulatedDialer, lognormal
 from exporter.verify.emulator.node import (
     NODE_FRONTENDS, Backend, NodeAddresses, NodeDatapath, ServiceSpec,
 )
-from exporter.verify.emulator.scenario import Scenario, ScenarioError, load_yaml, named
+from exporter.verify.emulator.scenario import (
+    DATAPATHS, MAX_CONNECT_SECONDS, Scenario, ScenarioError, load_yaml, named,
+)
 from exporter.verify.net import Dialer
 from exporter.verify.targets import Endpoint, NodeTarget, Targets
 
@@ -34,6 +45,9 @@ SERVICE_PORT = 80
 APISERVER_PORT = 443
 LOOPBACK = "127.0.0.1"
 _PORT_ATTEMPTS = 5  # fresh shared ports when one was taken between reserving and binding
+#: Seconds (of the clock) a removed endpoint's pod keeps answering connections already
+#: routed to it before it stops, like a terminating pod.
+RETIRE_GRACE = 10.0
 
 
 def load_scenario(name: str = "", file: str = "") -> Scenario:
@@ -52,8 +66,16 @@ def load_scenario(name: str = "", file: str = "") -> Scenario:
 
 
 class EmulatedCluster:
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, *, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+                 rng: random.Random | None = None) -> None:
         self.scenario = scenario
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self._added = 0
+        self._retired: list[tuple[float, EchoServer]] = []
+        self._services: dict[str, ServiceSpec] = {}
         net = f"127.{scenario.network}"
         self._net = net
         self.vips: dict[str, Endpoint] = {
@@ -97,6 +119,7 @@ class EmulatedCluster:
             "apiserver": ServiceSpec("kubernetes", (api_backend,)),
             "etp-local": ServiceSpec("echo-local", etp),
         }
+        self._services = services
         for attempt in range(_PORT_ATTEMPTS):
             try:
                 await self._start_nodes(services, backends)
@@ -104,8 +127,8 @@ class EmulatedCluster:
             except proxy.EmulatorError:
                 # A port learnt free on node 1 was taken elsewhere (a wildcard listener of
                 # another process) before every node bound it: start over on new ports.
-                for node in self.nodes.values():
-                    await node.stop()
+                for started in self.nodes.values():
+                    await started.stop()
                 self.nodes.clear()
                 if attempt == _PORT_ATTEMPTS - 1:
                     raise
@@ -123,15 +146,20 @@ class EmulatedCluster:
             virtual[self.lb] = "echo"
         for i, spec in enumerate(self.scenario.nodes, start=1):
             node = NodeDatapath(spec, self.addresses(i), services=services,
-                                hostport_backend=backends[i - 1], virtual=virtual)
+                                hostport_backend=backends[i - 1], virtual=virtual,
+                                programming={dp: self.scenario.programming(dp)
+                                             for dp in DATAPATHS},
+                                throughput=self.scenario.throughput_bytes_per_second,
+                                clock=self.clock, sleep=self.sleep)
             self.nodes[spec.name] = node
             await node.start(self._shared)
 
     async def stop(self) -> None:
         for node in self.nodes.values():
             await node.stop()
-        for echo in self._echoes.values():
+        for echo in [*self._echoes.values(), *(echo for _, echo in self._retired)]:
             await echo.stop()
+        self._retired.clear()
 
     async def __aenter__(self) -> EmulatedCluster:
         await self.start()
@@ -140,6 +168,48 @@ class EmulatedCluster:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.stop()
+
+    async def add_endpoint(self, node: str) -> Backend:
+        """Start one more echo pod on ``node`` and add it to the echo Service now (the
+        clock's time): each node serves it after its datapath's programming delay."""
+        self._node(node)
+        await self._reap()
+        self._added += 1
+        index = self._added
+        pod = f"echo-{node}-added-{index}"
+        echo = EchoServer(Identity(pod, node), f"{self._net}.6.{(index - 1) % 254 + 1}")
+        self._echoes[f"added-{index}"] = echo
+        backend = Backend(pod, node, (echo.host, await echo.start()), since=self.clock())
+        current = self._services["echo"]
+        self._services["echo"] = ServiceSpec(current.name, (*current.backends, backend),
+                                             current.affinity)
+        return backend
+
+    async def remove_endpoint(self, pod: str) -> None:
+        """Take an added endpoint out of the echo Service now; its pod stops
+        ``RETIRE_GRACE`` seconds later (connections already routed to it finish)."""
+        current = self._services["echo"]
+        kept = tuple(b for b in current.backends if b.pod != pod)
+        if len(kept) == len(current.backends):
+            raise ScenarioError([f"no added endpoint {pod!r} in the echo Service"])
+        self._services["echo"] = ServiceSpec(current.name, kept, current.affinity)
+        key = next(k for k, e in self._echoes.items()
+                   if k.startswith("added-") and e.identity.pod == pod)
+        self._retired.append((self.clock(), self._echoes.pop(key)))
+        await self._reap()
+
+    async def _reap(self) -> None:
+        now, keep = self.clock(), []
+        for retired_at, echo in self._retired:
+            if now - retired_at >= RETIRE_GRACE:
+                await echo.stop()
+            else:
+                keep.append((retired_at, echo))
+        self._retired = keep
+
+    def added_endpoints(self) -> tuple[Backend, ...]:
+        """The echo Service's endpoints added after the start, oldest first."""
+        return tuple(b for b in self._services["echo"].backends if b.since is not None)
 
     def _node(self, name: str) -> NodeDatapath:
         if name not in self.nodes:
@@ -159,7 +229,24 @@ class EmulatedCluster:
         """Connections from ``node``: its address (``host``) or its probe pod's (``pod``)."""
         dp = self._node(node)
         source = dp.addresses.node_ip if network == "host" else dp.addresses.pod_ip
-        return Dialer(source, resolve=dp.resolve)
+        if not self.scenario.connect_seconds:
+            return Dialer(source, resolve=dp.resolve)
+        return EmulatedDialer(source, resolve=dp.resolve, cost=self._cost(dp),
+                              sleep=self.sleep)
+
+    def _cost(self, client: NodeDatapath) -> Callable[[str], float]:
+        """The handshake cost of a connection from ``client`` to a (resolved) address: its
+        own datapath's for its virtual addresses, a node's for that node's address."""
+        by_address = {n.addresses.node_ip: n for n in self.nodes.values()}
+        by_address[client.addresses.view_ip] = client
+
+        def cost(host: str) -> float:
+            translating = by_address.get(host)
+            if translating is None:
+                return 0.0
+            spec = self.scenario.connect_seconds.get(translating.datapath)
+            return lognormal(*spec, self.rng, MAX_CONNECT_SECONDS) if spec else 0.0
+        return cost
 
     def targets(self) -> Targets:
         etp = self.scenario.etp_local_nodes

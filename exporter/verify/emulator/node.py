@@ -11,13 +11,20 @@ addresses, see ``resolve``): ``echo`` (ClusterIP and load-balancer address), ``a
 
 A switch of datapath recomputes the behaviour and the mode of each frontend; connections
 already proxied live on unless the new datapath has ``reset-on-switch``.
+
+A backend added after the start (``since``) is served only once the node's datapath has
+had its programming delay (``programming``, seconds per datapath) since then, on the
+injected ``clock``: kube-proxy's sync lag and eBPF's near-immediate update, as data.
+Each proxied connection is forwarded at most at its datapath's ``throughput`` (bytes per
+second per direction, none when absent), timed by the same clock and ``sleep``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from exporter.verify.emulator import proxy
@@ -30,6 +37,7 @@ class Backend:
     pod: str
     node: str
     endpoint: Endpoint
+    since: float | None = None  # when it was added (clock seconds); None: from the start
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +62,11 @@ VIEW_FRONTENDS = ("echo", "affinity", "apiserver", "empty", "loopback")
 class NodeDatapath:
     def __init__(self, spec: NodeSpec, addresses: NodeAddresses, *,
                  services: Mapping[str, ServiceSpec], hostport_backend: Backend | None,
-                 virtual: Mapping[Endpoint, str]) -> None:
+                 virtual: Mapping[Endpoint, str],
+                 programming: Mapping[str, float] | None = None,
+                 throughput: Mapping[str, float] | None = None,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         self.spec = spec
         self.name = spec.name
         self.addresses = addresses
@@ -63,6 +75,10 @@ class NodeDatapath:
         self._services = services
         self._hostport_backend = hostport_backend
         self._virtual = virtual
+        self._programming = dict(programming or {})
+        self._throughput = dict(throughput or {})
+        self._clock = clock
+        self._sleep = sleep
         self._listeners: dict[str, proxy.Listener] = {}
         self._live: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -133,7 +149,8 @@ class NodeDatapath:
                     writer.close()  # e.g. eTP=Local without a local endpoint
                     return
                 backend, source = picked
-                await proxy.splice((reader, writer), backend.endpoint, source)
+                await proxy.splice((reader, writer), backend.endpoint, source,
+                                   shaping=self.shaping())
             except (OSError, asyncio.TimeoutError):
                 writer.close()  # the client went away or sent nothing
             except asyncio.CancelledError:
@@ -141,6 +158,10 @@ class NodeDatapath:
             finally:
                 self._live.discard(writer)
         return handle
+
+    def shaping(self) -> proxy.Shaping:
+        """How a connection accepted now is forwarded: its datapath's rate, if any."""
+        return proxy.Shaping(self._throughput.get(self.datapath, 0.0), self._clock, self._sleep)
 
     def _route(self, frontend: str, client: str) -> tuple[Backend, str] | None:
         """Backend and the source address the backend will see."""
@@ -156,11 +177,18 @@ class NodeDatapath:
             return self._pick(service, local, client), source
         name = {"nodeport": "echo", "loopback": "echo"}.get(frontend, frontend)
         service = self._services[name]
-        if not service.backends:
+        backends = self._programmed(service.backends)
+        if not backends:
             return None
         # NodePort traffic (eTP=Cluster) is SNATed to the node; ClusterIP traffic keeps it.
         source = own if frontend in ("nodeport", "loopback") else client
-        return self._pick(service, service.backends, client), source
+        return self._pick(service, backends, client), source
+
+    def _programmed(self, backends: tuple[Backend, ...]) -> tuple[Backend, ...]:
+        """The backends this node's datapath serves now (late ones after its delay)."""
+        delay = self._programming.get(self.datapath, 0.0)
+        now = self._clock()
+        return tuple(b for b in backends if b.since is None or b.since + delay <= now)
 
     def _pick(self, service: ServiceSpec, backends: tuple[Backend, ...], client: str) -> Backend:
         sticky = service.affinity and self.behaviour.honour_affinity

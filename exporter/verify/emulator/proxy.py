@@ -11,6 +11,10 @@ A ``Listener`` owns one address:port and is in one of three modes:
 
 The port is reserved at creation and kept across mode changes, so addresses handed to
 probes stay valid.
+
+A splice can be *shaped*: each direction forwards at most ``rate`` bytes per second after
+a small ``SHAPING_BURST`` (so short answers pass at once), on an injected clock and sleep.
+That is how a scenario gives each datapath its throughput.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import asyncio
 import contextlib
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -27,6 +33,29 @@ SERVE = "serve"
 REFUSE = "refuse"
 DROP = "drop"
 _CHUNK = 65536
+#: Bytes a shaped direction forwards before its rate applies.
+SHAPING_BURST = 4096
+_SHAPED_CHUNK = 16384  # the largest read of a shaped direction: smooth, not bursty
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """At most ``rate`` bytes per second per direction (0: unshaped), timed by ``clock`` and
+    ``sleep``."""
+
+    rate: float = 0.0
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
+
+    def wait(self, sent: int, elapsed: float) -> float:
+        """Seconds to hold back after ``sent`` bytes went out ``elapsed`` seconds after the
+        first: the rate's schedule for the bytes beyond the burst, minus the time gone."""
+        if self.rate <= 0:
+            return 0.0
+        return max(0.0, (sent - SHAPING_BURST) / self.rate - elapsed)
+
+
+UNSHAPED = Shaping()
 
 
 class EmulatorError(Exception):
@@ -110,19 +139,29 @@ def reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                shaping: Shaping = UNSHAPED) -> None:
+    size = _SHAPED_CHUNK if shaping.rate > 0 else _CHUNK
+    started, sent = 0.0, 0
     with contextlib.suppress(ConnectionError, OSError):
-        while chunk := await reader.read(_CHUNK):
+        while chunk := await reader.read(size):
+            if not sent:
+                started = shaping.clock()
             writer.write(chunk)
             await writer.drain()
+            sent += len(chunk)
+            if (wait := shaping.wait(sent, shaping.clock() - started)) > 0:
+                await shaping.sleep(wait)
         if writer.can_write_eof():
             writer.write_eof()
 
 
 async def splice(client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-                 backend: tuple[str, int], source: str, *, timeout: float = 2.0) -> None:
-    """Connect to ``backend`` from ``source`` and copy both ways until both sides close.
-    A backend that cannot be reached resets the client."""
+                 backend: tuple[str, int], source: str, *, timeout: float = 2.0,
+                 shaping: Shaping = UNSHAPED) -> None:
+    """Connect to ``backend`` from ``source`` and copy both ways until both sides close,
+    each way at most at ``shaping``'s rate. A backend that cannot be reached resets the
+    client."""
     c_reader, c_writer = client
     try:
         b_reader, b_writer = await asyncio.wait_for(
@@ -131,7 +170,8 @@ async def splice(client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         reset(c_writer)
         return
     try:
-        await asyncio.gather(_copy(c_reader, b_writer), _copy(b_reader, c_writer))
+        await asyncio.gather(_copy(c_reader, b_writer, shaping),
+                             _copy(b_reader, c_writer, shaping))
     finally:
         for w in (b_writer, c_writer):
             w.close()

@@ -8,6 +8,15 @@ A scenario is a YAML-loadable mapping::
     etp_local_nodes: [node-a]        # optional: nodes running an endpoint of the
                                      #   externalTrafficPolicy=Local Service
                                      #   (default: every node but the last)
+    programming_seconds:             # optional: seconds from an endpoint added to the echo
+      kube-proxy: 1.2                #   Service to each datapath serving it (defaults
+      ebpf: 0.004                    #   below, the simulator's medians)
+    throughput_bytes_per_second:     # optional: payload bytes per second one connection
+      kube-proxy: 65536              #   through each datapath carries at most (default:
+      ebpf: 88474                    #   unshaped, as fast as loopback forwards)
+    connect_seconds:                 # optional: handshake cost each datapath adds, a
+      kube-proxy: {median: 0.0008, p99: 0.004}  # log-normal (default: none)
+      ebpf: {median: 0.00055, p99: 0.0028}
     nodes:                           # required, at least one, names unique, at most 254
       - name: node-a
         datapath: kube-proxy         # kube-proxy | ebpf, the datapath at start (default kube-proxy)
@@ -63,6 +72,14 @@ FAULTS: Final[Mapping[str, str]] = {
 }
 DATAPATHS: Final = (KUBE_PROXY, EBPF)
 DEFAULT_NETWORK: Final = 77
+#: Seconds from a new echo endpoint to a datapath serving it: the medians of the
+#: simulator's kube-proxy profile and of its improved eBPF profile
+#: (``exporter.simulator.scenarios``), so the demo's probes measure what its agents report.
+DEFAULT_PROGRAMMING: Final[Mapping[str, float]] = {KUBE_PROXY: 1.2, EBPF: 0.004}
+MAX_PROGRAMMING_SECONDS: Final = 300.0
+#: Bounds of the shaping: at least 1 KiB/s per connection; a handshake cost of at most 2 s.
+MIN_THROUGHPUT: Final = 1024.0
+MAX_CONNECT_SECONDS: Final = 2.0
 
 
 class ScenarioError(ValueError):
@@ -117,6 +134,20 @@ class Scenario:
     network: int = DEFAULT_NETWORK
     loadbalancer: bool = True
     etp_local_nodes: tuple[str, ...] = ()
+    #: datapath -> seconds, as stated (``programming`` falls back to the defaults).
+    programming_seconds: Mapping[str, float] = field(default_factory=dict)
+    #: datapath -> payload bytes per second per connection (absent: unshaped).
+    throughput_bytes_per_second: Mapping[str, float] = field(default_factory=dict)
+    #: datapath -> (median, p99) seconds a handshake through it costs (absent: none).
+    connect_seconds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    def programming(self, datapath: str) -> float:
+        """Seconds until a new echo endpoint is served by ``datapath``."""
+        return self.programming_seconds.get(datapath, DEFAULT_PROGRAMMING.get(datapath, 0.0))
+
+    def throughput(self, datapath: str) -> float:
+        """Bytes per second one connection through ``datapath`` carries (0: unshaped)."""
+        return self.throughput_bytes_per_second.get(datapath, 0.0)
 
     @property
     def node_names(self) -> tuple[str, ...]:
@@ -128,7 +159,9 @@ def load(data: Any) -> Scenario:
     if not isinstance(data, Mapping):
         raise ScenarioError(["the scenario must be a mapping"])
     problems: list[str] = []
-    unknown = set(data) - {"name", "network", "loadbalancer", "etp_local_nodes", "nodes"}
+    unknown = set(data) - {"name", "network", "loadbalancer", "etp_local_nodes", "nodes",
+                           "programming_seconds", "throughput_bytes_per_second",
+                           "connect_seconds"}
     problems += [f"unknown key {k!r}" for k in sorted(map(str, unknown))]
     nodes = [_node(i, raw, problems) for i, raw in enumerate(_list(data.get("nodes"), "nodes",
                                                                   problems))]
@@ -148,10 +181,86 @@ def load(data: Any) -> Scenario:
     etp = tuple(str(n) for n in _list(data.get("etp_local_nodes", names[:-1] or names),
                                       "etp_local_nodes", problems))
     problems += [f"etp_local_nodes: no node {n!r}" for n in etp if n not in names]
+    programming = _programming(data.get("programming_seconds"), problems)
+    throughput = _throughput(data.get("throughput_bytes_per_second"), problems)
+    connect = _connect(data.get("connect_seconds"), problems)
     if problems:
         raise ScenarioError(problems)
     return Scenario(nodes=tuple(nodes), name=str(data.get("name", "custom")), network=network,
-                    loadbalancer=loadbalancer, etp_local_nodes=etp)
+                    loadbalancer=loadbalancer, etp_local_nodes=etp,
+                    programming_seconds=programming, throughput_bytes_per_second=throughput,
+                    connect_seconds=connect)
+
+
+def _per_datapath(key: str, value: Any, problems: list[str]) -> Mapping[str, Any]:
+    """``value`` as a mapping of known datapaths (problems noted; unknown ones left out)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.append(f"{key}: expected a mapping of datapath to its value")
+        return {}
+    unknown = [dp for dp in value if dp not in DATAPATHS]
+    problems += [f"{key}: unknown datapath {dp!r}" for dp in unknown]
+    return {str(dp): v for dp, v in value.items() if dp in DATAPATHS}
+
+
+def _number(value: Any, low: float, high: float) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and low <= value <= high)
+
+
+def _throughput(value: Any, problems: list[str]) -> dict[str, float]:
+    """``throughput_bytes_per_second``: datapath -> bytes/s, at least ``MIN_THROUGHPUT``."""
+    found = {}
+    for dp, rate in _per_datapath("throughput_bytes_per_second", value, problems).items():
+        if _number(rate, MIN_THROUGHPUT, float("inf")):
+            found[dp] = float(rate)
+        else:
+            problems.append(f"throughput_bytes_per_second.{dp}: expected bytes per second of "
+                            f"at least {MIN_THROUGHPUT:g}, got {rate!r}")
+    return found
+
+
+def _median_p99(spec: Any) -> tuple[float, float] | None:
+    """``{median, p99}`` seconds with 0 < median <= p99 <= MAX, else None."""
+    if not isinstance(spec, Mapping) or set(spec) != {"median", "p99"}:
+        return None
+    median, p99 = spec["median"], spec["p99"]
+    if _number(median, 1e-9, MAX_CONNECT_SECONDS) and _number(p99, median, MAX_CONNECT_SECONDS):
+        return float(median), float(p99)
+    return None
+
+
+def _connect(value: Any, problems: list[str]) -> dict[str, tuple[float, float]]:
+    """``connect_seconds``: datapath -> {median, p99}."""
+    found = {}
+    for dp, spec in _per_datapath("connect_seconds", value, problems).items():
+        if (pair := _median_p99(spec)) is not None:
+            found[dp] = pair
+        else:
+            problems.append(f"connect_seconds.{dp}: expected {{median, p99}} seconds with "
+                            f"0 < median <= p99 <= {MAX_CONNECT_SECONDS:g}, got {spec!r}")
+    return found
+
+
+def _programming(value: Any, problems: list[str]) -> dict[str, float]:
+    """``programming_seconds``: datapath -> seconds, each 0..MAX (only those stated)."""
+    found: dict[str, float] = {}
+    if value is None:
+        return found
+    if not isinstance(value, Mapping):
+        problems.append("programming_seconds: expected a mapping of datapath to seconds")
+        return found
+    for dp, seconds in value.items():
+        if dp not in DATAPATHS:
+            problems.append(f"programming_seconds: unknown datapath {dp!r}")
+        elif (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+              or not 0 <= seconds <= MAX_PROGRAMMING_SECONDS):
+            problems.append(f"programming_seconds.{dp}: expected seconds 0.."
+                            f"{MAX_PROGRAMMING_SECONDS:g}, got {seconds!r}")
+        else:
+            found[str(dp)] = float(seconds)
+    return found
 
 
 def load_yaml(text: str) -> Scenario:

@@ -54,6 +54,12 @@ def test_defaults() -> None:
     ({"nodes": [{"name": "a"}], "etp_local_nodes": ["z"]}, "no node 'z'"),
     ({"nodes": [{"name": "a"}], "colour": "red"}, "unknown key 'colour'"),
     ({"nodes": "a"}, "nodes: expected a list"),
+    ({"nodes": [{"name": "a"}], "programming_seconds": [1]}, "programming_seconds: expected a"),
+    ({"nodes": [{"name": "a"}], "programming_seconds": {"ipvs": 1}}, "unknown datapath 'ipvs'"),
+    ({"nodes": [{"name": "a"}], "programming_seconds": {"ebpf": -1}},
+     "programming_seconds.ebpf: expected seconds 0..300"),
+    ({"nodes": [{"name": "a"}], "programming_seconds": {"kube-proxy": "1s"}},
+     "programming_seconds.kube-proxy: expected seconds"),
 ])
 def test_invalid_scenarios_name_the_problem(data: object, problem: str) -> None:
     with pytest.raises(sc.ScenarioError, match=problem):
@@ -98,3 +104,17 @@ def test_scenarios_load_by_name_or_from_a_file(tmp_path: Path) -> None:
         load_scenario(file=str(path))
     with pytest.raises(sc.ScenarioError, match="cannot read .*missing.yaml"):
         load_scenario(file=str(tmp_path / "missing.yaml"))
+
+
+def test_programming_delays_are_data_and_default_to_the_simulators_medians() -> None:
+    from exporter.simulator.scenarios import EBPF_IMPROVED, KUBE_PROXY_PROFILE
+
+    assert sc.DEFAULT_PROGRAMMING == {KUBE_PROXY: KUBE_PROXY_PROFILE.programming.median_s,
+                                      EBPF: EBPF_IMPROVED.programming.median_s}
+    assert sc.load({"nodes": [{"name": "a"}]}).programming(KUBE_PROXY) == 1.2
+    custom = sc.load({"nodes": [{"name": "a"}], "programming_seconds": {"kube-proxy": 3}})
+    assert (custom.programming(KUBE_PROXY), custom.programming(EBPF)) == (3.0, 0.004)
+    for name in sc.NAMED:  # every named scenario: kube-proxy slower than eBPF, as the demo's
+        got = sc.named(name)
+        assert got.programming(KUBE_PROXY) > got.programming(EBPF) > 0
+    assert "programming_seconds:" in sc.__doc__
