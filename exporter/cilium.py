@@ -1,6 +1,6 @@
 """Cilium's configuration semantics, in one place: label selectors, CiliumNodeConfig, the
-``kube-proxy-replacement`` key and its values, which configuration sets it on a node, and
-the names of the migration phases.
+``kube-proxy-replacement`` key and its values, the per-node migration label, which
+configuration sets it on a node, and the names of the migration phases.
 
 The datapath tracker (``exporter.datapath``), the rollback planner (``exporter.rollback``)
 and the preflight checks all read the cluster's configuration through this module, so they
@@ -145,6 +145,10 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
 
 # --- the kube-proxy-replacement key and its values -------------------------------------
 
+#: The node label of Cilium's per-node migration procedure ("Per-node configuration",
+#: example "KubeProxyReplacement Rollout"): a CiliumNodeConfig selects the labelled nodes
+#: and kube-proxy's node affinity keeps it off them.
+MIGRATION_LABEL: Final = "io.cilium.migration/kube-proxy-replacement"
 KPR_KEY: Final = "kube-proxy-replacement"
 KPR_HEALTHZ_KEY: Final = "kube-proxy-replacement-healthz-bind-address"
 KPR_KEYS: Final = (KPR_KEY, KPR_HEALTHZ_KEY)

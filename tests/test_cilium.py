@@ -19,7 +19,8 @@ Matrix:
 - CiliumNodeConfig choice (selection, last by name wins, conflicts, configs without the
   key), the effective value per node, ``from_object``;
 - phase names: the tracker, the webhook decision, the baseline keeper and the rules use
-  the one declaration.
+  the one declaration;
+- the per-node migration label: one declaration, the rollback settings' default.
 """
 
 from __future__ import annotations
@@ -35,14 +36,14 @@ from exporter.datapath import decide
 from exporter.datapath.decide import SOURCE_NODE_CONFIG
 from exporter.datapath.tracker import DatapathTracker
 from exporter.model import EBPF, KUBE_PROXY, UNKNOWN
-from exporter.rollback.api import Scope, Trigger
+from exporter.rollback.roles import Scope, Trigger
 from exporter.rollback.model import ClusterSnapshot
 from exporter.rollback.plan import build_plan
 from exporter.rollback.settings import RollbackSettings
 from exporter.rulegen import names
 from exporter.webhook import decision
 
-MIG = "io.cilium.migration/kube-proxy-replacement"
+MIG = c.MIGRATION_LABEL
 ZONE = "topology.kubernetes.io/zone"
 NODES = {
     "migrated": {MIG: "true", ZONE: "a"},
@@ -284,3 +285,10 @@ def test_phase_names_have_one_declaration():
     assert (decision.AFTER, decision.CANARY, decision.PHASE_UNKNOWN) == (
         c.AFTER, c.CANARY, c.PHASE_UNKNOWN)
     assert names.PHASE_AFTER == c.AFTER
+
+
+def test_the_migration_label_has_one_declaration():
+    # spelled as Cilium's per-node procedure spells it; every other use refers to this one
+    assert c.MIGRATION_LABEL == "io.cilium.migration/kube-proxy-replacement"
+    assert RollbackSettings().kube_proxy.migration_label == c.MIGRATION_LABEL
+    assert c.MIGRATION_LABEL in NODES["migrated"]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Final
 
-from exporter.rollback.api import NOOP, REFUSED, Scope, Trigger
+from exporter.rollback.roles import NOOP, REFUSED, Scope, Trigger
 
 STEP_OWNERS: Final = "owners"
 STEP_KUBE_PROXY: Final = "kube-proxy"

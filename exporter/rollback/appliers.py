@@ -11,6 +11,7 @@ waits poll with the injected clock/sleep and give up at the step's timeout with
 from __future__ import annotations
 
 import logging
+from functools import partial
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -81,13 +82,14 @@ class ActionRunner:
 
     async def apply(self, action: Action, restarting: dict[str, str], record: Record) -> None:
         """Apply ``action`` and verify it; ``record`` persists ``restarting`` before a pod delete."""
-        handler = {
+        handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
             RestoreObject: self._restore, RemoveNodeLabel: self._remove_label,
             UnexcludeNodes: self._unexclude, WaitKubeProxyReady: self._wait_kube_proxy,
             SetConfigValues: self._set_config, StripNodeConfig: self._strip_node_config,
             VerifyKprOff: self._verify_kpr_off, ProveNode: self._prove,
             SuspendFlux: self._suspend_flux, DisableArgoSync: self._disable_argo_sync,
-        }.get(type(action))
+        }
+        handler = handlers.get(type(action))
         if isinstance(action, RestartAgent):
             await self._restart_agent(action, restarting, record)
         elif handler is not None:
@@ -246,7 +248,7 @@ class ActionRunner:
         for pod in await agent_pods():
             if old_uid and pod["metadata"]["uid"] == old_uid:
                 try:
-                    await self._retrying(lambda name=pod["metadata"]["name"]: self._delete_pod(name))
+                    await self._retrying(partial(self._delete_pod, pod["metadata"]["name"]))
                 except NotFound:
                     pass
 

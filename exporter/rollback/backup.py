@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from exporter.kube.client import KubeClient
+from exporter.kube.client import STRATEGIC_MERGE, KubeClient
 from exporter.kube.errors import Conflict, Forbidden, KubeError, NotFound
 from exporter.helmrelease import ReleaseFormatError, decode_secret, secret_revision
 from exporter.kube.resources import (
@@ -87,7 +87,7 @@ class ConfigMapBackupStore:
                 if not exc.already_exists:
                     raise
                 await self._kube.patch(CONFIGMAPS, self._name, {"data": body["data"]},
-                                       self._namespace)
+                                       self._namespace, patch_type=STRATEGIC_MERGE)
         except KubeError as exc:
             raise BackupError(f"cannot write the backup to {self.location}: {exc}") from exc
 

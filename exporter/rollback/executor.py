@@ -35,7 +35,7 @@ from exporter.kube.client import KubeClient
 from exporter.kube.errors import Forbidden, KubeError
 from exporter.kube.events import Regarding, event_body, record_event
 from exporter.rollback.appliers import ATTEMPTS, ActionRunner, StepFailed, pod_ready
-from exporter.rollback.api import DRY_RUN, ENFORCE, FAILED, NOOP, PLANNED, REFUSED, SUCCEEDED, Result
+from exporter.rollback.roles import DRY_RUN, ENFORCE, FAILED, NOOP, PLANNED, REFUSED, SUCCEEDED, Result
 from exporter.rollback.lease import LeaseLock, LeaseLost, Timer
 from exporter.rollback.actions import READY, Action, Plan, Step
 from exporter.rollback.settings import RollbackSettings
@@ -273,5 +273,5 @@ class KubeRollbacker:
             prefix="kpr-exporter-rollback."))
 
 
-def _explain(exc: KubeError) -> str:
+def _explain(exc: KubeError | StateError) -> str:
     return str(exc) + (_PERMISSION_HINT if isinstance(exc, Forbidden) else "")

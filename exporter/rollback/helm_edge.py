@@ -1,4 +1,5 @@
-"""The thin edge to the real Helm engine (helm-python-sdk) for ``rollback --persist``.
+"""The thin edge to the real Helm engine (helm-python-sdk) for ``rollback --persist`` and the
+migration's last step (``kubeProxyReplacement`` through Cilium's own release).
 
 Contract, kept small on purpose because only a real API server can prove it end to end
 (it is exercised outside CI against one; ``docs/rollback.md`` says how):
@@ -6,10 +7,12 @@ Contract, kept small on purpose because only a real API server can prove it end 
 * ``write_chart(document, directory)`` lays out the chart a release record stores
   (``Chart.yaml`` from its metadata, ``values.yaml``, ``values.schema.json``, templates and
   files) so that Helm loads exactly the chart that was deployed — no chart repository;
-* ``upgrade(document, values, ...)`` loads that chart and runs Helm's own upgrade action for
-  the release with exactly ``values`` as the user-supplied values (``reset_values``: the
-  result equals ``--reuse-values --set kubeProxyReplacement=false`` on the stored values)
-  and returns Helm's summary of the new revision. Helm writes the new release Secret and
+* ``upgrade(document, values, description=...)`` loads that chart and runs Helm's own
+  upgrade action for the release with exactly ``values`` as the user-supplied values
+  (``reset_values``: the result equals ``--reuse-values --set <key>=<value>`` on the stored
+  values) and returns Helm's summary of the new revision. ``description`` is the caller's
+  own (what ``helm history`` shows for the revision: ``rollback --persist`` and the
+  migration's last step each say which they are). Helm writes the new release Secret and
   applies the manifests itself; nothing else here touches the cluster.
 
 The engine is an optional dependency (``pip install 'kpr-exporter[helm]'``); without it,
@@ -23,7 +26,7 @@ import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -34,6 +37,13 @@ class HelmEngineMissing(RuntimeError):
 
 class HelmUpgradeError(RuntimeError):
     """Helm refused or failed the upgrade; the message is Helm's."""
+
+
+class Upgrade(Protocol):
+    """What ``upgrade`` is to its callers (the engine's settings already bound)."""
+
+    def __call__(self, document: Mapping[str, Any], values: Mapping[str, Any], *,
+                 description: str) -> Mapping[str, Any]: ...
 
 
 def write_chart(document: Mapping[str, Any], directory: Path) -> Path:
@@ -55,15 +65,16 @@ def write_chart(document: Mapping[str, Any], directory: Path) -> Path:
     return root
 
 
-def upgrade(document: Mapping[str, Any], values: Mapping[str, Any], *,
+def upgrade(document: Mapping[str, Any], values: Mapping[str, Any], *, description: str,
             kubeconfig: str | None = None, context: str | None = None,
             timeout_seconds: int = 300) -> dict[str, Any]:
-    """A new revision of the release in ``document`` with ``values``; Helm's summary of it."""
+    """A new revision of the release in ``document`` with ``values``, described as
+    ``description``; Helm's summary of it."""
     try:
         import helm_python
     except ImportError as exc:
-        raise HelmEngineMissing("rollback --persist needs the Helm engine: "
-                                "pip install 'kpr-exporter[helm]'") from exc
+        raise HelmEngineMissing("a Helm upgrade (rollback --persist, migrate run) needs the "
+                                "Helm engine: pip install 'kpr-exporter[helm]'") from exc
     name, namespace = str(document["name"]), str(document["namespace"])
     with tempfile.TemporaryDirectory(prefix="kpr-persist-") as tmp:
         root = write_chart(document, Path(tmp))
@@ -74,7 +85,7 @@ def upgrade(document: Mapping[str, Any], values: Mapping[str, Any], *,
             release = config.upgrade(
                 chart, name, json.loads(json.dumps(values)), namespace=namespace,
                 reset_values=True, timeout=timeout_seconds, wait="watcher",
-                description="kpr-exporter rollback --persist: kubeProxyReplacement=false")
+                description=description)
         except helm_python.HelmError as exc:
             raise HelmUpgradeError(str(exc)) from exc
         finally:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 KPR_VALUE: Final = "kubeProxyReplacement"
+#: The Helm release description of the revision ``rollback --persist`` makes.
+PERSIST_DESCRIPTION: Final = "kpr-exporter rollback --persist: kubeProxyReplacement=false"
 
 
 class PersistError(Exception):

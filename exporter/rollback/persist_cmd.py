@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from exporter.helmrelease import ReleaseFormatError, decode_document, secret_revision
@@ -19,12 +19,11 @@ from exporter.kube.client import FIELD_MANAGER, MERGE_PATCH, KubeClient
 from exporter.kube.errors import Forbidden, KubeError
 from exporter.kube.events import Regarding, event_body, record_event
 from exporter.kube.resources import CONFIGMAPS, SECRETS
-from exporter.rollback.helm_edge import HelmEngineMissing, HelmUpgradeError
-from exporter.rollback.persist import PersistError, plan_persist
+from exporter.rollback.helm_edge import HelmEngineMissing, HelmUpgradeError, Upgrade
+from exporter.rollback.persist import PERSIST_DESCRIPTION, PersistError, plan_persist
 from exporter.rollback.settings import RollbackSettings
 
 log = logging.getLogger(__name__)
-Upgrade = Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]]
 
 
 async def deployed_release(kube: KubeClient, namespace: str, release: str) -> dict[str, Any]:
@@ -77,7 +76,7 @@ async def cmd_persist(settings: RollbackSettings, kube: KubeClient, *, out: Text
         print("aborted: nothing was changed", file=out)
         return 3
     try:
-        summary = upgrade(document, plan.values_after)
+        summary = upgrade(document, plan.values_after, description=PERSIST_DESCRIPTION)
         handed = await hand_back_fields(kube, c.namespace, c.configmap)
     except (HelmEngineMissing, HelmUpgradeError, KubeError) as exc:
         print(f"error: {exc}", file=out)

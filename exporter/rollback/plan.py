@@ -50,7 +50,7 @@ from exporter.rollback.actions import (
     RestoreObject, SetConfigValues, Step, StripNodeConfig, UnexcludeNodes, VerifyKprOff,
     WaitKubeProxyReady, action_to_dict,
 )
-from exporter.rollback.api import CLUSTER, Scope, Trigger
+from exporter.rollback.roles import CLUSTER, Scope, Trigger
 from exporter.rollback.model import (
     HOSTNAME_LABEL, ClusterSnapshot, required_node_terms, schedules_on, without_excluded_values,
 )
@@ -229,14 +229,15 @@ def _kpr_off_step(
             value, source = snapshot.effective(node, labels_after[node], live)
             if not kpr_on(value):
                 break
-            cnc = next((x for x in live if x.ref == source), None)
-            if cnc is None:
+            found = next((x for x in live if x.ref == source), None)
+            if found is None:
                 raise _Refused(
                     f"node {node} runs KPR because ConfigMap {c.namespace}/{c.configmap} sets "
                     f'{KPR_KEY}="{value}" for every node; a rollback of single nodes cannot undo '
                     "that. Nothing was changed; roll back the whole cluster instead (alert label "
                     "kpr_scope=cluster, or `kpr-exporter rollback --scope cluster`)"
                 )
+            cnc = found
             outside = sorted(n for n in snapshot.nodes
                              if n not in affected and cnc.selects(labels_after[n]))
             if outside:

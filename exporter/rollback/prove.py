@@ -12,6 +12,9 @@ counts as restored only when
   ``cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled`` reads 0. Agents
   before Cilium 1.17 do not export it: the proof is then "not available" (``ok`` None)
   and configuration decides, which the plan says.
+
+``kpr_gauge`` reads that gauge once; the migration's proof that a node runs the
+replacement (:mod:`exporter.migrate.prove`) asks it the other way round.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from exporter.sources.agent_text import AgentScrapeError, ExpositionFilter
 
 KUBE_PROXY_HEALTH: Final = "kube-proxy-health"
 KPR_OFF: Final = "kpr-off"
+NO_GAUGE: Final = "the agent exports no KPR feature gauge (Cilium < 1.17): configuration decides"
 _GO_TIME: Final = re.compile(
     r"^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(\.\d+)?\s*(Z|[+-]\d\d:?\d\d)?")
 _BODY_LIMIT: Final = 16 * 1024 * 1024
@@ -39,6 +43,15 @@ class Proof:
     check: str
     ok: bool | None  # None: the node cannot tell (no feature gauge); configuration decides
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class GaugeReading:
+    """The agent's KPR feature gauge: ``enabled`` (None: the agent exports none), or
+    ``problem``, why it could not be read (unreachable, an error status, unreadable)."""
+
+    enabled: bool | None
+    problem: str = ""
 
 
 def parse_go_time(text: str) -> float | None:
@@ -88,26 +101,32 @@ class DatapathProver:
                          f"{url}: rules last synced {age:.0f} s ago (limit {self._max_age:.0f} s)")
         return Proof(node, KUBE_PROXY_HEALTH, True, f"{url}: rules synced {max(age, 0.0):.0f} s ago")
 
-    async def kpr_off(self, node: str, metrics_url: str) -> Proof:
+    async def kpr_gauge(self, metrics_url: str) -> GaugeReading:
+        """The agent's ``cilium_feature_adv_connect_and_lb_kube_proxy_replacement_enabled``
+        from its ``/metrics`` at ``metrics_url`` (the body read in chunks, 16 MiB at most)."""
         reader = ExpositionFilter(max_series=4096)
         try:
             async with self._session.get(metrics_url, timeout=self._timeout) as resp:
                 if resp.status != 200:
-                    return Proof(node, KPR_OFF, False, f"{metrics_url} answered {resp.status}")
+                    return GaugeReading(None, f"{metrics_url} answered {resp.status}")
                 read = 0
                 async for chunk in resp.content.iter_chunked(256 * 1024):
                     read += len(chunk)
                     if read > _BODY_LIMIT:
-                        return Proof(node, KPR_OFF, False, f"{metrics_url}: body over 16 MiB")
+                        return GaugeReading(None, f"{metrics_url}: body over 16 MiB")
                     reader.feed(chunk)
-            gauge = reader.finish().kpr_enabled
+            return GaugeReading(reader.finish().kpr_enabled)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return Proof(node, KPR_OFF, False, f"{metrics_url} unreachable: {type(exc).__name__}: {exc}")
+            return GaugeReading(None, f"{metrics_url} unreachable: {type(exc).__name__}: {exc}")
         except AgentScrapeError as exc:
-            return Proof(node, KPR_OFF, False, f"{metrics_url}: unreadable metrics ({exc})")
-        if gauge is None:
-            return Proof(node, KPR_OFF, None, "the agent exports no KPR feature gauge (Cilium < 1.17): "
-                                              "configuration decides")
-        if gauge:
+            return GaugeReading(None, f"{metrics_url}: unreadable metrics ({exc})")
+
+    async def kpr_off(self, node: str, metrics_url: str) -> Proof:
+        gauge = await self.kpr_gauge(metrics_url)
+        if gauge.problem:
+            return Proof(node, KPR_OFF, False, gauge.problem)
+        if gauge.enabled is None:
+            return Proof(node, KPR_OFF, None, NO_GAUGE)
+        if gauge.enabled:
             return Proof(node, KPR_OFF, False, "the agent still reports kube-proxy replacement on")
         return Proof(node, KPR_OFF, True, "the agent reports kube-proxy replacement off")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from exporter.kube.client import KubeClient
 from exporter.kube.errors import KubeError, NotFound
 from exporter.kube.resources import CONFIGMAPS, DAEMONSETS, NODES
-from exporter.rollback.api import Scope, Trigger
+from exporter.rollback.roles import Scope, Trigger
 from exporter.rollback.backup import BackupError, BackupStore, list_node_configs
 from exporter.cilium import NodeConfig
 from exporter.rollback.model import ClusterSnapshot, strip_server_fields

@@ -23,7 +23,7 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from exporter.kube.errors import KubeError
-from exporter.rollback.api import (
+from exporter.rollback.roles import (
     CLUSTER, FAILED, NOOP, RESULTS, SUCCEEDED, Planner, Result, Rollbacker, Scope, Trigger,
 )
 from exporter.rollback.actions import Plan

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from exporter.rollback.api import MODES
+from exporter.cilium import MIGRATION_LABEL
+from exporter.config_constraints import at_least, non_negative, not_empty, port, positive
+from exporter.rollback.roles import MODES
 
 
 def _valid_selector(text: str) -> bool:
@@ -16,9 +18,13 @@ def _valid_selector(text: str) -> bool:
 class CiliumObjects:
     """Where Cilium lives."""
 
-    namespace: str = field(default="kube-system", metadata={"help": "Namespace of the Cilium agents, cilium-config and CiliumNodeConfigs."})
-    configmap: str = field(default="cilium-config", metadata={"help": "Cilium's main ConfigMap."})
-    daemonset: str = field(default="cilium", metadata={"help": "The Cilium agent DaemonSet."})
+    namespace: str = field(default="kube-system", metadata={
+        "help": "Namespace of the Cilium agents, cilium-config and CiliumNodeConfigs.",
+        "check": not_empty()})
+    configmap: str = field(default="cilium-config", metadata={
+        "help": "Cilium's main ConfigMap.", "check": not_empty()})
+    daemonset: str = field(default="cilium", metadata={
+        "help": "The Cilium agent DaemonSet.", "check": not_empty()})
     agent_selector: str = field(
         default="k8s-app=cilium", metadata={"help": "Label selector of the agent pods (name=value, comma list)."}
     )
@@ -29,34 +35,34 @@ class CiliumObjects:
     )
 
     def problems(self) -> list[str]:
-        found = [f"rollback.cilium.{n} must not be empty"
-                 for n in ("namespace", "configmap", "daemonset") if not getattr(self, n)]
         if not _valid_selector(self.agent_selector):
-            found.append(f"rollback.cilium.agent_selector {self.agent_selector!r} is not name=value[,...]")
-        return found
+            return [f"rollback.cilium.agent_selector {self.agent_selector!r} is not name=value[,...]"]
+        return []
 
 
 @dataclass(frozen=True)
 class KubeProxyObjects:
     """Where kube-proxy lives, and the per-node migration label."""
 
-    namespace: str = field(default="kube-system", metadata={"help": "Namespace of kube-proxy."})
-    daemonset: str = field(default="kube-proxy", metadata={"help": "The kube-proxy DaemonSet."})
-    configmap: str = field(default="kube-proxy", metadata={"help": "The kube-proxy ConfigMap."})
+    namespace: str = field(default="kube-system", metadata={
+        "help": "Namespace of kube-proxy.", "check": not_empty()})
+    daemonset: str = field(default="kube-proxy", metadata={
+        "help": "The kube-proxy DaemonSet.", "check": not_empty()})
+    configmap: str = field(default="kube-proxy", metadata={
+        "help": "The kube-proxy ConfigMap.", "check": not_empty()})
     pod_selector: str = field(
         default="k8s-app=kube-proxy", metadata={"help": "Label selector of the kube-proxy pods."}
     )
     migration_label: str = field(
-        default="io.cilium.migration/kube-proxy-replacement",
-        metadata={"help": "Node label of Cilium's per-node KPR migration procedure."},
+        default=MIGRATION_LABEL,
+        metadata={"help": "Node label of Cilium's per-node KPR migration procedure.",
+                  "check": not_empty()},
     )
 
     def problems(self) -> list[str]:
-        found = [f"rollback.kube_proxy.{n} must not be empty"
-                 for n in ("namespace", "daemonset", "configmap", "migration_label") if not getattr(self, n)]
         if not _valid_selector(self.pod_selector):
-            found.append(f"rollback.kube_proxy.pod_selector {self.pod_selector!r} is not name=value[,...]")
-        return found
+            return [f"rollback.kube_proxy.pod_selector {self.pod_selector!r} is not name=value[,...]"]
+        return []
 
 
 @dataclass(frozen=True)
@@ -64,22 +70,20 @@ class RollbackTimeouts:
     """How long each verified step may take before the rollback stops and reports."""
 
     kube_proxy_ready_seconds: float = field(
-        default=300.0, metadata={"help": "Wait for kube-proxy pods to be ready on the affected nodes."}
+        default=300.0, metadata={"help": "Wait for kube-proxy pods to be ready on the affected nodes.",
+                                 "check": positive()}
     )
     config_seconds: float = field(
-        default=60.0, metadata={"help": "Apply and verify the KPR-off configuration."}
+        default=60.0, metadata={"help": "Apply and verify the KPR-off configuration.",
+                                "check": positive()}
     )
     agent_ready_seconds: float = field(
-        default=300.0, metadata={"help": "Per node: wait for the restarted Cilium agent to be ready."}
+        default=300.0, metadata={"help": "Per node: wait for the restarted Cilium agent to be ready.",
+                                 "check": positive()}
     )
     poll_interval_seconds: float = field(
-        default=2.0, metadata={"help": "Pause between checks while waiting."}
+        default=2.0, metadata={"help": "Pause between checks while waiting.", "check": positive()}
     )
-
-    def problems(self) -> list[str]:
-        return [f"rollback.timeouts.{n} must be positive"
-                for n in ("kube_proxy_ready_seconds", "config_seconds", "agent_ready_seconds",
-                          "poll_interval_seconds") if getattr(self, n) <= 0]
 
 
 @dataclass(frozen=True)
@@ -90,21 +94,17 @@ class DatapathProof:
         default=True, metadata={"help": "After the agent restart, require kube-proxy's health "
                                         "endpoint fresh and the agent's KPR gauge off on each node."})
     kube_proxy_health_port: int = field(
-        default=10256, metadata={"help": "kube-proxy's health port on the node (/healthz)."})
+        default=10256, metadata={"help": "kube-proxy's health port on the node (/healthz).",
+                                 "check": port()})
     agent_metrics_port: int = field(
-        default=9962, metadata={"help": "The Cilium agent's metrics port (its feature gauge)."})
+        default=9962, metadata={"help": "The Cilium agent's metrics port (its feature gauge).",
+                                "check": port()})
     max_age_seconds: float = field(
-        default=60.0, metadata={"help": "kube-proxy's last rule sync may be at most this old."})
+        default=60.0, metadata={"help": "kube-proxy's last rule sync may be at most this old.",
+                                "check": positive()})
     timeout_seconds: float = field(
         default=300.0, metadata={"help": "Per node: how long the proof may take before the "
-                                         "rollback stops."})
-
-    def problems(self) -> list[str]:
-        found = [f"rollback.proof.{n} must be between 1 and 65535"
-                 for n in ("kube_proxy_health_port", "agent_metrics_port")
-                 if not 0 < getattr(self, n) < 65536]
-        return found + [f"rollback.proof.{n} must be positive"
-                        for n in ("max_age_seconds", "timeout_seconds") if getattr(self, n) <= 0]
+                                         "rollback stops.", "check": positive()})
 
 
 @dataclass(frozen=True)
@@ -117,10 +117,14 @@ class RollbackSettings:
                   "flag": "--rollback.mode", "choices": MODES},
     )
     cooldown_seconds: float = field(
-        default=3600.0, metadata={"help": "Minimum time between two rollbacks."}
+        default=3600.0, metadata={"help": "Minimum time between two rollbacks.",
+                                  "check": non_negative()}
     )
-    max_per_window: int = field(default=2, metadata={"help": "At most this many rollbacks per window."})
-    window_seconds: float = field(default=86400.0, metadata={"help": "Length of that window."})
+    max_per_window: int = field(default=2, metadata={
+        "help": "At most this many rollbacks per window.",
+        "check": at_least(1, "use kill_switch to stop rollbacks")})
+    window_seconds: float = field(default=86400.0, metadata={
+        "help": "Length of that window.", "check": positive()})
     kill_switch: bool = field(default=False, metadata={"help": "Refuse every rollback (webhook)."})
     kill_switch_file: str = field(
         default="",
@@ -130,23 +134,27 @@ class RollbackSettings:
     namespace: str = field(
         default="kube-system",
         metadata={"help": "Namespace of the exporter's own objects: backup and state ConfigMaps, "
-                          "Lease, Events."},
+                          "Lease, Events.", "check": not_empty()},
     )
     state_configmap: str = field(
         default="kpr-exporter-rollback",
-        metadata={"help": "ConfigMap whose annotation keeps rollback progress (resume after restart)."},
+        metadata={"help": "ConfigMap whose annotation keeps rollback progress (resume after restart).",
+                  "check": not_empty()},
     )
     backup_configmap: str = field(
-        default="kpr-exporter-backup", metadata={"help": "ConfigMap holding the pre-switch backup."}
+        default="kpr-exporter-backup", metadata={"help": "ConfigMap holding the pre-switch backup.",
+                                                 "check": not_empty()}
     )
     backup_file: str = field(
         default="", metadata={"help": "Use this file for the backup instead of the ConfigMap."}
     )
     lease_name: str = field(
         default="kpr-exporter-rollback",
-        metadata={"help": "coordination.k8s.io Lease that keeps replicas from rolling back at once."},
+        metadata={"help": "coordination.k8s.io Lease that keeps replicas from rolling back at once.",
+                  "check": not_empty()},
     )
-    lease_seconds: int = field(default=60, metadata={"help": "Lease duration; renewed while running."})
+    lease_seconds: int = field(default=60, metadata={
+        "help": "Lease duration; renewed while running.", "check": at_least(5)})
     identity: str = field(
         default="", metadata={"help": "Lease holder identity (default: the host name, i.e. the pod)."}
     )
@@ -157,20 +165,3 @@ class RollbackSettings:
     kube_proxy: KubeProxyObjects = field(default_factory=KubeProxyObjects)
     timeouts: RollbackTimeouts = field(default_factory=RollbackTimeouts)
     proof: DatapathProof = field(default_factory=DatapathProof)
-
-    def problems(self) -> list[str]:
-        found: list[str] = []
-        if self.mode not in MODES:
-            found.append(f"rollback.mode {self.mode!r} is not one of {', '.join(MODES)}")
-        if self.cooldown_seconds < 0:
-            found.append("rollback.cooldown_seconds must not be negative")
-        if self.max_per_window < 1:
-            found.append("rollback.max_per_window must be at least 1 (use kill_switch to stop rollbacks)")
-        if self.window_seconds <= 0:
-            found.append("rollback.window_seconds must be positive")
-        if self.lease_seconds < 5:
-            found.append("rollback.lease_seconds must be at least 5")
-        for name in ("namespace", "state_configmap", "backup_configmap", "lease_name"):
-            if not getattr(self, name):
-                found.append(f"rollback.{name} must not be empty")
-        return found

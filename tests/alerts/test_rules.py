@@ -50,7 +50,7 @@ def test_render_rules_returns_the_rule_file_as_a_dict() -> None:
     names = [g["name"] for g in doc["groups"]]
     assert names == ["kpr-exporter.service-slis", "kpr-exporter.node-slis", "kpr-exporter.baseline",
                      "kpr-exporter.regressions", "kpr-exporter.measurement", "kpr-exporter.rollback",
-                     "kpr-exporter.verification"]
+                     "kpr-exporter.verification", "kpr-exporter.migration"]
     assert {g["interval"] for g in doc["groups"]} == {"5s"}
     info = doc["groups"][0]["rules"][0]
     assert info["labels"] == {"profile": "fast", "short_window": "30s", "long_window": "3m"}

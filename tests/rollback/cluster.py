@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+from exporter.cilium import MIGRATION_LABEL
 from exporter.rollback.model import schedules_on
 from exporter.rollback.settings import DatapathProof, RollbackSettings
 from tests.fakekube.fixtures import cilium_node_config, configmap, daemonset, node, pod
 
-MIGRATION = "io.cilium.migration/kube-proxy-replacement"
+MIGRATION = MIGRATION_LABEL
 NODES = ("node-a", "node-b", "node-c")
 CILIUM_LABELS = {"k8s-app": "cilium"}
 KP_LABELS = {"k8s-app": "kube-proxy"}

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakekube.fixtures import fake_kube, kube  # noqa: F401  (re-exported fixtures)
 from tests.rollback.cluster import (
     Controller, VirtualTime,
 )
 
 
 @pytest.fixture
-def controller(fake_kube) -> Controller:  # noqa: F811
+def controller(fake_kube) -> Controller:
     return Controller(fake_kube)
 
 

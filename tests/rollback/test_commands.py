@@ -13,7 +13,9 @@ import io
 import re
 
 from exporter.rollback import permissions as perms
-from exporter.rollback.commands import cmd_backup, cmd_preflight, cmd_rollback, parse_scope
+from exporter.preflight.preflight_cmd import cmd_preflight
+from exporter.rollback.backup_cmd import cmd_backup
+from exporter.rollback.rollback_cmd import cmd_rollback, parse_scope
 
 from .cluster import MIGRATION, seed_canary, seed_full, settings
 

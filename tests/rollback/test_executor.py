@@ -16,7 +16,7 @@ import json
 
 from prometheus_client import CollectorRegistry
 
-from exporter.rollback.api import (
+from exporter.rollback.roles import (
     DRY_RUN, FAILED, PLANNED, REFUSED, SUCCEEDED, Scope, Trigger,
 )
 from exporter.rollback.backup import ConfigMapBackupStore, take_backup

@@ -9,11 +9,12 @@ tested with their module, ``exporter.cilium`` (tests/test_cilium.py).
 
 import pytest
 
+from exporter.cilium import MIGRATION_LABEL
 from exporter.rollback.model import (
     Backup, schedules_on, strip_server_fields, without_excluded_values,
 )
 
-MIGRATION = "io.cilium.migration/kube-proxy-replacement"
+MIGRATION = MIGRATION_LABEL
 
 
 def ds_with(terms=None, node_selector=None):

@@ -9,7 +9,7 @@ before anything changed.
 
 from __future__ import annotations
 
-from exporter.rollback.api import FAILED, SUCCEEDED, Scope, Trigger
+from exporter.rollback.roles import FAILED, SUCCEEDED, Scope, Trigger
 from exporter.rollback.executor import KubeRollbacker
 from exporter.rollback.owners_step import owner_actions, written_objects
 from exporter.rollback.actions import DisableArgoSync, SetConfigValues, SuspendFlux

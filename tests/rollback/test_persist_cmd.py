@@ -24,9 +24,11 @@ MANAGED = [
 class HelmPlayer:
     def __init__(self) -> None:
         self.calls: list[tuple[dict, dict]] = []
+        self.descriptions: list[str] = []
 
-    def __call__(self, document: Any, values: Any) -> dict:
+    def __call__(self, document: Any, values: Any, *, description: str) -> dict:
         self.calls.append((dict(document), dict(values)))
+        self.descriptions.append(description)
         return {"name": document["name"], "version": document["version"] + 1}
 
 
@@ -45,6 +47,7 @@ async def test_persist_upgrades_the_deployed_release_and_hands_back_the_fast_pat
     ((document, values),) = helm.calls
     assert document["version"] == 4, "the deployed revision, not the newest Secret"
     assert values == {"kubeProxyReplacement": False, "k8sServicePort": 6443}
+    assert helm.descriptions == ["kpr-exporter rollback --persist: kubeProxyReplacement=false"]
     text = out.getvalue()
     assert "- kubeProxyReplacement: true" in text and "+ kubeProxyReplacement: false" in text
     assert "--reuse-values --set kubeProxyReplacement=false" in text

@@ -11,8 +11,8 @@ serialisation round trip and the rendered text.
 
 import pytest
 
-from exporter.rollback.api import NOOP, REFUSED, Scope, Trigger
-from exporter.cilium import NodeConfig
+from exporter.rollback.roles import NOOP, REFUSED, Scope, Trigger
+from exporter.cilium import MIGRATION_LABEL, NodeConfig
 from exporter.rollback.model import Backup, ClusterSnapshot
 from exporter.rollback.actions import (
     READY, Plan, ProveNode, RemoveNodeLabel, RestartAgent, RestoreObject, SetConfigValues, StripNodeConfig,
@@ -21,7 +21,7 @@ from exporter.rollback.actions import (
 from exporter.rollback.plan import build_plan
 from exporter.rollback.settings import RollbackSettings
 
-MIGRATION = "io.cilium.migration/kube-proxy-replacement"
+MIGRATION = MIGRATION_LABEL
 HOST = "kubernetes.io/hostname"
 SETTINGS = RollbackSettings()
 TRIGGER = Trigger("test", ("a99282f49545a961",))

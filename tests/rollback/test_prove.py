@@ -14,7 +14,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from exporter.rollback.prove import KPR_OFF, KUBE_PROXY_HEALTH, DatapathProver, parse_go_time
+from exporter.rollback.prove import (
+    KPR_OFF, KUBE_PROXY_HEALTH, DatapathProver, GaugeReading, parse_go_time,
+)
 
 NOW = "2026-12-06 10:00:30.123456789 +0000 UTC m=+3600.1"
 HEALTH = {
@@ -93,6 +95,19 @@ async def test_agent_kpr_gauge(prover, kind: str, ok: bool | None, text: str) ->
     check, port = prover
     proof = await check.kpr_off("node-x", f"http://127.0.0.11:{port}/agent/{kind}")
     assert (proof.check, proof.ok) == (KPR_OFF, ok) and text in proof.detail
+
+
+async def test_the_shared_gauge_reader(prover) -> None:
+    """One reading of the gauge, for either direction: on, off, not exported, or why not read."""
+    check, port = prover
+    url = f"http://127.0.0.11:{port}/agent/"
+    assert await check.kpr_gauge(url + "on") == GaugeReading(True)
+    assert await check.kpr_gauge(url + "off") == GaugeReading(False)
+    assert await check.kpr_gauge(url + "old") == GaugeReading(None)
+    broken = await check.kpr_gauge(url + "broken")
+    assert broken.enabled is None and "answered 500" in broken.problem
+    gone = await check.kpr_gauge(f"http://127.0.0.14:{port}/agent/on")
+    assert gone.enabled is None and "unreachable" in gone.problem
 
 
 def test_go_time_texts() -> None:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from exporter.rollback.api import FAILED, SUCCEEDED, Scope, Trigger
+from exporter.rollback.roles import FAILED, SUCCEEDED, Scope, Trigger
 from exporter.rollback.executor import KubeRollbacker
 from exporter.rollback.settings import DatapathProof
 from tests.fakekube.fixtures import node

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.kube.client import KubeClient
-from exporter.rollback.api import FAILED, SUCCEEDED, Scope, Trigger
+from exporter.rollback.roles import FAILED, SUCCEEDED, Scope, Trigger
 from exporter.rollback.backup import ConfigMapBackupStore
 from exporter.rollback.executor import KubeRollbacker
 from exporter.rollback.lease import micro_time, parse_micro_time
