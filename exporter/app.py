@@ -27,21 +27,24 @@ from exporter.kube.datapath_feed import DatapathWatcher
 from exporter.kube.resources import PODS
 from exporter.roles import Clock, DatapathResolver, FlowSource, ServiceDirectory, system_clock
 from exporter.sli import Pipeline, StaticDatapathResolver
+from exporter.sources.agent_collector import agent_lost_events
 from exporter.sources.agents import AgentCollector, AgentScraper, static_discovery
 from exporter.sources.kube_proxy import KubeProxyScraper, ServiceDatapathCollector
 from exporter.sources.hubble import HubbleReader
 from exporter import buildinfo, topology
+from exporter.app_migrate import start_migration
 from exporter.app_owners import watch_owners
 from exporter.app_probes import ProbeResults
 from exporter.baseline.collector import BaselineCollector
 from exporter.baseline.keeper import BaselineKeeper
 from exporter.baseline.service import BaselineService
 from exporter.baseline.store import StoreError, make_store
-from exporter.judge.api import QueryError, verdicts_body
+from exporter.judge.verdict_json import QueryError, verdicts_body
 from exporter.judge.collector import VerdictCollector
 from exporter.judge.driver import Judge
+from exporter.judge.losses import with_agent_lost
 from exporter.judge_prom import PrometheusEvidence
-from exporter.rollback.api import TrackerView
+from exporter.rollback.roles import TrackerView
 from exporter.snapshot import to_json as snapshot_json
 from exporter.web import Server, Surface, build_app
 from exporter.webhook.service import StaticView, build_rollback_service
@@ -141,19 +144,20 @@ class Exporter:
         self.probes = ProbeResults.build(settings.probes, kube=self.kube, collects=duty.collects,
                                          registry=self.registry, clock=clock, sleep=sleep)
 
-        # Judgement: the frozen baseline and the judge read periodic SLI snapshots.
+        # judge.source prometheus: the same statistics over the fleet's series in Prometheus.
+        self.judge_evidence: PrometheusEvidence | None = (
+            PrometheusEvidence(settings.judge, registry=self.registry)
+            if settings.judge.source == "prometheus" and duty.decides else None)
+        # The baseline (its pre-switch window from Prometheus when the judge reads it there).
         self.baseline = BaselineService(
             BaselineKeeper(settings.baseline, clock=clock),
             make_store(settings.baseline, kube=self.kube), clock=clock,
+            remote=self.judge_evidence.window_at if self.judge_evidence else None,
         )
         self.judge = Judge(settings.judge)
         if duty.decides:
             self.registry.register(BaselineCollector(lambda: self.baseline.baseline))
             self.registry.register(VerdictCollector(self.judge))
-        # judge.source prometheus: the same statistics over the fleet's series in Prometheus.
-        self.judge_evidence: PrometheusEvidence | None = (
-            PrometheusEvidence(settings.judge, registry=self.registry)
-            if settings.judge.source == "prometheus" and duty.decides else None)
 
         self.app = build_app(self.surface)
         self.app.router.add_get("/api/v1/snapshot", self._snapshot_api)
@@ -275,6 +279,10 @@ class Exporter:
         if self.duties.decides:
             # Resumes an interrupted rollback now and whenever a dead holder's Lease expires.
             self._spawn(self.rollback.run(self._sleep), "rollback-resume")
+            if self.kube is not None:
+                start_migration(self.kube, self.settings, registry=self.registry,
+                                spawn=self._spawn, clock=self._clock, timer=self._sleep,
+                                rollback_busy=lambda: self.rollback.runner.busy)
             self._spawn(self._judge_loop(), "judge")
         log.info("exporter started", extra={"kv": {
             "listen": self.server.url, "role": self.settings.web.role,
@@ -318,6 +326,7 @@ class Exporter:
 
     async def _consume(self) -> None:
         handle = self.pipeline.handle
+        assert self.source is not None, "only an instance that collects consumes flows"
         async for event in self.source.events():
             handle(event)
 
@@ -333,6 +342,8 @@ class Exporter:
         """One round: snapshot -> baseline -> judge."""
         now = self._clock()
         snapshot = self.pipeline.snapshot(now)
+        if self.agents is not None:  # the agents' own lost-event counts join the gate
+            snapshot = with_agent_lost(snapshot, agent_lost_events(self.agents.states()))
         if self.probes is not None:
             snapshot = self.probes.judge_snapshot(snapshot)
         phase = self.view.phase()

@@ -38,8 +38,8 @@ def watch_owners(kube: KubeClient, settings: Any, *, registry: CollectorRegistry
     sources: list[Callable[[], list[owners_feed.Observed]]] = [objects.observed]
     if watcher is not None:
         sources += [
-            lambda w=watcher: observed_in(w.cilium_config, owners_feed.config_map_label),
-            lambda w=watcher: node_configs_observed(w.node_configs)]
+            lambda: observed_in(watcher.cilium_config, owners_feed.config_map_label),
+            lambda: node_configs_observed(watcher.node_configs)]
     registry.register(OwnerCollector(sources))
     if watcher is not None:
         guard = UndoGuard(kube, settings.rollback, tracker=tracker,

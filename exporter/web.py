@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from exporter import __version__
+from exporter.config_values import parse_listen
 
 #: A named readiness check: returns None when ready, else the reason it is not.
 ReadinessCheck = Callable[[], str | None]
@@ -145,7 +146,7 @@ def probe_listen(address: str, flag: str) -> None:
     For listeners whose library reports a failed bind only in its own log (gRPC): binding
     a probe socket first gives the one-line error; port 0 always binds.
     """
-    host, port = split_listen(address)
+    host, port = parse_listen(address)
     if port == 0:
         return
     try:
@@ -159,13 +160,6 @@ def probe_listen(address: str, flag: str) -> None:
             probe.bind(sockaddr)
         except OSError as exc:
             raise listen_error(address, flag, exc) from exc
-
-
-def split_listen(address: str) -> tuple[str, int]:
-    """``:9977`` -> ("0.0.0.0", 9977); ``127.0.0.1:0`` -> ("127.0.0.1", 0); ``[::1]:80`` works too."""
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
 
 
 class Server:
@@ -191,14 +185,16 @@ class Server:
         self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False,
                                      shutdown_timeout=self._shutdown_timeout)
         await self._runner.setup()
-        host, port = split_listen(self._listen)
+        host, port = parse_listen(self._listen)
         site = web.TCPSite(self._runner, host, port, ssl_context=self._ssl, reuse_address=True)
         try:
             await site.start()
         except OSError as exc:
             await self.stop()
             raise listen_error(self._listen, self._flag, exc) from exc
-        sockets = site._server.sockets if site._server else []  # bound port when asked for 0
+        server = site._server
+        # the bound port when asked for 0
+        sockets = getattr(server, "sockets", None) or [] if server is not None else []
         self.host = host
         self.port = sockets[0].getsockname()[1] if sockets else port
         self.serving = True

@@ -16,7 +16,7 @@ import pytest
 
 from exporter import app as app_module
 from exporter import config
-from tests.fakekube.fixtures import fake_kube, node, pod  # noqa: F401 - fixture
+from tests.fakekube.fixtures import node, pod
 from tests.judge.samples import BOUNDS
 from tests.judge_prom.fakeprom import FakePrometheus
 from tests.judge_prom.test_source import LONG, NOW, SHORT, fleet
@@ -39,7 +39,7 @@ def _exporter(fake, **agents) -> app_module.Exporter:
 
 
 @pytest.fixture
-def agents(fake_kube):  # noqa: F811
+def agents(fake_kube):
     fake_kube.seed(_agent("cilium-a", "node-a", "10.0.0.11"))
     fake_kube.seed(_agent("cilium-b", "node-b", "fd00::12"))
     fake_kube.seed(pod("web", "kube-system", "node-a", {"app": "web"}))  # not an agent

@@ -25,7 +25,7 @@ from exporter import config
 from exporter.model import EBPF, KUBE_PROXY
 from exporter.verify import results as r
 from exporter.verify.verify_cmd import cmd_verify
-from tests.fakekube.fixtures import fake_kube, pod  # noqa: F401 - fixture
+from tests.fakekube.fixtures import pod
 from tests.sources.test_probes import Probe
 
 PROBE = {"app.kubernetes.io/name": "kpr-exporter", "app.kubernetes.io/component": "probe"}
@@ -50,7 +50,7 @@ def _exporter(fake, **probes) -> app_module.Exporter:
     return app_module.Exporter(settings)
 
 
-async def test_probe_pods_are_discovered_by_name(fake_kube) -> None:  # noqa: F811
+async def test_probe_pods_are_discovered_by_name(fake_kube) -> None:
     fake_kube.seed(_probe_pod("kpr-probe-a1", "node-a", "10.244.1.5"))
     fake_kube.seed(_probe_pod("kpr-probe-host-a1", "node-a", "172.18.0.2", port=9979))
     fake_kube.seed(_probe_pod("kpr-probe-b1", "node-b", "fd00::7"))
@@ -67,7 +67,7 @@ async def test_probe_pods_are_discovered_by_name(fake_kube) -> None:  # noqa: F8
                      "kpr-probe-b1": "http://[fd00::7]:9978/metrics"}
 
 
-async def test_node_mode_asks_only_for_its_own_node(fake_kube) -> None:  # noqa: F811
+async def test_node_mode_asks_only_for_its_own_node(fake_kube) -> None:
     exporter = _exporter(fake_kube, enabled=True, node_name="node-a")
     try:
         assert exporter.probes is not None
@@ -81,7 +81,7 @@ async def test_node_mode_asks_only_for_its_own_node(fake_kube) -> None:  # noqa:
         "app.kubernetes.io/name=kpr-exporter,app.kubernetes.io/component=probe")
 
 
-async def test_off_by_default_and_a_static_list_needs_no_kubernetes(fake_kube) -> None:  # noqa: F811
+async def test_off_by_default_and_a_static_list_needs_no_kubernetes(fake_kube) -> None:
     off = _exporter(fake_kube)
     try:
         assert off.probes is None

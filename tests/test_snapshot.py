@@ -36,3 +36,15 @@ def test_json_round_trip_and_malformed_documents():
     assert from_json(to_json(snap)) == snap
     with pytest.raises(ValueError, match="not an SLI snapshot"):
         from_json({"time": 1})
+
+
+def test_node_events_take_part_in_windows_and_json():
+    from dataclasses import replace
+
+    from exporter.snapshot import NodeEvents
+    early = replace(_snap(1, (1, 2, 0), {"established": 3}, {}),
+                    nodes={"node-a": NodeEvents(100, 2, 0)})
+    late = replace(_snap(2, (1, 2, 0), {"established": 3}, {}),
+                   nodes={"node-a": NodeEvents(150, 1, 7), "node-b": NodeEvents(9, 0, 0)})
+    assert late.minus(early).nodes == {"node-a": (50, 1, 7), "node-b": (9, 0, 0)}
+    assert from_json(to_json(late)) == late

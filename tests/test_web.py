@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter import app as app_module
 from exporter import config
 from exporter.sources.hubble import HubbleReader
-from exporter.web import Server, Surface, build_app, split_listen, wants_only_openmetrics
+from exporter.web import Server, Surface, build_app, wants_only_openmetrics
 from tests.sources.conftest import HOLD, WAIT, FakeHubble, Observer, StepSleep, flow_response
 
 
@@ -133,8 +133,3 @@ async def test_a_relay_outage_fails_readyz_but_keeps_the_webhook_probe_ready(tmp
         await relay.stop()
 
 
-@pytest.mark.parametrize("text, parts", [
-    (":9977", ("0.0.0.0", 9977)), ("127.0.0.1:0", ("127.0.0.1", 0)), ("[::1]:80", ("::1", 80)),
-])
-def test_split_listen(text, parts):
-    assert split_listen(text) == parts

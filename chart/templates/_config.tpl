@@ -16,6 +16,9 @@ the permissions always follow the configuration the pod runs with.
         "namespace" .Values.cilium.namespace
         "selector" .Values.cilium.agentSelector
         "port" (int .Values.cilium.agentMetricsPort))
+      "kube_proxy" (dict
+        "namespace" .Values.kubeProxy.namespace
+        "selector" .Values.kubeProxy.podSelector)
       "baseline" (eq .Values.baseline.store "configmap" | ternary
         (dict "store" "configmap" "configmap" (dict "namespace" .Release.Namespace "name" "kpr-exporter-baseline"))
         (dict "store" "file" "file" "/var/lib/kpr-exporter/baseline.json"))
@@ -44,6 +47,10 @@ the permissions always follow the configuration the pod runs with.
       "enabled" true
       "namespace" .Release.Namespace
       "selector" (include "kpr-exporter.verificationSelector" .)) }}
+{{- end }}
+{{- if .Values.migration.enabled }}
+{{- /* the guided migration's controller (it acts only with rollback.mode=enforce) */}}
+{{- $_ := set $derived "migrate" (dict "enabled" true "state_configmap" "kpr-exporter-migration") }}
 {{- end }}
 {{- toYaml (mergeOverwrite $derived (deepCopy .Values.config)) }}
 {{- end }}

@@ -20,15 +20,33 @@ whose names are only known at run time (CiliumNodeConfigs, agent pods, nodes).
             Never a write, in any rollback mode.
   probes:   with verification.enabled, listing the probe pods whose results the exporter
             collects; part of always (relay mode) and collect (node mode).
+  kubeProxyScrape: listing the kube-proxy pods the scraper discovers (kube_proxy.*), when
+            config.kube_proxy.namespace differs from the watchers' kube-proxy namespace (which
+            already grants it); part of always and collect.
   rollback: rollback.mode=enforce only. The writes of the rollback steps and its bookkeeping
             (state ConfigMap, Lease, Events).
+  migration: migration.enabled with rollback.mode=enforce: what the guided migration writes
+            beyond the rollback (the kube-proxy DaemonSet's deletion, the CiliumNodeConfig, its
+            state ConfigMap) and the preflight's reads it runs first; with migration.drain,
+            evicting pods in every namespace. (migration.enabled in dry-run only adds reading
+            the state ConfigMap, in central.)
   backup:   rbac.backup=true in dry-run, so `kpr-exporter backup` can run inside the pod
             (enforce mode grants it already).
 */}}
 
 {{- define "kpr-exporter.rbac.always" -}}
 {{- $central := include "kpr-exporter.rbac.central" . | fromYamlArray -}}
-{{- concat (list (first $central)) (include "kpr-exporter.rbac.backendMap" . | fromYamlArray) (rest $central) (include "kpr-exporter.rbac.probes" . | fromYamlArray) | toYaml }}
+{{- concat (list (first $central)) (include "kpr-exporter.rbac.backendMap" . | fromYamlArray) (rest $central) (include "kpr-exporter.rbac.probes" . | fromYamlArray) (include "kpr-exporter.rbac.kubeProxyScrape" . | fromYamlArray) | toYaml }}
+{{- end }}
+
+{{/* The kube-proxy scraper's discovery, where the watchers' rule does not cover it. */}}
+{{- define "kpr-exporter.rbac.kubeProxyScrape" -}}
+{{- $cfg := include "kpr-exporter.effectiveConfig" . | fromYaml -}}
+{{- $kp := $cfg.kube_proxy -}}
+{{- if and (ne (toString $kp.enabled) "false") (not $kp.static) (ne $kp.namespace $cfg.kube.kube_proxy_namespace) }}
+- namespace: {{ $kp.namespace | quote }}
+  rule: {apiGroups: [""], resources: [pods], verbs: [list]}
+{{- end }}
 {{- end }}
 
 {{/* Collecting the verification probes' results: listing the probe pods (collection only). */}}
@@ -61,6 +79,7 @@ whose names are only known at run time (CiliumNodeConfigs, agent pods, nodes).
 - namespace: {{ $kube.kube_proxy_namespace | quote }}
   rule: {apiGroups: [""], resources: [pods], verbs: [list, watch]}
 {{ include "kpr-exporter.rbac.probes" . }}
+{{ include "kpr-exporter.rbac.kubeProxyScrape" . }}
 {{- end }}
 
 {{- define "kpr-exporter.rbac.central" -}}
@@ -96,7 +115,7 @@ whose names are only known at run time (CiliumNodeConfigs, agent pods, nodes).
 - namespace: {{ $rb.kube_proxy.namespace | quote }}
   rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $rb.kube_proxy.configmap | quote }}], verbs: [get, list, watch]}
 - namespace: {{ $rb.namespace | quote }}
-  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $rb.state_configmap | quote }}, {{ $rb.backup_configmap | quote }}], verbs: [get]}
+  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $rb.state_configmap | quote }}, {{ $rb.backup_configmap | quote }}{{ if .Values.migration.enabled }}, {{ $cfg.migrate.state_configmap | quote }}{{ end }}], verbs: [get]}
 - namespace: {{ $rb.namespace | quote }}
   rule: {apiGroups: [coordination.k8s.io], resources: [leases], resourceNames: [{{ $rb.lease_name | quote }}], verbs: [get]}
 {{- if eq $cfg.baseline.store "configmap" }}
@@ -130,6 +149,27 @@ whose names are only known at run time (CiliumNodeConfigs, agent pods, nodes).
   rule: {apiGroups: [coordination.k8s.io], resources: [leases], verbs: [create]}
 - namespace: {{ $rb.namespace | quote }}
   rule: {apiGroups: [""], resources: [events], verbs: [create]}
+{{- end }}
+
+{{- define "kpr-exporter.rbac.migration" -}}
+{{- $cfg := include "kpr-exporter.effectiveConfig" . | fromYaml -}}
+{{- $rb := $cfg.rollback -}}
+- namespace: ""
+  rule: {apiGroups: [""], resources: [services, pods], verbs: [list]}
+- namespace: ""
+  rule: {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list]}
+- namespace: {{ $rb.cilium.namespace | quote }}
+  rule: {apiGroups: [apps], resources: [daemonsets], resourceNames: [{{ $rb.cilium.daemonset | quote }}], verbs: [get]}
+- namespace: {{ $rb.cilium.namespace | quote }}
+  rule: {apiGroups: [cilium.io], resources: [ciliumnodeconfigs], verbs: [create]}
+- namespace: {{ $rb.kube_proxy.namespace | quote }}
+  rule: {apiGroups: [apps], resources: [daemonsets], resourceNames: [{{ $rb.kube_proxy.daemonset | quote }}], verbs: [delete]}
+- namespace: {{ $rb.namespace | quote }}
+  rule: {apiGroups: [""], resources: [configmaps], resourceNames: [{{ $cfg.migrate.state_configmap | quote }}], verbs: [update]}
+{{- if .Values.migration.drain }}
+- namespace: ""
+  rule: {apiGroups: [""], resources: [pods/eviction], verbs: [create]}
+{{- end }}
 {{- end }}
 
 {{- define "kpr-exporter.rbac.backup" -}}

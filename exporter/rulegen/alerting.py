@@ -17,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from exporter.metrics_contract import ROLLBACK_ALERT_LABELS
 from exporter.rulegen import names as n
 from exporter.rulegen.profiles import Profile, Threshold, format_duration
 from exporter.rulegen.recording import record_name
 
 EBPF: Final = f'{{datapath="{n.DATAPATH_EBPF}"}}'
 KUBE_PROXY: Final = f'{{datapath="{n.DATAPATH_KUBE_PROXY}"}}'
-ROLLBACK_LABELS: Final = {"severity": "critical", "kpr_action": "rollback"}
+ROLLBACK_LABELS: Final = {"severity": "critical", **ROLLBACK_ALERT_LABELS}
 CANARY: Final = n.COMPARISON_CANARY
 BASELINE: Final = n.COMPARISON_BASELINE
 #: kpr_scope the webhook reads, per comparison. canary-vs-control: the eBPF nodes. A comparison

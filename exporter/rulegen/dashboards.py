@@ -11,11 +11,14 @@ import json
 from typing import Any, Final
 
 from exporter.rulegen import names as n
+from exporter.rulegen.dashboard_migration import migration_annotations
+from exporter.rulegen.dashboard_claims import claims_row
 from exporter.rulegen.dashboard_probe import verification_row
 from exporter.rulegen.grafana import (
     NODE, SCOPE, SERVICE, Panel, Row, Target, dashboard, prometheus_annotation, quantile,
-    query_variable, scope_variables, sel, summed_rate, value_map,
+    query_variable, rate, scope_variables, sel, summed_rate, value_map,
 )
+from exporter.rulegen.measurement import node_lost_share
 
 TAGS: Final = ("kpr-exporter", "cilium", "kube-proxy-replacement")
 UID_OVERVIEW: Final = "kpr-migration-overview"
@@ -177,14 +180,16 @@ def migration_overview() -> dict[str, Any]:
                           "{{namespace}}/{{service}} baseline")], width=24),
         ]),
         verification_row(),
+        claims_row(),
     ]
     return dashboard(
         uid=UID_OVERVIEW, title="kpr-exporter / Migration overview",
         description="kube-proxy to Cilium KPR migration: phase, node datapaths, canary vs "
-                    "control and after vs baseline per service.",
+                    "control and after vs baseline per service, verification, and the claims "
+                    "(throughput, latency, CPU, programming) against what eBPF nodes measure.",
         tags=TAGS, variables=[*scope_variables(n.HUBBLE_UP), *_namespace_service_variables(),
                               _node_variable()],
-        rows=rows, annotations=_annotations(), links=_links())
+        rows=rows, annotations=[*_annotations(), *migration_annotations()], links=_links())
 
 
 def service_drilldown() -> dict[str, Any]:
@@ -323,6 +328,11 @@ def datapath_health() -> dict[str, Any]:
                   "Events Hubble reported lost: the SLIs undercount while this is above zero.",
                   "cps",
                   [Target(summed_rate(n.HUBBLE_LOST, ("source",)), "{{source}}")], width=8),
+            Panel("timeseries", "Lost share by node",
+                  "Per node, the events Hubble lost / (lost + flows received), the larger of "
+                  "the stream's and the agent's count. Above judge.max_lost_share (1 %) the "
+                  "judge leaves the node's samples out of that window.", "percentunit",
+                  [Target(node_lost_share(lambda m: rate(m, NODE)), "{{node}}")], width=24),
             Panel("timeseries", "Stream reconnects",
                   "Reconnections of the GetFlows stream per interval.", "short",
                   [Target(summed_rate(n.HUBBLE_RECONNECTS, ("instance",), fn="increase"),

@@ -7,6 +7,8 @@ a rollback must not trigger another one. Pure functions returning plain dicts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from exporter.rulegen import names as n
 from exporter.rulegen.alerting import alert_rule, human_ratio, number, paren
 from exporter.rulegen.profiles import Profile, format_duration
@@ -23,6 +25,17 @@ def new_or_increase(metric: str, window: str) -> str:
     first loss) would be missed; ``metric unless metric offset window`` catches it.
     """
     return f"(\n  {metric}\n  unless\n  {metric} offset {window}\n)\nor\nincrease({metric}[{window}])"
+
+
+def node_lost_share(increase: Callable[[str], str]) -> str:
+    """Per node, lost / (lost + flows) as the judge's lost-events gate takes it
+    (``exporter.judge.losses``): the larger of the stream's and the agent's count.
+    ``increase(metric)`` is the per-series increase or rate over the wanted window. Losses
+    the stream names no node for are in ``KprHubbleLostEvents``."""
+    lost = (f'max by (node) (\n  label_replace(sum by (node) ({increase(n.NODE_HUBBLE_LOST)}), '
+            '"counted_by", "stream", "", "")\n  or\n  label_replace(sum by (node) '
+            f'({increase(n.NODE_HUBBLE_AGENT_LOST)}), "counted_by", "agent", "", "")\n)')
+    return f"{lost}\n/\n(\n{lost}\n+\nsum by (node) ({increase(n.NODE_HUBBLE_FLOWS)})\n)"
 
 
 def measurement_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
@@ -58,6 +71,19 @@ def measurement_rules(p: Profile, runbook: str) -> list[dict[str, object]]:
             "(source {{ $labels.source }}) as flows received over the last "
             f"{long_} (threshold {human_ratio(p.lost_events_ratio)}). Handshakes and drops "
             "are missing from the SLIs in an unknown way. " + INCONCLUSIVE,
+            runbook,
+        ),
+        alert_rule(
+            "KprNodeHubbleLostShareHigh",
+            f"{node_lost_share(lambda m: f'increase({m}[{long_}])')}\n> "
+            f"{number(p.node_lost_share)}",
+            pending, WARNING,
+            "Hubble loses too many events on a node; the judge leaves its samples out.",
+            "Hubble lost {{ $value | humanizePercentage }} of the events on node "
+            "{{ $labels.node }} over the last "
+            f"{long_} (threshold {human_ratio(p.node_lost_share)}). The judge leaves the "
+            "samples of that node's exporter out of each window it lost too much in, and "
+            "in relay mode every sample, so verdicts there are inconclusive. " + INCONCLUSIVE,
             runbook,
         ),
         alert_rule(

@@ -1,64 +1,86 @@
 """Names the rules and dashboards are written against: exporter metrics and their label values.
 
-Everything here comes from the metric contract (``docs/metrics.md``); a test checks that every
-metric a rule or dashboard reads is listed there. Pure constants.
+Every metric name comes from the metric contract (``exporter.metrics_contract``, the code
+form of ``docs/metrics.md``); a test checks that every metric a rule or dashboard reads is
+listed there. Pure constants.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from exporter import metrics_contract as mc
 from exporter.cilium import AFTER, STRICT_NOT_HONOURED
 from exporter.judge.verdict import AFTER_VS_BASELINE, CANARY_VS_CONTROL
-from exporter.model import EBPF, KPR_SENSITIVE_DROP_REASONS, KUBE_PROXY
-from exporter.rollback.api import FAILED, PLANNED, REFUSED, SUCCEEDED
+from exporter.model import EBPF, KUBE_PROXY
+from exporter.rollback.roles import FAILED, PLANNED, REFUSED, SUCCEEDED
 
 # --- flow-derived, per service and datapath ----------------------------------
-CONNECT_DURATION: Final = "kpr_service_connect_duration_seconds"
-CONNECT_ATTEMPTS: Final = "kpr_service_connect_attempts_total"
-REQUEST_DURATION: Final = "kpr_service_request_duration_seconds"
-REQUESTS: Final = "kpr_service_requests_total"
-FLOWS: Final = "kpr_service_flows_total"
-SERVICE_DROPS: Final = "kpr_service_drops_total"
+CONNECT_DURATION: Final = mc.SERVICE_CONNECT_DURATION.name
+CONNECT_ATTEMPTS: Final = mc.SERVICE_CONNECT_ATTEMPTS.name
+REQUEST_DURATION: Final = mc.SERVICE_REQUEST_DURATION.name
+REQUESTS: Final = mc.SERVICE_REQUESTS.name
+FLOWS: Final = mc.SERVICE_FLOWS.name
+SERVICE_DROPS: Final = mc.SERVICE_DROPS.name
 
 # --- agent-derived, per node --------------------------------------------------
-NODE_DROPS: Final = "kpr_node_drops_total"
-NODE_FORWARDS: Final = "kpr_node_forwards_total"
-AGENT_UP: Final = "kpr_agent_up"
-AGENT_SCRAPE_DURATION: Final = "kpr_agent_scrape_duration_seconds"
-AGENT_SCRAPE_ERRORS: Final = "kpr_agent_scrape_errors_total"
+NODE_DROPS: Final = mc.NODE_DROPS.name
+NODE_FORWARDS: Final = mc.NODE_FORWARDS.name
+AGENT_UP: Final = mc.AGENT_UP.name
+AGENT_SCRAPE_DURATION: Final = mc.AGENT_SCRAPE_DURATION.name
+AGENT_SCRAPE_ERRORS: Final = mc.AGENT_SCRAPE_ERRORS.name
 
 # --- state and judgement --------------------------------------------------------
-DATAPATH_INFO: Final = "kpr_node_datapath_info"
-DATAPATH_DISAGREEMENT: Final = "kpr_node_datapath_disagreement"
-SWITCH_TIMESTAMP: Final = "kpr_node_datapath_switch_timestamp_seconds"
-MIGRATION_PHASE: Final = "kpr_migration_phase"
-BASELINE_CONNECT: Final = "kpr_baseline_connect_duration_seconds"
-BASELINE_DROP_RATIO: Final = "kpr_baseline_drop_ratio"
-VERDICT: Final = "kpr_verdict"
-VERDICT_EFFECT: Final = "kpr_verdict_effect_size"
-JUDGE_LAST_EVALUATION: Final = "kpr_judge_last_evaluation_timestamp_seconds"
-ROLLBACK_PERSISTED: Final = "kpr_rollback_persisted"
-ROLLBACK_UNDONE: Final = "kpr_rollback_undone"
+DATAPATH_INFO: Final = mc.DATAPATH_INFO.name
+DATAPATH_DISAGREEMENT: Final = mc.DATAPATH_DISAGREEMENT.name
+SWITCH_TIMESTAMP: Final = mc.SWITCH_TIMESTAMP.name
+MIGRATION_PHASE: Final = mc.MIGRATION_PHASE.name
+MIGRATION_STEP: Final = mc.MIGRATION_STEP.name
+MIGRATION_GATE: Final = mc.MIGRATION_GATE.name
+BASELINE_CONNECT: Final = mc.BASELINE_CONNECT.name
+BASELINE_DROP_RATIO: Final = mc.BASELINE_DROP_RATIO.name
+VERDICT: Final = mc.VERDICT.name
+VERDICT_EFFECT: Final = mc.VERDICT_EFFECT.name
+JUDGE_LAST_EVALUATION: Final = mc.JUDGE_LAST_EVALUATION.name
+ROLLBACK_PERSISTED: Final = mc.ROLLBACK_PERSISTED.name
+ROLLBACK_UNDONE: Final = mc.ROLLBACK_UNDONE.name
 
 # --- self-observability -----------------------------------------------------------
-HUBBLE_UP: Final = "kpr_hubble_up"
-HUBBLE_FLOWS: Final = "kpr_hubble_flows_received_total"
-HUBBLE_LOST: Final = "kpr_hubble_lost_events_total"
-HUBBLE_RECONNECTS: Final = "kpr_hubble_reconnects_total"
-HUBBLE_NODES: Final = "kpr_hubble_nodes"
-CONNTABLE_ENTRIES: Final = "kpr_connection_table_entries"
-CONNTABLE_EVICTIONS: Final = "kpr_connection_table_evictions_total"
-UNATTRIBUTED: Final = "kpr_unattributed_connections_total"
-LABEL_OVERFLOW: Final = "kpr_label_overflow_total"
-HANDLER_ERRORS: Final = "kpr_handler_errors_total"
-WEBHOOK_REQUESTS: Final = "kpr_webhook_requests_total"
-ROLLBACKS: Final = "kpr_rollbacks_total"
-ROLLBACK_IN_PROGRESS: Final = "kpr_rollback_in_progress"
+HUBBLE_UP: Final = mc.HUBBLE_UP.name
+HUBBLE_FLOWS: Final = mc.HUBBLE_FLOWS.name
+HUBBLE_LOST: Final = mc.HUBBLE_LOST.name
+HUBBLE_RECONNECTS: Final = mc.HUBBLE_RECONNECTS.name
+NODE_HUBBLE_FLOWS: Final = mc.NODE_HUBBLE_FLOWS.name
+NODE_HUBBLE_LOST: Final = mc.NODE_HUBBLE_LOST.name
+NODE_HUBBLE_AGENT_LOST: Final = mc.NODE_HUBBLE_AGENT_LOST.name
+HUBBLE_NODES: Final = mc.HUBBLE_NODES.name
+CONNTABLE_ENTRIES: Final = mc.CONNTABLE_ENTRIES.name
+CONNTABLE_EVICTIONS: Final = mc.CONNTABLE_EVICTIONS.name
+UNATTRIBUTED: Final = mc.UNATTRIBUTED.name
+LABEL_OVERFLOW: Final = mc.LABEL_OVERFLOW.name
+HANDLER_ERRORS: Final = mc.HANDLER_ERRORS.name
+WEBHOOK_REQUESTS: Final = mc.WEBHOOK_REQUESTS.name
+ROLLBACKS: Final = mc.ROLLBACKS.name
+ROLLBACK_IN_PROGRESS: Final = mc.ROLLBACK_IN_PROGRESS.name
 
 # --- active verification (probes) ----------------------------------------------------
-PROBE_CHECKS: Final = "kpr_probe_checks_total"
-PROBE_DURATION: Final = "kpr_probe_duration_seconds"
+PROBE_CHECKS: Final = mc.PROBE_CHECKS.name
+PROBE_DURATION: Final = mc.PROBE_DURATION.name
+
+# --- what the Service datapath costs, and how it pays off (claims vs measured) ---------
+SERVICE_DATAPATH_CPU: Final = mc.NODE_SERVICE_DATAPATH_CPU.name
+PROCESS_CPU: Final = mc.NODE_PROCESS_CPU.name
+PROGRAMMING_DURATION: Final = mc.NODE_PROGRAMMING_DURATION.name
+PROBE_LOAD_CONNECTIONS: Final = mc.PROBE_LOAD_CONNECTIONS.name
+PROBE_LOAD_CONNECT_DURATION: Final = mc.PROBE_LOAD_CONNECT_DURATION.name
+PROBE_LOAD_BYTES: Final = mc.PROBE_LOAD_BYTES.name
+PROBE_LOAD_SECONDS: Final = mc.PROBE_LOAD_SECONDS.name
+PROBE_PROGRAMMING: Final = mc.PROBE_PROGRAMMING_LATENCY.name
+#: Other exporters' metrics the report reads when the cluster's Prometheus has them.
+CADVISOR_CPU: Final = "container_cpu_usage_seconds_total"
+KSM_SERVICE_INFO: Final = "kube_service_info"
+#: cAdvisor's container names of the two processes that serve Services.
+SERVICE_CONTAINERS: Final = ("kube-proxy", "cilium-agent")
 
 # --- label values -------------------------------------------------------------------
 DATAPATH_EBPF: Final = EBPF
@@ -74,19 +96,13 @@ ROLLBACK_DONE_RESULTS: Final = (SUCCEEDED, PLANNED)
 ROLLBACK_FAILED_RESULTS: Final = (FAILED, REFUSED)
 
 #: KPR-sensitive drop reasons as Hubble names them (``kpr_service_drops_total{reason}``).
-KPR_SENSITIVE_ENUM_NAMES: Final = tuple(sorted(KPR_SENSITIVE_DROP_REASONS))
+KPR_SENSITIVE_ENUM_NAMES: Final = tuple(sorted(mc.KPR_SENSITIVE_DROP_REASONS))
 
 #: The same reasons as the Cilium agent words them (``kpr_node_drops_total{reason}``).
-KPR_SENSITIVE_AGENT_TEXTS: Final = (
-    "CT: Map insertion failed",
-    "FIB lookup failed",
-    "No mapping for NAT masquerade",
-    "Service backend not found",
-    "Stale or unroutable IP",
-)
+KPR_SENSITIVE_AGENT_TEXTS: Final = tuple(sorted(mc.KPR_SENSITIVE_AGENT_TEXTS))
 
 #: Label sets the service-level recording rules keep.
-SERVICE_LABELS: Final = ("namespace", "service", "datapath")
+SERVICE_LABELS: Final = mc.SLI_CONTEXT
 NODE_LABELS: Final = ("node", "datapath")
 
 

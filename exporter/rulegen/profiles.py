@@ -89,6 +89,7 @@ class Profile:
     thresholds: Mapping[str, Threshold]
     lost_events_ratio: float
     judge_stalled_after: int  # seconds since the judge's last evaluation that count as stalled
+    node_lost_share: float = 0.01  # per node: lost / (lost + flows), the judge's gate default
 
     def window(self, which: str) -> str:
         """The PromQL range of window ``short`` or ``long``."""
@@ -201,6 +202,7 @@ def _build(name: str, body: Mapping[str, Any], problems: list[str]) -> Profile |
         if isinstance(value, bool) or not ok_type:
             problems.append(f"{where}: {path}.{key} must be a{'n integer' if integer else ' number'}")
             return 0
+        assert isinstance(value, (int, float))
         if value < minimum:
             problems.append(f"{where}: {path}.{key} must be at least {minimum}")
         return value
@@ -231,6 +233,7 @@ def _build(name: str, body: Mapping[str, Any], problems: list[str]) -> Profile |
         parsed_thresholds[key] = Threshold(float(factor), float(floor))
     counts = {key: int(number(guards, key, "guards", minimum=1, integer=True)) for key in GUARD_NAMES}
     lost = number(thresholds, "lost_events_ratio", "thresholds", minimum=0.0)
+    node_lost = number(thresholds, "node_lost_share", "thresholds", minimum=0.0)
     judge_stalled = duration(thresholds, "judge_stalled_after", "thresholds")
     if judge_stalled and judge_stalled <= scrape + evaluation:
         problems.append(f"{where}: thresholds.judge_stalled_after must be longer than one scrape "
@@ -257,6 +260,7 @@ def _build(name: str, body: Mapping[str, Any], problems: list[str]) -> Profile |
         for_rollback=for_rollback,
         thresholds=parsed_thresholds,
         lost_events_ratio=float(lost),
+        node_lost_share=float(node_lost),
         judge_stalled_after=judge_stalled,
         **counts,
     )

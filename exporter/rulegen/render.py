@@ -15,6 +15,7 @@ import yaml
 from exporter.rulegen import dashboards
 from exporter.rulegen.alerting import regression_rules
 from exporter.rulegen.measurement import measurement_rules, rollback_rules
+from exporter.rulegen.migration_rules import migration_rules
 from exporter.rulegen.probe_rules import probe_rules
 from exporter.rulegen.profiles import DEFAULT_SPEC_PATH, Spec, format_duration, load_spec
 from exporter.rulegen.recording import recording_groups
@@ -32,6 +33,7 @@ def render_rules(profile: str = "default", *, spec: Spec | None = None) -> dict[
         {"name": "kpr-exporter.measurement", "rules": measurement_rules(p, runbook)},
         {"name": "kpr-exporter.rollback", "rules": rollback_rules(p, runbook)},
         {"name": "kpr-exporter.verification", "rules": probe_rules(p, runbook)},
+        {"name": "kpr-exporter.migration", "rules": migration_rules(p, runbook)},
     ]
     interval = format_duration(p.evaluation_interval)
     return {"groups": [{"name": g["name"], "interval": interval, "rules": g["rules"]} for g in groups]}

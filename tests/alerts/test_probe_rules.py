@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from exporter.rollback.api import NODES, Scope
+from exporter.rollback.roles import NODES, Scope
 from exporter.rulegen import render_rules
 from exporter.webhook import decision as d
 from exporter.webhook.payload import FIRING, Alert

@@ -12,7 +12,8 @@ import kubernetes_validate
 import pytest
 
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig"}
-VALUE_SETS = ("default", "all-on", "node-socket", "node-tls", "enforce", "verification")
+VALUE_SETS = ("default", "all-on", "node-socket", "node-tls", "enforce", "verification",
+              "verification-measures")
 VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 
 

@@ -22,6 +22,8 @@ Matrix:
   any rollback mode; the central Deployment's gets the rest (the planner's reads, the owner
   watch, the baseline) and, in enforce, exactly the rollback's writes; together they grant
   what relay mode's one ServiceAccount does.
+- the agents' and kube-proxy scrapers' discovery lists their pods where the config file
+  says (kube_proxy.* follows kubeProxy.*; a config override gets its own listing grant).
 - active verification: the echo's and probes' account is bound to nothing; the exporter (relay
   mode, node mode's collectors) gets exactly the listing of the probe pods it collects. With
   verification.extraServiceSelector the probes' account gets exactly the listing of Services
@@ -46,6 +48,7 @@ from exporter.kube.mirror import Mirror
 from exporter.kube.settings import KubeSettings
 from exporter.rollback import permissions
 from exporter.rollback.settings import RollbackSettings
+from exporter.sources.kube_proxy_settings import KubeProxySettings
 
 Grant = tuple[str, str, str, str, str]  # namespace, group, resource, verb, name
 READ_VERBS = frozenset({"get", "list", "watch"})
@@ -225,6 +228,10 @@ def _kube_reads(out, watchers: tuple[str, ...] = ALL_WATCHERS, *,
     if discovery and not agents.get("static"):
         # the agent scraper's discovery (exporter/app.py): list the agent pods
         grants.add((agents["namespace"], "", "pods", "list", ""))
+    kube_proxy = _build(KubeProxySettings, _config(out).get("kube_proxy", {}))
+    if discovery and kube_proxy.enabled and not kube_proxy.static:
+        # the kube-proxy scraper's discovery (exporter/app.py): list the kube-proxy pods
+        grants.add((kube_proxy.namespace, "", "pods", "list", ""))
     probes = _config(out).get("probes", {})
     if discovery and probes.get("enabled") and not probes.get("static"):
         # the probe results' discovery (exporter/probe_pods.py): list the probe pods

@@ -11,7 +11,8 @@ from __future__ import annotations
 import helm_python as helm
 import pytest
 
-CI_VALUES = ("all-on", "node-socket", "node-tls", "enforce", "verification")
+CI_VALUES = ("all-on", "node-socket", "node-tls", "enforce", "verification",
+             "verification-measures")
 WARNING = 2
 
 
@@ -37,6 +38,8 @@ BAD_YAML = {
     "rollback mode spelt yes": "rollback:\n  mode: yes\n",
     "rollback mode true": "rollback:\n  mode: true\n",
     "rollback mode misspelt": "rollback:\n  mode: dryrun\n",
+    "migration enabled as text": "migration:\n  enabled: 'yes please'\n",
+    "migration unknown key": "migration:\n  drains: true\n",
     "unknown top-level key": "rolback:\n  mode: enforce\n",
     "unknown nested key": "serviceMonitor:\n  enable: true\n",
     "port out of range": "port: 70000\n",
@@ -99,6 +102,7 @@ def test_render_and_lint_refuse_what_the_schema_refuses(chart, release, text):
 GOOD_YAML = {
     "defaults": "",
     "enforce": "rollback:\n  mode: enforce\n",
+    "migration with drain": "rollback:\n  mode: enforce\nmigration:\n  enabled: true\n  drain: true\n",
     "node socket": "mode: node\n",
     "node tls": "mode: node\nnode:\n  transport: tls\n",
     "relay tls": "hubble:\n  tls:\n    enabled: true\n    existingSecret: relay-certs\n",
