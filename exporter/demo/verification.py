@@ -35,6 +35,7 @@ from exporter.demo import measures
 from exporter.demo.emulated import for_story
 from exporter.model import EBPF, KUBE_PROXY
 from exporter.rulegen.probe_rules import FAILING_SHARE
+from exporter.tasks import cancel_until_done
 from exporter.verify import matrix as mx
 from exporter.verify import results as r
 from exporter.verify.checks import Limits
@@ -144,16 +145,9 @@ class Verification:
         self._tasks.append(asyncio.ensure_future(self._follow()))
 
     async def stop(self) -> None:
-        # Cancelled until done: on Python 3.11 ``asyncio.wait_for`` can swallow a cancellation
-        # that meets its inner result (the chase and the probes use it many times a second).
-        while pending := [task for task in self._tasks if not task.done()]:
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending, timeout=1.0)
         # a task that already died of an error must not stop the rest from being stopped
-        for outcome in await asyncio.gather(*self._tasks, return_exceptions=True):
-            if isinstance(outcome, Exception):
-                log.warning("verification task had failed", extra={"kv": {"error": repr(outcome)}})
+        for error in await cancel_until_done(self._tasks):
+            log.warning("verification task had failed", extra={"kv": {"error": repr(error)}})
         for server in self.servers:
             await server.stop()
         await self.cluster.stop()

@@ -7,7 +7,7 @@ addresses with the kernel's view of virtual addresses; tests hand in the emulato
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from prometheus_client import CollectorRegistry
 
 from exporter import config_constraints
+from exporter.tasks import cancel_until_done
 from exporter.verify import results as r
 from exporter.verify import targetfile
 from exporter.verify.checks import Limits
@@ -25,6 +26,8 @@ from exporter.verify.net import Dialer
 from exporter.verify.service import ProbeLoop, Sleep
 from exporter.verify.settings import ProbeSettings
 from exporter.web import Server, Surface, build_app
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from exporter.kube.client import KubeClient
@@ -140,11 +143,8 @@ async def serve(cfg: ProbeSettings, until: Callable[[], Awaitable[object]], *,
     try:
         await until()
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for error in await cancel_until_done(tasks):
+            log.error("probe task had failed: %r", error)
         await server.stop()
         for part in (loop.extra, loop.programming):
             if (close := getattr(part, "close", None)) is not None:
