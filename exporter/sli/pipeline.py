@@ -261,9 +261,10 @@ def _self_metrics(
         (
             mc.NODE_HUBBLE_LOST.name,
             "Events Hubble's stream reported lost on the node (__unattributed__: the stream "
-            "named no node).",
+            "named no node). 0 for every node flows came from: no loss is a value.",
             mc.NODE_HUBBLE_LOST.type, mc.NODE_HUBBLE_LOST.labels,
-            [((node,), count) for node, count in sorted(stats.node_lost.items())],
+            [((node,), stats.node_lost.get(node, 0))
+             for node in sorted(stats.node_flows.keys() | stats.node_lost.keys())],
         ),
         (
             mc.HANDLER_ERRORS.name,

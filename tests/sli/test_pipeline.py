@@ -181,6 +181,8 @@ def test_flows_and_lost_events_are_counted_per_node_for_the_lost_events_gate(mak
         ("kpr_node_hubble_flows_total", (("node", "node-b"),), 5.0),
         ("kpr_node_hubble_lost_events_total", (("node", "__unattributed__"),), 4.0),
         ("kpr_node_hubble_lost_events_total", (("node", "node-a"),), 2.0),
+        # a node that lost nothing says so: the lost share is 0, not "no data"
+        ("kpr_node_hubble_lost_events_total", (("node", "node-b"),), 0.0),
     }
     assert samples_of(generate_latest(registry).decode(), {"kpr_node_hubble_flows"}) == {
         s for s in got if s[0] == "kpr_node_hubble_flows_total"}
