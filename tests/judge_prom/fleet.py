@@ -21,7 +21,7 @@ extrapolates nothing: both judges see the same integers.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from exporter.baseline.model import Baseline
 from exporter.judge.history import Cohort
@@ -57,10 +57,14 @@ def _traffic(ns: str, svc: str, dp: str, seed: int) -> ServiceSli:
                flows=1200, drops=drops)
 
 
-def history() -> Iterator[tuple[float, dict[str, SliSnapshot]]]:
-    """``(time, {node: cumulative snapshot})`` at every scrape, oldest first."""
+def history(traffic: Callable[[str, str, str, int], ServiceSli] | None = None,
+            services: tuple[tuple[str, str], ...] = SERVICES,
+            ) -> Iterator[tuple[float, dict[str, SliSnapshot]]]:
+    """``(time, {node: cumulative snapshot})`` at every scrape, oldest first; ``traffic``
+    (namespace, service, datapath, seed) is what each scrape adds (default: this fleet's)."""
+    traffic = traffic or _traffic
     empty = sli()
-    totals = {node: {SliKey(ns, svc, dp): empty for ns, svc in SERVICES
+    totals = {node: {SliKey(ns, svc, dp): empty for ns, svc in services
                      for dp in ("kube-proxy", "ebpf")} for node in NODES}
     for step in range(STEPS + 1):
         t = T0 + step * STEP
@@ -68,10 +72,10 @@ def history() -> Iterator[tuple[float, dict[str, SliSnapshot]]]:
             if step == 0:
                 continue
             dp = datapath(node, t)
-            for s, (ns, svc) in enumerate(SERVICES):
+            for s, (ns, svc) in enumerate(services):
                 key = SliKey(ns, svc, dp)
                 seed = 1000 * step + 10 * n + s
-                totals[node][key] = plus(totals[node][key], _traffic(ns, svc, dp, seed))
+                totals[node][key] = plus(totals[node][key], traffic(ns, svc, dp, seed))
         yield t, {node: snap(t, dict(totals[node])) for node in NODES}
 
 

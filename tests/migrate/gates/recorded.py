@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from exporter.snapshot import ServiceSli, SliKey, SliSnapshot
-from tests.judge.samples import lognormal, plus, sli, snap
-from tests.judge_prom.fleet import NODES, STEP, STEPS, SWITCH, T0, datapath
+from exporter.snapshot import ServiceSli, SliSnapshot
+from tests.judge.samples import lognormal, sli
+from tests.judge_prom import fleet
+from tests.judge_prom.fleet import STEP, STEPS, SWITCH, T0
 
 END = T0 + STEP * STEPS
 SERVICES = (("shop", "cart"), ("pay", "ledger"), ("web", "sparse"))
@@ -31,19 +32,7 @@ def _traffic(svc: str, dp: str, seed: int, bad: bool) -> ServiceSli:
 
 def history(bad: bool) -> Iterator[tuple[float, dict[str, SliSnapshot]]]:
     """``(time, {node: cumulative snapshot})`` at every scrape, oldest first."""
-    totals = {node: {SliKey(ns, svc, dp): sli() for ns, svc in SERVICES
-                     for dp in ("kube-proxy", "ebpf")} for node in NODES}
-    for step in range(STEPS + 1):
-        t = T0 + step * STEP
-        for n, node in enumerate(NODES):
-            if step == 0:
-                continue
-            dp = datapath(node, t)
-            for s, (ns, svc) in enumerate(SERVICES):
-                key = SliKey(ns, svc, dp)
-                totals[node][key] = plus(totals[node][key],
-                                         _traffic(svc, dp, 1000 * step + 10 * n + s, bad))
-        yield t, {node: snap(t, dict(totals[node])) for node in NODES}
+    return fleet.history(lambda _ns, svc, dp, seed: _traffic(svc, dp, seed, bad), SERVICES)
 
 
 __all__ = ["END", "SERVICES", "SWITCH", "T0", "history"]
