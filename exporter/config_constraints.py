@@ -82,6 +82,15 @@ def between(low: float, high: float, *, exclusive: bool = False) -> Constraint:
                       f"{{key}} must be between {low} and {high}, got {{value}}")
 
 
+def capped(cap: float, *, zero: bool = False) -> Constraint:
+    """A number above 0 (or 0 with ``zero``) and at most its hard ``cap`` (a measurement's
+    safety limit: the message says it is a cap, not a range)."""
+    low = "at least 0" if zero else "above 0"
+    shown = str(int(cap)) if float(cap).is_integer() else f"{cap:g}"
+    return Constraint(lambda v: _number(v) and (v >= 0 if zero else v > 0) and v <= cap,
+                      f"{{key}} must be {low} and at most its cap {shown}, got {{value}}")
+
+
 def port() -> Constraint:
     """A TCP port number (1-65535)."""
     return Constraint(lambda v: _number(v) and 0 < v < 65536,

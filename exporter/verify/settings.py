@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from exporter.config_constraints import Constraint, at_least, listen_address, positive
+from exporter.config_constraints import at_least, capped, listen_address, positive
 
 #: Hard caps of the load option and the programming chase (validation rejects more): a
 #: measurement, not a stress test.
@@ -13,16 +13,6 @@ LOAD_MAX_BYTES_PER_SECOND = 4 * 1024 * 1024
 LOAD_MAX_SECONDS = 20.0
 PROGRAMMING_MAX_POLLS_PER_SECOND = 50.0
 PROGRAMMING_MAX_TIMEOUT_SECONDS = 300.0
-
-
-def capped(cap: float, *, zero: bool = False) -> Constraint:
-    """A number above 0 (or 0 with ``zero``) and at most its hard ``cap``."""
-    low = "at least 0" if zero else "above 0"
-    shown = str(int(cap)) if float(cap).is_integer() else f"{cap:g}"
-    return Constraint(
-        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-        and (v >= 0 if zero else v > 0) and v <= cap,
-        f"{{key}} must be {low} and at most its cap {shown}, got {{value}}")
 
 
 @dataclass(frozen=True)
