@@ -1,24 +1,22 @@
 """Cluster builders for rollback tests: seeded fake clusters, a DaemonSet controller, virtual time.
 
-The test plays the DaemonSet controller (the fake has none): ``Controller.reconcile``
-gives every node a ready pod of each DaemonSet that schedules there, and runs on every
-injected ``sleep``, which also advances the virtual clock. Nothing really sleeps.
+The test plays the DaemonSet controller (the fake has none): ``Controller``
+(``exporter.simulator.kubeapi.cluster``) gives every node a ready pod of each DaemonSet that
+schedules there on ``reconcile``, which runs on every injected ``sleep``, which also
+advances the virtual clock. Nothing really sleeps.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 from exporter.cilium import MIGRATION_LABEL
-from exporter.rollback.model import schedules_on
 from exporter.rollback.settings import DatapathProof, RollbackSettings
-from tests.fakekube.fixtures import cilium_node_config, configmap, daemonset, node, pod
+from exporter.simulator.kubeapi.cluster import CILIUM_LABELS, KP_LABELS, Controller
+from tests.fakekube.fixtures import cilium_node_config, configmap, daemonset, node
 
 MIGRATION = MIGRATION_LABEL
 NODES = ("node-a", "node-b", "node-c")
-CILIUM_LABELS = {"k8s-app": "cilium"}
-KP_LABELS = {"k8s-app": "kube-proxy"}
 T0 = 1_800_000_000.0
 
 
@@ -83,39 +81,6 @@ class VirtualTime:
         await asyncio.sleep(0)
 
 
-class Controller:
-    """A minimal DaemonSet controller over the fake's store."""
-
-    def __init__(self, fake, *, namespace: str = "kube-system") -> None:
-        self.fake = fake
-        self.namespace = namespace
-        self.enabled = {"cilium": True, "kube-proxy": True}
-        self.ready = {"cilium": True, "kube-proxy": True}
-        self.created: list[tuple[str, str]] = []  # (DaemonSet, node) of every pod it made
-        self.pod_ips: dict[str, str] = {}  # node -> the address its (host-network) pods get
-        self._names = itertools.count(1)
-
-    def reconcile(self) -> None:
-        nodes = {n["metadata"]["name"]: n["metadata"].get("labels") or {}
-                 for n in self.fake.objects("nodes")}
-        for name in ("cilium", "kube-proxy"):
-            ds = self.fake.get("daemonsets", name, self.namespace)
-            if ds is None or not self.enabled[name]:
-                continue
-            labels = ds["spec"]["selector"]["matchLabels"]
-            pods = [p for p in self.fake.objects("pods", self.namespace)
-                    if all(p["metadata"].get("labels", {}).get(k) == v for k, v in labels.items())]
-            have = {p["spec"]["nodeName"] for p in pods}
-            for node_name, node_labels in nodes.items():
-                if node_name not in have and schedules_on(ds, node_name, node_labels):
-                    made = pod(f"{name}-{next(self._names):04d}", self.namespace, node_name,
-                               labels, ready=self.ready[name])
-                    if node_name in self.pod_ips:
-                        made["status"]["podIP"] = self.pod_ips[node_name]
-                    self.fake.seed(made)
-                    self.created.append((name, node_name))
-
-
 def settings(**overrides) -> RollbackSettings:
     """Enforce-mode settings; the datapath proof is off unless a test serves the nodes' health
     endpoints and agent metrics (tests/rollback/test_prove_step.py)."""
@@ -160,5 +125,6 @@ def seed_full(fake, *, kube_proxy: bool = False) -> None:
     if kube_proxy:
         fake.seed(kube_proxy_daemonset())
         fake.seed(configmap("kube-proxy", "kube-system", {"config.conf": "mode: iptables"}, KP_LABELS))
+
 
 
