@@ -40,6 +40,13 @@ EMULATED_STORIES: Final[Mapping[str, str]] = {
     "canary-datapath-faults": "canary-improvement",
     "healthy": "canary-improvement",
 }
+#: Guided-migration stories (``exporter.demo.migration``): the migration controller on a
+#: simulated cluster, healthy or with an eBPF fault its verify gate catches. They run no flow
+#: simulator; the settings keep a simulator story (this one) all the same.
+MIGRATION_STORIES: Final[Mapping[str, str]] = {
+    "guided-migration": "baseline",
+    "guided-migration-regression": "baseline",
+}
 #: The simulator story played next to an emulated-datapath scenario from ``--scenario-file``
 #: when ``--scenario`` names none: its canary node-b switches to eBPF within the first minute.
 FILE_STORY: Final = "canary-improvement"
@@ -52,13 +59,14 @@ class ScenarioAction(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
         name = str(values)
-        namespace.emulated = name if name in EMULATED_STORIES else None
-        setattr(namespace, self.dest, EMULATED_STORIES.get(name, name))
+        stories = {**EMULATED_STORIES, **MIGRATION_STORIES}
+        namespace.emulated = name if name in stories else None
+        setattr(namespace, self.dest, stories.get(name, name))
 
 
 def flag_overrides() -> dict[str, dict[str, Any]]:
     """flag -> argparse keywords replacing the settings tree's for the demo's parser."""
-    return {"--scenario": {"choices": (*SCENARIO_NAMES, *EMULATED_STORIES),
+    return {"--scenario": {"choices": (*SCENARIO_NAMES, *EMULATED_STORIES, *MIGRATION_STORIES),
                            "action": ScenarioAction}}
 
 

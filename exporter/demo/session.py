@@ -30,6 +30,10 @@ to the simulator, the verify matrix in the summary, and the probes'
 ``KprProbeCheckFailing`` alert (the real rule with ``--with-prometheus``, which then scrapes
 the probes too; else its stand-in) rolling the failing node back in dry-run.
 
+``--scenario guided-migration`` (and ``guided-migration-regression``) tells another story:
+the migration controller on a simulated cluster (``exporter.demo.migration``); ``Demo``
+hands those to ``MigrationDemo``.
+
 The demo runs on an injected ``clock`` and ``sleep``, handed on to the simulator and the
 exporter, so a test can run the whole story on faster time.
 """
@@ -50,6 +54,7 @@ import aiohttp
 
 from exporter import app as app_module
 from exporter.demo import alert as demo_alert
+from exporter.demo.defaults import MIGRATION_STORIES
 from exporter.demo.localstack import LocalStack
 from exporter.demo.processes import LocalStackError, MissingBinaryError
 from exporter.demo.summary import Summary
@@ -88,6 +93,15 @@ class CountingSource:
 
 
 class Demo:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Demo:
+        # The guided-migration stories run the migration controller, not the flow simulator.
+        story = kwargs.get("emulated")
+        if cls is Demo and isinstance(story, str) and story in MIGRATION_STORIES:
+            from exporter.demo.migration import MigrationDemo
+
+            return super().__new__(MigrationDemo)
+        return super().__new__(cls)
+
     def __init__(self, settings: Any, *, out: TextIO, interval: float = 5.0,
                  with_prometheus: bool = False, report_dir: str | None = None,
                  emulated: str | Scenario | None = None,
@@ -170,12 +184,15 @@ class Demo:
         )
 
     async def _start_stack(self) -> None:
-        """Prometheus + Alertmanager for this exporter; on failure say why and keep the stand-in."""
         assert self.exporter is not None
-        webhook_base = (self.exporter.webhook_server or self.exporter.server).url
+        await self._start_stack_for(self.exporter.url.removeprefix("http://"),
+                                    (self.exporter.webhook_server or self.exporter.server).url)
+
+    async def _start_stack_for(self, exporter_address: str, webhook_base: str) -> None:
+        """Prometheus + Alertmanager for this exporter; on failure say why and keep the stand-in."""
         try:
             stack = LocalStack(Path(self._token_dir.name) / "stack",
-                               exporter_address=self.exporter.url.removeprefix("http://"),
+                               exporter_address=exporter_address,
                                webhook_url=webhook_base + "/webhook/alertmanager",
                                token=self._token, profile="fast",
                                probe_addresses=tuple(
