@@ -182,7 +182,8 @@ class Advance:
         nodes = await self.nodes()
         return BatchContext(batch=status.current_batch, migrated=status.migrated,
                             control=tuple(n for n in nodes if n not in status.migrated),
-                            batch_started=status.batch_started, soak_seconds=spec.soak_seconds)
+                            batch_started=status.batch_started, soak_seconds=spec.soak_seconds,
+                            wait_seconds=spec.wait_seconds)
 
     async def _remember(self, spec: MigrationSpec, status: MigrationStatus) -> None:
         """Let gates that keep a reference read it before the batch's nodes change."""

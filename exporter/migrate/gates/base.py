@@ -28,7 +28,8 @@ class BatchContext:
     ``batch``: the nodes switched in this batch. ``migrated``: every node on eBPF now (the
     batch's nodes among them). ``control``: the nodes still on kube-proxy.
     ``batch_started``: when the batch's first change was made (epoch seconds);
-    ``soak_seconds``: how long the batch soaks before the gates that need time judge it.
+    ``soak_seconds``: how long the batch soaks before the gates that need time judge it;
+    ``wait_seconds``: the migration's ``--wait`` (None: the gate's own default).
     """
 
     batch: tuple[str, ...]
@@ -36,6 +37,7 @@ class BatchContext:
     control: tuple[str, ...]
     batch_started: float
     soak_seconds: float
+    wait_seconds: float | None = None
 
     @property
     def switched(self) -> tuple[str, ...]:

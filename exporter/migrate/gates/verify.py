@@ -121,8 +121,9 @@ class VerifyGate:
         try:
             urls = await self.reader.urls()
             now_total = await vc.read(urls, self.reader.fetch)
+            wait = self.wait_seconds if ctx.wait_seconds is None else ctx.wait_seconds
             fresh, problems = await vc.wait_fresh(
-                urls, self.wait_seconds, fetch=self.reader.fetch, clock=self.clock,
+                urls, wait, fetch=self.reader.fetch, clock=self.clock,
                 sleep=self.sleep, poll=self.poll_seconds)
         except (vc.FetchError, ProbeUnavailable) as exc:
             return GateResult(NAME, INCONCLUSIVE, f"cannot read the probes: {exc}")

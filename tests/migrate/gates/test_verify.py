@@ -132,6 +132,22 @@ async def test_no_fresh_round_within_the_wait_is_inconclusive(stand: Any) -> Non
     assert result.evidence[-1] == "node-b: the probes still see it on kube-proxy"
 
 
+async def test_the_migrations_wait_overrides_the_gates_default(stand: Any) -> None:
+    s = await stand()
+    waited: list[float] = []
+
+    async def stuck(seconds: float) -> None:  # the probes never complete another round
+        waited.append(seconds)
+        s.now[0] += seconds
+
+    gate = s.gate(wait=300.0, sleep=stuck)  # the in-cluster default
+    await s.switch("node-b")
+    result = await gate.evaluate(replace(CTX, wait_seconds=7.0))  # migrate start --wait 7s
+    assert result.result == INCONCLUSIVE
+    assert result.evidence[0].startswith("no fresh full round within 7s")
+    assert 0 < sum(waited) <= 7.0 + gate.poll_seconds
+
+
 async def test_a_batch_node_still_on_kube_proxy_is_inconclusive(stand: Any) -> None:
     s = await stand()
     result = await s.gate().evaluate(CTX)  # node-b was never switched
