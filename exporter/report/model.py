@@ -322,7 +322,8 @@ class Report:
     @property
     def has_data(self) -> bool:
         return bool(self.phases and any(s.phase for s in self.phases)) or bool(
-            self.services or self.nodes or self.service_drop_rates or self.node_drop_rates)
+            self.services or self.nodes or self.service_drop_rates or self.node_drop_rates
+            or self.events or self.verification)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:

@@ -88,6 +88,8 @@ def test_the_report_timeline_lists_the_migration() -> None:
     report = build_report(raw, prometheus="http://prometheus", generated_at=grid[-1])
     assert [(e.at - T0, e.kind) for e in report.events] == [(300.0, BATCH_KIND),
                                                            (600.0, STEP_KIND)]
+    assert report.has_data  # the migration's own series are kpr-exporter data
+    assert not any("returned no kpr-exporter series" in note for note in report.notes)
     text = render_markdown(report)
     assert "### Switches, rollbacks and migration steps" in text
     assert "| migration batch 2 started |" in text
