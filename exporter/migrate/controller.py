@@ -253,7 +253,8 @@ class MigrationController:
             return failed
         await remove_migration_pieces(self.steps, status.cordoned)
         done = status.at_step(STEP_ABORTED, self._clock(), f"aborted ({status.abort_reason}); "
-                              f"{result.message}", cordoned=(), paused=False)
+                              f"{result.message}", migrated=(), restarted=(), cordoned=(),
+                              paused=False)  # every switched node is back on kube-proxy
         await self._record(spec, status, done)
         return done
 

@@ -126,6 +126,7 @@ async def test_a_failed_gate_aborts_and_an_inconclusive_one_pauses(fake_kube, ku
     assert not status.paused and status.soak_extended_seconds > 0 and status.step == STEP_GATES
     status = await ctl.run()
     assert status.step == STEP_ABORTED and "cart is worse" in status.abort_reason
+    assert status.migrated == () and status.restarted == ()  # node-a is back on kube-proxy
     assert [r.result for r in status.gate_results if r.gate == "judge"] == [INCONCLUSIVE, FAIL]
     assert_back_to_kube_proxy(fake_kube, endpoints)
 
