@@ -8,4 +8,7 @@ prints every interval, ``text`` its words, ``defaults`` the settings it uses whe
 from the tree's, ``alert`` the stand-in for Prometheus and Alertmanager. ``localstack``
 starts the real Prometheus and Alertmanager binaries (``--with-prometheus``), from the
 pieces in ``processes``, ``servers``, ``prometheus`` and ``alertmanager``.
+``verification`` runs the emulated datapath and its probes; ``migration`` (with
+``migration_cluster``) plays the guided-migration stories: the migration controller on the
+simulated Kubernetes API of ``exporter.simulator.kubeapi``.
 """
