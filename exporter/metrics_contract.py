@@ -24,6 +24,13 @@ SLI_CONTEXT: Final = ("namespace", "service", "datapath")
 OTHER_SERVICE: Final = "__other__"
 
 
+def le_label(bound: float) -> str:
+    """The ``le`` spelling of a bucket's upper bound, as Prometheus clients write it
+    (``0.001``, ``1.0``, ``2.5e-05``, ``+Inf``): the exposition and the rules that select
+    single buckets both use it."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
 @dataclass(frozen=True, slots=True)
 class Metric:
     """One exported metric family: its exposition name (counters end in ``_total``), its
@@ -39,6 +46,11 @@ class Metric:
     def family(self) -> str:
         """The name prometheus_client gives the family (a counter's without ``_total``)."""
         return self.name.removesuffix("_total") if self.type == COUNTER else self.name
+
+    @property
+    def le_values(self) -> tuple[str, ...]:
+        """A histogram's ``le`` label values as exported, ``+Inf`` last (``le_label``)."""
+        return tuple(le_label(b) for b in self.buckets) + (le_label(float("inf")),)
 
     @property
     def extra_labels(self) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from exporter.rulegen import names as n
+from exporter.rulegen import shards
 from exporter.rulegen.profiles import Profile
 
 WINDOWS: Final = ("short", "long")
@@ -40,8 +41,31 @@ def or_zero(expr: str, base: str) -> str:
     return f"{expr}\nor\n0 * {base}"
 
 
-def _rule(record: str, expr: str) -> dict[str, object]:
-    return {"record": record, "expr": expr}
+def _rule(record: str, expr: str, labels: dict[str, str] | None = None) -> dict[str, object]:
+    return {"record": record, "expr": expr, **({"labels": labels} if labels else {})}
+
+
+def _bucket_rate_rules(record: str, window: str) -> list[dict[str, object]]:
+    """The handshake bucket rate of every collector, one rule per ``le`` value (``shards``)."""
+    labels = n.SERVICE_LABELS + ("le",)
+    return [_rule(record, sum_rate(shards.select(n.CONNECT_DURATION + "_bucket", le.matcher),
+                                   window, labels), le.labels)
+            for le in shards.split("le", shards.CONNECT_LE)]
+
+
+def _counted_rules(record: str, metric: str, matched: tuple[str, ...], window: str,
+                   zero_base: str | None = None) -> list[dict[str, object]]:
+    """``increase`` of ``metric{matched}`` summed per service and datapath, one rule per
+    datapath (``shards``); with ``zero_base``, 0 for its series of that datapath that
+    ``metric`` lacks (``or_zero``)."""
+    rules = []
+    for datapath in shards.split("datapath", shards.DATAPATHS):
+        expr = sum_rate(shards.select(metric, *matched, datapath.matcher), window,
+                        n.SERVICE_LABELS, "increase")
+        if zero_base is not None:
+            expr = or_zero(expr, shards.select(zero_base, datapath.matcher))
+        rules.append(_rule(record, expr, datapath.labels))
+    return rules
 
 
 def service_rules(profile: Profile, which: str) -> list[dict[str, object]]:
@@ -50,21 +74,22 @@ def service_rules(profile: Profile, which: str) -> list[dict[str, object]]:
     Each sum over the exporters' raw series is computed once per window and read back by
     name: in node mode that sum runs over every node's series (``docs/scaling.md``), so the
     three quantiles share one bucket rate and the ``or 0 *`` terms read the recorded totals
-    (rules of a group run in order, each seeing the ones before)."""
+    (rules of a group run in order, each seeing the ones before). The sums over raw series
+    are split by ``le`` or ``datapath`` (``shards``) so that no single rule selects them all;
+    the quantiles, which read every service's buckets, by ``datapath``."""
     w = profile.window(which)
     labels = n.SERVICE_LABELS
     l7_labels = labels + ("protocol",)
     buckets = record_name("service_connect_duration_seconds_bucket", "rate", which)
-    rules = [_rule(buckets, sum_rate(n.CONNECT_DURATION + "_bucket", w, labels + ("le",)))]
+    rules = _bucket_rate_rules(buckets, w)
     rules += [
         _rule(record_name("service_connect_duration_seconds", name, which),
-              f"histogram_quantile({q}, {buckets})")
-        for name, q in QUANTILES
+              f"histogram_quantile({q}, {shards.select(buckets, datapath.matcher)})",
+              datapath.labels)
+        for name, q in QUANTILES for datapath in shards.split("datapath", shards.DATAPATHS)
     ]
-    sensitive_sel = f'{n.SERVICE_DROPS}{{reason=~"{n.regex_alternation(n.KPR_SENSITIVE_ENUM_NAMES)}"}}'
-    failed_sel = f'{n.CONNECT_ATTEMPTS}{{result!="{n.RESULT_ESTABLISHED}"}}'
-    attempts = sum_rate(n.CONNECT_ATTEMPTS, w, labels, "increase")
-    flows = sum_rate(n.FLOWS, w, labels, "increase")
+    sensitive = f'reason=~"{n.regex_alternation(n.KPR_SENSITIVE_ENUM_NAMES)}"'
+    failed = f'result!="{n.RESULT_ESTABLISHED}"'
     requests = sum_rate(n.REQUESTS, w, l7_labels, "increase")
     recorded_attempts = record_name("service_connect_attempts", "increase", which)
     recorded_flows = record_name("service_flows", "increase", which)
@@ -73,22 +98,22 @@ def service_rules(profile: Profile, which: str) -> list[dict[str, object]]:
     def counted(name: str, expr: str) -> dict[str, object]:
         return _rule(record_name(name, "increase", which), expr)
 
+    def raw(name: str, metric: str, *matched: str, base: str | None = None) -> list[dict[str, object]]:
+        return _counted_rules(record_name(name, "increase", which), metric, matched, w, base)
+
     def share(name: str, numerator: str, denominator: str) -> dict[str, object]:
         return _rule(record_name(name, "ratio", which),
                      f"{record_name(numerator, 'increase', which)}\n/\n"
                      f"{record_name(denominator, 'increase', which)}")
 
     rules += [
-        counted("service_connect_attempts", attempts),
-        counted("service_connect_failures",
-                or_zero(sum_rate(failed_sel, w, labels, "increase"), recorded_attempts)),
+        *raw("service_connect_attempts", n.CONNECT_ATTEMPTS),
+        *raw("service_connect_failures", n.CONNECT_ATTEMPTS, failed, base=recorded_attempts),
         share("service_connect_failure", "service_connect_failures", "service_connect_attempts"),
-        counted("service_flows", flows),
-        counted("service_drops",
-                or_zero(sum_rate(n.SERVICE_DROPS, w, labels, "increase"), recorded_flows)),
+        *raw("service_flows", n.FLOWS),
+        *raw("service_drops", n.SERVICE_DROPS, base=recorded_flows),
         share("service_drop", "service_drops", "service_flows"),
-        counted("service_kpr_sensitive_drops",
-                or_zero(sum_rate(sensitive_sel, w, labels, "increase"), recorded_flows)),
+        *raw("service_kpr_sensitive_drops", n.SERVICE_DROPS, sensitive, base=recorded_flows),
         share("service_kpr_sensitive_drop", "service_kpr_sensitive_drops", "service_flows"),
         _rule(
             record_name("service_request_duration_seconds", "p99", which),

@@ -19,7 +19,13 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
-from exporter.metrics_contract import CONNECT_BUCKETS, OTHER_SERVICE, REQUEST_BUCKETS, SLI_CONTEXT
+from exporter.metrics_contract import (
+    CONNECT_BUCKETS,
+    OTHER_SERVICE,
+    REQUEST_BUCKETS,
+    SLI_CONTEXT,
+    le_label,
+)
 from exporter.model import ServiceRef
 
 #: The label names every flow-derived SLI starts with, in this order.
@@ -137,7 +143,7 @@ class HistogramVec:
         self.cap = cap
         self.bounds = bounds
         self.width = len(bounds) + 1  # buckets including +Inf; index ``width`` is the sum
-        self._le = [_go_float(b) for b in bounds] + ["+Inf"]
+        self._le = [le_label(b) for b in bounds] + [le_label(float("inf"))]
 
     def new_row(self) -> list[Any]:
         row: list[Any] = [0] * self.width
@@ -196,8 +202,3 @@ class VecCollector:
                 yield CounterMetricFamily(vec.name, vec.help, labels=vec.labels)
             else:
                 yield HistogramMetricFamily(vec.name, vec.help, labels=vec.labels)
-
-
-def _go_float(value: float) -> str:
-    """The ``le`` spelling Prometheus clients use (``0.001``, ``1.0``, ``2.5e-05``)."""
-    return repr(float(value))
