@@ -12,13 +12,16 @@ create-blocks-from openmetrics``, starts Prometheus on it with the project's rul
   (``baseline.window_seconds``) ending at the switch, as a capture from Prometheus runs them;
 * the report (``kpr-exporter report`` over the two hours, charts included), own process;
 * the recording and alerting rules' evaluation time as Prometheus reports it
-  (``/api/v1/rules``: each rule's and group's ``evaluationTime``), and Prometheus' CPU per
-  minute while it only evaluates rules.
+  (``/api/v1/rules``: each rule's and group's ``evaluationTime``), the samples the slowest
+  rules read, and Prometheus' CPU per minute while it only evaluates rules
+  (``bench.sizing_rules``); ``--rules FILE`` (repeatable) measures several rule files in
+  turn on the same data, e.g. the shipped file and an earlier version of it.
 
 The data ends ``--lead`` seconds after generation starts (estimated from a 1 % slice built
 first), so that it reaches the present by the time Prometheus runs; rule timings are those of
-every rule's first evaluation once the present has passed the data's end (full windows; when
-the estimate fell short, the run says how long before Prometheus started the data ended).
+every rule's first evaluation from a start chosen so that the rule files' measurements
+straddle the data's end (one file: just after it); each says how many seconds from the
+data's end it was evaluated, as the short window empties after it.
 Targets: judge pass < 30 s, judge RSS <
 300 MiB, no rule > 1 s. Slow (several minutes, a few GiB of disk): not in the default
 ``make bench``; run ``python -m bench sizing --timeout 3600`` or ``python -m bench.bench_sizing``.
@@ -29,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -41,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import sizing
+from bench.sizing_rules import cpu_seconds, load
+from bench.sizing_rules import measure as measure_rules
 from exporter.demo.processes import PROMTOOL, find_binary
 from exporter.demo.prometheus import Prometheus, PrometheusOptions
 
@@ -48,19 +52,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "alerts" / "rules" / "default.yaml"
 JUDGE_TARGET_S = 30.0
 RSS_TARGET_MIB = 300.0
-RULE_TARGET_S = 1.0
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.2f}/{five:.2f} (1/5 min) on {os.cpu_count()} cores"
 
 
 def backfill(source: Path, tsdb: Path) -> float:
@@ -162,54 +153,6 @@ def in_child(prometheus: Prometheus, *args: str) -> dict[str, Any]:
     return result
 
 
-# --- the rules, as Prometheus reports them ----------------------------------------------
-
-
-async def rule_timings(prometheus: Prometheus, after: float, timeout: float) -> dict[str, Any]:
-    """Once every rule was evaluated after ``after`` without error: the slowest rules, groups."""
-    deadline = time.monotonic() + timeout
-    while True:
-        groups = await prometheus.rule_groups()
-        rules = [(g["name"], r) for g in groups for r in g["rules"]]
-        fresh = [r for _, r in rules if _epoch(r.get("lastEvaluation")) > after]
-        if rules and len(fresh) == len(rules) and all(r.get("health") == "ok" for _, r in rules):
-            break
-        if time.monotonic() > deadline:
-            broken = {r["name"]: r.get("lastError") for _, r in rules if r.get("lastError")}
-            raise SystemExit(f"rules not all evaluated after the data's end: {broken}")
-        await asyncio.sleep(5.0)  # waiting on Prometheus' own 30 s evaluation interval
-    slowest = sorted(((r["evaluationTime"], g, r["name"], r["query"]) for g, r in rules),
-                     reverse=True)
-    return {"rules": len(rules), "slowest": slowest[:5],
-            "groups": {g["name"]: g["evaluationTime"] for g in groups}}
-
-
-async def samples_read(prometheus: Prometheus, expr: str) -> tuple[int | None, float]:
-    """Samples one evaluation of ``expr`` reads now (Prometheus' query statistics, which do
-    not depend on the machine's load) and the wall time it took."""
-    import aiohttp
-
-    began = time.monotonic()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300.0)) as http:
-        async with http.get(f"{prometheus.url}/api/v1/query",
-                            params={"query": expr, "stats": "all"}) as response:
-            body = await response.json()
-    seconds = time.monotonic() - began
-    stats = (body.get("data") or {}).get("stats") or {}
-    total = (stats.get("samples") or {}).get("totalQueryableSamples")
-    return (int(total) if total is not None else None), seconds
-
-
-def _epoch(text: str | None) -> float:
-    """An RFC 3339 time of the rules API (nanoseconds, ``Z``) as seconds; 0 for never."""
-    if not text or text.startswith("0001-"):
-        return 0.0
-    from datetime import datetime, timezone
-    whole, _, fraction = text.rstrip("Z").split("+")[0].partition(".")
-    seconds = datetime.fromisoformat(whole).replace(tzinfo=timezone.utc).timestamp()
-    return seconds + float("0." + (fraction or "0"))
-
-
 # --- the run --------------------------------------------------------------------------
 
 
@@ -252,7 +195,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
     print(f"backfill: {backfill(source, workdir / 'prom' / 'tsdb'):.1f} s (promtool peak RSS "
           f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB); {load()}")
     source.unlink()
-    options = PrometheusOptions(rule_files=[RULES], retention="36500d", scrape_interval="30s",
+    rule_files = [Path(f) for f in args.rules] or [RULES]
+    live = workdir / "rules.yaml"
+    shutil.copyfile(rule_files[0], live)
+    options = PrometheusOptions(rule_files=[live], retention="36500d", scrape_interval="30s",
                                 evaluation_interval="30s")
     async with Prometheus(workdir / "prom", options, ready_timeout=600.0) as prometheus:
         print(f"prometheus: ready; data ends {shape.end - time.time():+.0f} s from now; {load()}")
@@ -278,25 +224,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
             r = in_child(prometheus, "report", prometheus.url, f"{shape.start}", f"{shape.end}")
             print(f"report: {r['seconds']:.1f} s (exit {r['exit']}: {r['summary']}); Prometheus "
                   f"CPU {r['prometheus_cpu_seconds']:.1f} s; RSS {r['rss_mib']:.0f} MiB; {load()}")
-        wait = max(0.0, shape.end + 5.0 - time.time())
-        print(f"rules: waiting {wait:.0f} s for the present to pass the data's end")
-        await asyncio.sleep(wait)  # the data's end is a wall-clock time
-        before, t0 = cpu_seconds(prometheus.pid or 0), time.monotonic()
-        timings = await rule_timings(prometheus, time.time() + 1.0, timeout=240.0)
-        idle_cpu = (cpu_seconds(prometheus.pid or 0) - before) / (time.monotonic() - t0) * 60
-        worst = timings["slowest"][0]
-        for seconds, group, name, _ in timings["slowest"]:
-            print(f"  rule {group} / {name}: {seconds:.3f} s")
-        for group, seconds in sorted(timings["groups"].items()):
-            print(f"  group {group}: {seconds:.3f} s")
-        for seconds, group, name, query in timings["slowest"]:
-            read, again = await samples_read(prometheus, query)
-            print(f"  rule {name}: its query alone reads "
-                  f"{read if read is None else format(read, ',')} samples in {again:.3f} s")
-        print(f"rules: {timings['rules']} rules; Prometheus CPU while evaluating only rules "
-              f"{idle_cpu:.1f} s per minute; {load()}")
-        print(f"slowest rule: {worst[0]:.3f} s ({worst[2]}) (target < {RULE_TARGET_S:g} s, "
-              f"ratio {worst[0] / RULE_TARGET_S:.2f})")
+        await measure_rules(prometheus, live, rule_files, shape.end)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", action="append", default=[],
                         choices=("judge", "report", "baseline"),
                         help="leave out a measurement (repeatable)")
+    parser.add_argument("--rules", action="append", default=[], metavar="FILE",
+                        help="rule file to measure (repeatable, measured in turn on the same "
+                             "data; default: alerts/rules/default.yaml)")
     parser.add_argument("--workdir", help="keep the data here (default: a temporary directory)")
     args = parser.parse_args(argv)
     if args.workdir:
