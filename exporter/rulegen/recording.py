@@ -16,6 +16,8 @@ from exporter.rulegen.profiles import Profile
 
 WINDOWS: Final = ("short", "long")
 QUANTILES: Final = (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99"))
+#: The L7 request latency is judged by its p99 only.
+REQUEST_QUANTILES: Final = (("p99", "0.99"),)
 
 
 def record_name(metric: str, operation: str, window: str | None = None) -> str:
@@ -45,23 +47,34 @@ def _rule(record: str, expr: str, labels: dict[str, str] | None = None) -> dict[
     return {"record": record, "expr": expr, **({"labels": labels} if labels else {})}
 
 
-def _bucket_rate_rules(record: str, window: str) -> list[dict[str, object]]:
-    """The handshake bucket rate of every collector, one rule per ``le`` value (``shards``)."""
-    labels = n.SERVICE_LABELS + ("le",)
-    return [_rule(record, sum_rate(shards.select(n.CONNECT_DURATION + "_bucket", le.matcher),
-                                   window, labels), le.labels)
-            for le in shards.split("le", shards.CONNECT_LE)]
+def _bucket_rate_rules(record: str, metric: str, le_values: tuple[str, ...],
+                       labels: tuple[str, ...], window: str) -> list[dict[str, object]]:
+    """The bucket rate of ``metric`` over every collector, one rule per ``le`` value of the
+    contract and one for any other (``shards``)."""
+    return [_rule(record, sum_rate(shards.select(metric + "_bucket", le.matcher), window,
+                                   labels + ("le",)), le.labels)
+            for le in shards.split("le", le_values)]
+
+
+def _quantile_rules(metric: str, buckets: str, which: str,
+                    quantiles: tuple[tuple[str, str], ...]) -> list[dict[str, object]]:
+    """Each quantile from the recorded bucket rate ``buckets``, one rule per datapath."""
+    return [_rule(record_name(metric, name, which),
+                  f"histogram_quantile({q}, {shards.select(buckets, datapath.matcher)})",
+                  datapath.labels)
+            for name, q in quantiles for datapath in shards.split("datapath", shards.DATAPATHS)]
 
 
 def _counted_rules(record: str, metric: str, matched: tuple[str, ...], window: str,
-                   zero_base: str | None = None) -> list[dict[str, object]]:
-    """``increase`` of ``metric{matched}`` summed per service and datapath, one rule per
-    datapath (``shards``); with ``zero_base``, 0 for its series of that datapath that
-    ``metric`` lacks (``or_zero``)."""
+                   zero_base: str | None = None,
+                   labels: tuple[str, ...] = n.SERVICE_LABELS) -> list[dict[str, object]]:
+    """``increase`` of ``metric{matched}`` summed by ``labels`` (service and datapath), one
+    rule per datapath (``shards``); with ``zero_base``, 0 for its series of that datapath
+    that ``metric`` lacks (``or_zero``)."""
     rules = []
     for datapath in shards.split("datapath", shards.DATAPATHS):
         expr = sum_rate(shards.select(metric, *matched, datapath.matcher), window,
-                        n.SERVICE_LABELS, "increase")
+                        labels, "increase")
         if zero_base is not None:
             expr = or_zero(expr, shards.select(zero_base, datapath.matcher))
         rules.append(_rule(record, expr, datapath.labels))
@@ -74,32 +87,25 @@ def service_rules(profile: Profile, which: str) -> list[dict[str, object]]:
     Each sum over the exporters' raw series is computed once per window and read back by
     name: in node mode that sum runs over every node's series (``docs/scaling.md``), so the
     three quantiles share one bucket rate and the ``or 0 *`` terms read the recorded totals
-    (rules of a group run in order, each seeing the ones before). The sums over raw series
-    are split by ``le`` or ``datapath`` (``shards``) so that no single rule selects them all;
-    the quantiles, which read every service's buckets, by ``datapath``."""
+    (rules of a group run in order, each seeing the ones before). The sums over raw series,
+    the handshake's and the L7 requests' alike, are split by ``le`` or ``datapath``
+    (``shards``) so that no single rule selects them all; the quantiles, which read every
+    service's recorded buckets, by ``datapath``."""
     w = profile.window(which)
-    labels = n.SERVICE_LABELS
-    l7_labels = labels + ("protocol",)
+    l7_labels = n.SERVICE_LABELS + ("protocol",)
     buckets = record_name("service_connect_duration_seconds_bucket", "rate", which)
-    rules = _bucket_rate_rules(buckets, w)
-    rules += [
-        _rule(record_name("service_connect_duration_seconds", name, which),
-              f"histogram_quantile({q}, {shards.select(buckets, datapath.matcher)})",
-              datapath.labels)
-        for name, q in QUANTILES for datapath in shards.split("datapath", shards.DATAPATHS)
-    ]
+    rules = _bucket_rate_rules(buckets, n.CONNECT_DURATION, shards.CONNECT_LE, n.SERVICE_LABELS, w)
+    rules += _quantile_rules("service_connect_duration_seconds", buckets, which, QUANTILES)
     sensitive = f'reason=~"{n.regex_alternation(n.KPR_SENSITIVE_ENUM_NAMES)}"'
     failed = f'result!="{n.RESULT_ESTABLISHED}"'
-    requests = sum_rate(n.REQUESTS, w, l7_labels, "increase")
     recorded_attempts = record_name("service_connect_attempts", "increase", which)
     recorded_flows = record_name("service_flows", "increase", which)
     recorded_requests = record_name("service_requests", "increase", which)
+    request_buckets = record_name("service_request_duration_seconds_bucket", "rate", which)
 
-    def counted(name: str, expr: str) -> dict[str, object]:
-        return _rule(record_name(name, "increase", which), expr)
-
-    def raw(name: str, metric: str, *matched: str, base: str | None = None) -> list[dict[str, object]]:
-        return _counted_rules(record_name(name, "increase", which), metric, matched, w, base)
+    def raw(name: str, metric: str, *matched: str, base: str | None = None,
+            labels: tuple[str, ...] = n.SERVICE_LABELS) -> list[dict[str, object]]:
+        return _counted_rules(record_name(name, "increase", which), metric, matched, w, base, labels)
 
     def share(name: str, numerator: str, denominator: str) -> dict[str, object]:
         return _rule(record_name(name, "ratio", which),
@@ -115,14 +121,11 @@ def service_rules(profile: Profile, which: str) -> list[dict[str, object]]:
         share("service_drop", "service_drops", "service_flows"),
         *raw("service_kpr_sensitive_drops", n.SERVICE_DROPS, sensitive, base=recorded_flows),
         share("service_kpr_sensitive_drop", "service_kpr_sensitive_drops", "service_flows"),
-        _rule(
-            record_name("service_request_duration_seconds", "p99", which),
-            f"histogram_quantile(0.99, {sum_rate(n.REQUEST_DURATION + '_bucket', w, l7_labels + ('le',))})",
-        ),
-        counted("service_requests", requests),
-        counted("service_requests_5xx",
-                or_zero(sum_rate(f'{n.REQUESTS}{{code_class="5xx"}}', w, l7_labels, "increase"),
-                        recorded_requests)),
+        *_bucket_rate_rules(request_buckets, n.REQUEST_DURATION, shards.REQUEST_LE, l7_labels, w),
+        *_quantile_rules("service_request_duration_seconds", request_buckets, which, REQUEST_QUANTILES),
+        *raw("service_requests", n.REQUESTS, labels=l7_labels),
+        *raw("service_requests_5xx", n.REQUESTS, 'code_class="5xx"', base=recorded_requests,
+             labels=l7_labels),
         share("service_requests_5xx", "service_requests_5xx", "service_requests"),
     ]
     return rules

@@ -21,6 +21,8 @@ from exporter.rulegen import names as n
 
 #: The ``le`` values of the handshake histogram, as the collectors export them.
 CONNECT_LE: Final = mc.SERVICE_CONNECT_DURATION.le_values
+#: The ``le`` values of the L7 request-latency histogram.
+REQUEST_LE: Final = mc.SERVICE_REQUEST_DURATION.le_values
 #: The datapaths the counter sums are split by; ``unknown`` and anything else share the rest.
 DATAPATHS: Final = (n.DATAPATH_KUBE_PROXY, n.DATAPATH_EBPF)
 
