@@ -61,6 +61,7 @@ _HELP = {
 
 
 def _option_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] | None,
+                  options: Sequence[config.Option],
                   shown_defaults: dict[str, str] | None = None,
                   overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     group = parser.add_argument_group(
@@ -68,7 +69,7 @@ def _option_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] | N
         "500ms or plain seconds)")
     if sections is None:
         sections = tuple(s for s in config.section_names() if s not in _SIMULATOR_ONLY)
-    for opt in config.options():
+    for opt in options:
         if opt.path[0] not in sections:
             continue
         default = ((shown_defaults or {}).get(opt.flag)
@@ -112,6 +113,7 @@ def build_parser(*, demo_help: bool = True) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kpr-exporter {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    options = config.options()  # walked once for every command: it reads the type hints
     for name, sections in _SECTIONS.items():
         p = sub.add_parser(name, help=_HELP[name], description=_HELP[name])
         p.add_argument("--config.file", dest="config_file", default=None, metavar="PATH",
@@ -119,7 +121,7 @@ def build_parser(*, demo_help: bool = True) -> argparse.ArgumentParser:
         # The demo runs with its own defaults (exporter.demo.defaults); --help shows them.
         # Its --scenario also takes the emulated-datapath scenarios (exporter.demo.defaults).
         demo = name == "demo" and demo_help
-        _option_flags(p, sections, _demo_help_defaults() if demo else None,
+        _option_flags(p, sections, options, _demo_help_defaults() if demo else None,
                       _demo_overrides() if demo else None)
         _EXTRA.get(name, lambda _p: None)(p)
     return parser

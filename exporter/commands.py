@@ -14,7 +14,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from exporter import app as app_module
 from exporter.config_values import local_url, parse_listen
 from exporter.roles import Clock, system_clock
 
@@ -42,6 +41,9 @@ async def _until_signalled(duration: float = 0.0, sleep: Sleep = asyncio.sleep) 
 
 
 async def run(settings: Any, args: argparse.Namespace) -> int:
+    # The exporter is imported by the command that runs it: the other commands start
+    # without its Kubernetes client, judge and gRPC reader.
+    from exporter import app as app_module
     from exporter.kube.errors import KubeError
     from exporter.webhook.receiver import WebhookConfigError
 

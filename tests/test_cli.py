@@ -1,5 +1,6 @@
 """The command line: contract flags exist, check-config prints or lists every problem."""
 
+import logging
 import os
 import re
 import socket
@@ -169,21 +170,54 @@ def taken_address():
         yield f"127.0.0.1:{held.getsockname()[1]}"
 
 
+@pytest.fixture
+def command_env(tmp_path, monkeypatch):
+    """The environment of a fresh shell without ``KPR_*`` variables and with an empty home;
+    the root logger as it was before the command set it up."""
+    for name in [k for k in os.environ if k.startswith("KPR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield {k: v for k, v in os.environ.items()}
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def _in_use_argv(command: str, flag: str, others: list[str], address: str) -> list[str]:
+    argv = [command, flag, address, *others, "--log.level", "error"]
+    if command == "run":
+        argv += ["--kube.enabled", "false", "--hubble.address", "127.0.0.1:1"]
+    return argv
+
+
+def _one_line(command: str, flag: str, address: str) -> list[str]:
+    return [f"kpr-exporter {command}: cannot listen on {address}: address already in use; "
+            f"choose another address with {flag}"]
+
+
 @pytest.mark.parametrize("command, flag, others", LISTENERS,
                          ids=[f"{c}{f}" for c, f, _ in LISTENERS])
 def test_a_port_in_use_prints_one_line_and_exits_non_zero(command, flag, others, taken_address,
-                                                           tmp_path):
-    argv = [command, flag, taken_address, *others, "--log.level", "error"]
-    if command == "run":
-        argv += ["--kube.enabled", "false", "--hubble.address", "127.0.0.1:1"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPR_")}
-    done = subprocess.run([sys.executable, "-m", "exporter", *argv], capture_output=True,
-                          text=True, timeout=120, env={**env, "HOME": str(tmp_path)},
+                                                           command_env, capfd):
+    # In this process (the modules are loaded already); capfd also catches what a library
+    # writes to the file descriptor itself, as gRPC's own log would.
+    code = cli.main(_in_use_argv(command, flag, others, taken_address))
+    err = capfd.readouterr().err
+    assert code == 1, err
+    assert err.splitlines() == _one_line(command, flag, taken_address), err
+
+
+def test_the_console_command_prints_the_same_one_line(taken_address, command_env, tmp_path):
+    """``python -m exporter`` in a fresh interpreter: its exit code and all of its stderr."""
+    command, flag, others = LISTENERS[2]  # simulate: gRPC would log a failed bind itself
+    done = subprocess.run([sys.executable, "-m", "exporter",
+                           *_in_use_argv(command, flag, others, taken_address)],
+                          capture_output=True, text=True, timeout=120, env=command_env,
                           cwd=tmp_path)
-    lines = done.stderr.splitlines()
     assert done.returncode == 1, done.stderr
-    assert lines == [f"kpr-exporter {command}: cannot listen on {taken_address}: address already "
-                     f"in use; choose another address with {flag}"], done.stderr
+    assert done.stderr.splitlines() == _one_line(command, flag, taken_address), done.stderr
 
 
 def test_rollback_dry_run_is_the_tree_s_rollback_mode():

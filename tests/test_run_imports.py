@@ -4,7 +4,8 @@ import-linter keeps the exporter's own modules from importing them (the contract
 pyproject.toml); this test covers the command layer on top, which imports the demo and the
 simulator lazily for their own commands: in a fresh interpreter, ``kpr-exporter run`` goes
 through the command line, starts the exporter on loopback and stops, and then no module of
-``exporter.demo``, ``exporter.simulator`` or ``bench`` is loaded.
+``exporter.demo``, ``exporter.simulator`` or ``bench`` is loaded. The check itself is shown
+to see them when the same interpreter then imports the demo session.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("exporter.demo", "exporter.simulator", "bench")
 
-# `run` as the console script runs it, with the wait for a signal returning at once.
+# `run` as the console script runs it, with the wait for a signal returning at once; then,
+# in the same interpreter, the demo session imported on top.
 _SCRIPT = """
 import json, sys
 from exporter import cli, commands
@@ -31,24 +35,30 @@ code = cli.main(["run", "--web.listen-address", "127.0.0.1:0",
                  "--webhook.listen-address", "127.0.0.1:0", "--hubble.address", "127.0.0.1:1",
                  "--log.level", "error"])
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+from exporter.demo import session
+print(json.dumps({"modules": sorted(sys.modules)}))
 """
 
 
-def _run_modules(tmp_path: Path) -> dict:
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory) -> list[dict]:
+    """What the interpreter had loaded after `run`, and after the demo session on top: one
+    fresh interpreter for both tests."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPR_") and k != "KUBECONFIG"}
-    env["HOME"] = str(tmp_path)  # no ~/.kube/config: the exporter runs without Kubernetes
+    # no ~/.kube/config: the exporter runs without Kubernetes
+    env["HOME"] = str(tmp_path_factory.mktemp("home"))
     done = subprocess.run([sys.executable, "-c", _SCRIPT], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return [json.loads(line) for line in done.stdout.strip().splitlines()[-2:]]
 
 
 def _loaded(modules: list[str], prefix: str) -> list[str]:
     return [m for m in modules if m == prefix or m.startswith(prefix + ".")]
 
 
-def test_run_loads_no_simulator_demo_or_bench_code(tmp_path):
-    result = _run_modules(tmp_path)
+def test_run_loads_no_simulator_demo_or_bench_code(loaded):
+    result = loaded[0]
     assert result["code"] == 0
     modules = result["modules"]
     # The check can fail: the run path did load the exporter itself.
@@ -57,13 +67,7 @@ def test_run_loads_no_simulator_demo_or_bench_code(tmp_path):
         assert _loaded(modules, prefix) == [], f"`kpr-exporter run` loaded {prefix}"
 
 
-def test_the_check_sees_the_demo_when_it_is_loaded():
+def test_the_check_sees_the_demo_when_it_is_loaded(loaded):
     """The same check finds the demo and the simulator once the demo session is imported."""
-    script = ("import json, sys\nfrom exporter import commands\n"
-              "from exporter.demo import session\n"
-              "print(json.dumps({'modules': sorted(sys.modules)}))\n")
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    modules = json.loads(done.stdout.strip().splitlines()[-1])["modules"]
+    modules = loaded[1]["modules"]
     assert _loaded(modules, "exporter.demo") and _loaded(modules, "exporter.simulator")

@@ -26,6 +26,8 @@ from exporter.simulator.runner import Simulator
 from exporter.simulator.scenarios import get_scenario
 
 SERVICE_BACKEND_NOT_FOUND = 158
+#: Scenario second the exporter starts at (node-b switches at 300 s).
+STARTS_AT_S = 270.0
 
 
 async def _wait_for(predicate, timeout: float = 30.0) -> None:
@@ -69,6 +71,9 @@ async def stack():
         grpc_listen_address="127.0.0.1:0", agents_listen_address="127.0.0.1:0")
     sim = Simulator(sim_settings, drive=False)
     ports = await sim.start()
+    # The cluster ran before the exporter came: its first minutes are history the follow
+    # stream never sends, the exporter reads from the last half minute before the switch on.
+    sim.advance_to(STARTS_AT_S)
     wired = app_module.for_simulator(
         dataclasses.replace(settings, web=dataclasses.replace(settings.web, listen_address="127.0.0.1:0")),
         ports.grpc, ports.agents, list(sim.scenario.cluster.node_names))
@@ -76,7 +81,7 @@ async def stack():
     wired = dataclasses.replace(wired, agents=dataclasses.replace(wired.agents, interval_seconds=3600.0))
     exporter = app_module.Exporter(wired)
     await exporter.start()
-    # Follow mode streams from "now": release nothing before the stream is open.
+    # Follow mode streams from "now": release nothing more before the stream is open.
     await asyncio.wait_for(exporter.source.ready.wait(), 30)
     try:
         yield sim, exporter

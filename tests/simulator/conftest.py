@@ -147,8 +147,8 @@ async def make_sim(settings: SimulatorSettings) -> AsyncIterator[Callable[..., o
     """Starts simulators stepped by hand (``drive=False``); stops them afterwards."""
     started: list[Simulator] = []
 
-    async def make(scenario: str = "baseline", **kwargs: object) -> Simulator:
-        sim = Simulator(SimulatorSettings(scenario=scenario, seed=settings.seed,
+    async def make(name: str = "baseline", **kwargs: object) -> Simulator:
+        sim = Simulator(SimulatorSettings(scenario=name, seed=settings.seed,
                                           grpc_listen_address=settings.grpc_listen_address,
                                           agents_listen_address=settings.agents_listen_address),
                         drive=False, **kwargs)  # type: ignore[arg-type]

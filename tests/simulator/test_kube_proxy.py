@@ -17,13 +17,15 @@ Matrix:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import aiohttp
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.model import EBPF, KUBE_PROXY
 from exporter.simulator.kube_proxy import AGENT_BASE_CPU_CORES
-from exporter.simulator.scenarios import CANARY_AT_S, CANARY_NODE
+from exporter.simulator.scenarios import CANARY_AT_S, CANARY_NODE, get_scenario
 from exporter.sources.agent_text import parse_agent_metrics
 from exporter.sources.agents import AgentScraper, static_discovery
 from exporter.sources.agents_settings import AgentSettings
@@ -34,6 +36,13 @@ from exporter.sources.kube_proxy import (
     ServiceDatapathCollector,
     parse_kube_proxy_metrics,
 )
+
+
+async def quiet(make_sim, name: str):
+    """A simulator of scenario ``name`` with a hundredth of its traffic: the CPU and
+    programming metrics here are the scenario's functions of time, and the flows the
+    timeline generates on its way to a scenario second are not read."""
+    return await make_sim(name, scenario=replace(get_scenario(name), rate_scale=0.01))
 
 
 async def get(sim, path: str) -> tuple[int, str]:
@@ -64,7 +73,7 @@ def median(hist: Histogram) -> float:
 
 
 async def test_kube_proxy_node_cpu_and_programming_grow_with_the_scenario(make_sim) -> None:
-    sim = await make_sim("canary-improvement")
+    sim = await quiet(make_sim, "canary-improvement")
     rate = sim.scenario.kube_proxy.service_cpu_cores
     sim.advance_to(100)
     first = await kube_proxy(sim, "node-a")
@@ -81,7 +90,7 @@ async def test_kube_proxy_node_cpu_and_programming_grow_with_the_scenario(make_s
 
 
 async def test_the_canary_loses_kube_proxy_and_its_agent_takes_over(make_sim) -> None:
-    sim = await make_sim("canary-improvement")
+    sim = await quiet(make_sim, "canary-improvement")
     sim.advance_to(CANARY_AT_S - 1)
     assert (await kube_proxy(sim, CANARY_NODE)).cpu_seconds
     before = await agent(sim, CANARY_NODE)
@@ -112,15 +121,15 @@ async def _rates_and_medians(sim) -> tuple[float, float, float, float]:
 
 async def test_cpu_and_programming_differ_by_datapath_as_the_scenario_says(make_sim) -> None:
     kp_cpu, ebpf_cpu, kp_prog, ebpf_prog = await _rates_and_medians(
-        await make_sim("canary-improvement"))
+        await quiet(make_sim, "canary-improvement"))
     assert ebpf_cpu < kp_cpu and ebpf_prog < kp_prog
     kp_cpu, ebpf_cpu, kp_prog, ebpf_prog = await _rates_and_medians(
-        await make_sim("canary-regression"))
+        await quiet(make_sim, "canary-regression"))
     assert ebpf_cpu > kp_cpu and ebpf_prog > kp_prog
 
 
 async def test_a_rollback_restarts_kube_proxy(make_sim) -> None:
-    sim = await make_sim("canary-rollback")
+    sim = await quiet(make_sim, "canary-rollback")
     sim.advance_to(CANARY_AT_S - 1)
     before = await kube_proxy(sim, CANARY_NODE)
     sim.advance_to(910)
@@ -137,7 +146,7 @@ async def test_unknown_node_is_404(make_sim) -> None:
 
 
 async def test_the_exporter_reads_the_serving_process_per_node(make_sim) -> None:
-    sim = await make_sim("canary-improvement")
+    sim = await quiet(make_sim, "canary-improvement")
     sim.advance_to(CANARY_AT_S + 60)
     base = f"http://127.0.0.1:{sim.ports.agents}/nodes"
     nodes = sim.scenario.cluster.node_names
