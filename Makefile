@@ -4,6 +4,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# Python caches compiled modules (and pytest its rewritten test modules) in __pycache__
+# unless PYTHONDONTWRITEBYTECODE is set; some shells and images set it. Every test worker
+# and every `python -m exporter` a test starts would then compile the project again.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: demo test test-fast bench protos lint system-deps clean
 
 $(STAMP): pyproject.toml

@@ -118,11 +118,12 @@ class Demo:
         self.exporter: app_module.Exporter | None = None
         self.counter: CountingSource | None = None
         self.view: Summary | None = None  # the live summary, once the exporter runs
-        # The probes' measurements reach the report through Prometheus: with it, every story
-        # runs an emulated datapath (its own nodes, healthy, unless one is named) and probes.
+        # The probes' measurements (load, programming chase) reach the report through
+        # Prometheus: with it, every story runs an emulated datapath (its own nodes, healthy,
+        # unless one is named) and probes that measure; without it, nothing would read them.
         self.verification: Verification | None = (
             Verification(emulated, self.simulator, clock=clock, sleep=sleep,
-                         seed=settings.simulator.seed)
+                         seed=settings.simulator.seed, measure=with_prometheus)
             if emulated or with_prometheus else None)
         self._started = 0.0
         self._token_dir = tempfile.TemporaryDirectory(prefix="kpr-demo-")
@@ -285,7 +286,7 @@ class Demo:
                 f"127.{v.scenario.network}.0.0/16: {nodes}; following the simulated agents' "
                 "datapaths\n"
                 f"  probes         {', '.join(u + '/metrics' for u in v.urls)}\n"
-                f"  probe load     {v.load_line()}\n")
+                + (f"  probe load     {v.load_line()}\n" if v.measure else ""))
 
     async def _alert_on_probes(self) -> None:
         """Stand in for the shipped KprProbeCheckFailing rule: its alert for every (check,

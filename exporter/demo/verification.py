@@ -10,9 +10,10 @@ datapath the simulated agents report, so the scenario's eBPF faults appear when 
 canary switches. The summary shows the verify matrix (checks x nodes) when it changes.
 Without an emulated scenario the story's own nodes run a healthy one. Either way the
 emulated datapath costs what the story's profiles say (``exporter.demo.emulated``:
-programming delay, throughput per connection, handshake cost), and each probe also runs
-the load option and the programming chase (``exporter.demo.measures``), so the report's
-claims table has the probes' throughput and programming latency.
+programming delay, throughput per connection, handshake cost). With ``measure`` (the demo
+sets it when Prometheus scrapes the probes) each probe also runs the load option and the
+programming chase (``exporter.demo.measures``), so the report's claims table has the
+probes' throughput and programming latency; without Prometheus nothing would read them.
 
 Without a real Prometheus the demo stands in for the shipped ``KprProbeCheckFailing`` rule
 on the probes' last round (``failing``): a check failing on more than half of an eBPF
@@ -78,8 +79,9 @@ class Verification:
 
     def __init__(self, scenario: Scenario | str | None, simulator: Any, *,
                  clock: Callable[[], float], sleep: Sleep,
-                 interval: float = PROBE_INTERVAL, seed: int = 0) -> None:
+                 interval: float = PROBE_INTERVAL, seed: int = 0, measure: bool = True) -> None:
         self.simulator = simulator
+        self.measure = measure  # the load option and the programming chase
         base = named(scenario) if isinstance(scenario, str) else scenario
         self.scenario = self._following(for_story(simulator.scenario, base))
         self.clock = clock
@@ -132,16 +134,18 @@ class Verification:
                 interval=self.interval, k=PROBE_K, limits=limits, clock=self.clock,
                 sleep=self.sleep)
             self.loops.append(loop)
-            self.watches.append(measures.attach(
-                loop, self.cluster, MeasureMetrics(registry), interval=self.interval,
-                clock=self.clock, sleep=self.sleep))
+            if self.measure:
+                self.watches.append(measures.attach(
+                    loop, self.cluster, MeasureMetrics(registry), interval=self.interval,
+                    clock=self.clock, sleep=self.sleep))
             server = Server(build_app(Surface(registry)), "127.0.0.1:0",
                             flag="--probe.listen-address")
             await server.start()
             self.servers.append(server)
         self._tasks = [asyncio.ensure_future(loop.run()) for loop in self.loops]
         self._tasks += [asyncio.ensure_future(watch.run()) for watch in self.watches]
-        self._tasks.append(asyncio.ensure_future(self.rollout.run()))
+        if self.measure:
+            self._tasks.append(asyncio.ensure_future(self.rollout.run()))
         self._tasks.append(asyncio.ensure_future(self._follow()))
 
     async def stop(self) -> None:
