@@ -6,7 +6,6 @@ when it changes, the stand-in alert is the shipped rule's, webhook outcomes keep
 import asyncio
 import io
 import math
-import os
 import re
 import time
 from dataclasses import replace
@@ -24,6 +23,7 @@ from exporter.demo.text import INCONCLUSIVE_LEGEND, webhook_answer
 from exporter.judge.verdict import CANARY_VS_CONTROL, INCONCLUSIVE, NOT_WORSE, WORSE, Verdict
 from exporter.rulegen import render_rules
 from exporter.simulator.scenarios import SCENARIO_NAMES, SCENARIOS, get_scenario
+from tests.emulated_networks import next_network
 
 
 class FastTime:
@@ -441,7 +441,7 @@ def test_a_scenario_file_runs_in_the_demo_and_its_fault_shows_on_its_node(tmp_pa
     # edge-1 is no simulated node: it stays on eBPF, where its hostPort is not programmed.
     path = _scenario_file(tmp_path, f"""\
 name: edge-hostport
-network: {30 + os.getpid() % 200}
+network: {next_network()}
 nodes:
   - name: node-a
   - name: node-c
@@ -575,7 +575,7 @@ async def test_the_rollout_adds_endpoints_for_the_probes_and_takes_out_the_reach
     from exporter.verify.measure_metrics import MeasureMetrics
     from exporter.verify.programming_watch import ProgrammingWatch
 
-    cluster = EmulatedCluster(load({"network": 20 + os.getpid() % 200,
+    cluster = EmulatedCluster(load({"network": next_network(),
                                     "nodes": [{"name": "a"}, {"name": "b"}],
                                     "programming_seconds": {"kube-proxy": 0.0}}))
     await cluster.start()

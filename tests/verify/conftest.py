@@ -3,8 +3,6 @@ run from every node."""
 
 from __future__ import annotations
 
-import itertools
-import os
 from dataclasses import replace
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -17,18 +15,16 @@ from exporter.verify.checks import Limits, ProbeContext
 from exporter.verify.emulator import scenario as sc
 from exporter.verify.emulator.cluster import EmulatedCluster
 from exporter.verify.runner import run_checks
+from tests.emulated_networks import next_network
 
 #: Test limits: a healthy loopback exchange takes well under a millisecond, the timeout
 #: leaves room for a loaded machine (only a dropping datapath waits it out); pings follow
 #: each other at once (the ticks never wait).
 LIMITS = Limits(timeout=2.0, affinity_requests=6, ping_interval=0.0)
 
-# A different 127.<n>/16 per cluster (and per test process), so runs never share addresses.
-_networks = itertools.count(20 + os.getpid() % 100)
-
-
 def scenario(data: dict[str, Any]) -> sc.Scenario:
-    return sc.load({"network": next(_networks) % 250 + 1, **data})
+    """``data`` on a network of its own (``tests/emulated_networks.py``)."""
+    return sc.load({"network": next_network(), **data})
 
 
 @pytest.fixture
