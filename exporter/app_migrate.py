@@ -37,7 +37,7 @@ def start_migration(kube: KubeClient, settings: Any, *, registry: CollectorRegis
     if not settings.migrate.enabled:
         return None
     gates, problems = available_gates(KNOWN_GATES, from_settings(settings, 300.0, kube=kube,
-                                                                 clock=clock))
+                                                                 clock=clock, sleep=timer))
     for problem in problems:
         log.warning("migration %s", problem)
     controller = MigrationController(

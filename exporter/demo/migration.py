@@ -17,10 +17,11 @@ backup stays for a rollback.
 has a fault (``FAULTS``): the first batch's verify gate fails, the controller aborts and the
 rollback executor returns the node to kube-proxy; kube-proxy is never deleted.
 
-Soak, wait and poll are scaled to a demo (``Timing``). The migration's
-metrics (``kpr_migration_*``) are served on the demo's metrics address, which
-``--with-prometheus`` scrapes together with the probes, so ``--report`` has the migration's
-timeline. The demo ends when the migration completes or is rolled back (or at
+The probes run their checks, what the gate reads; only with ``--with-prometheus`` do they
+also measure load and programming, for the report. Soak, wait and poll are scaled to a demo
+(``Timing``). The migration's metrics (``kpr_migration_*``) are served on the demo's metrics
+address, which ``--with-prometheus`` scrapes together with the probes, so ``--report`` has
+the migration's timeline. The demo ends when the migration completes or is rolled back (or at
 ``--duration``). Everything runs on the demo's injected clock and sleep.
 """
 
@@ -130,7 +131,8 @@ class MigrationDemo(Demo):
         agents = AgentsView(self.cluster, self.story)
         self.probes = Verification(
             emulated_datapath(self.story, agents.node_names), agents, clock=clock, sleep=sleep,
-            interval=timing.probe_interval, seed=settings.simulator.seed)
+            interval=timing.probe_interval, seed=settings.simulator.seed,
+            measure=with_prometheus)  # the gate reads the checks; the report, the measures
         self.verification = self.probes  # ``Demo``'s stack scrapes them
         self.registry = CollectorRegistry()  # the controller registers kpr_migration_* here
         self.server = Server(build_app(Surface(self.registry)), settings.web.listen_address)

@@ -68,12 +68,15 @@ def _delta(now: float, before: float | None) -> float:
     return now if before is None or now < before else now - before
 
 
-def parse(text: str, source: str = "") -> Reading:
+def parse(text: str, source: str = "", *, only: frozenset[str] | None = None) -> Reading:
     """The ``kpr_probe_*`` samples of one exposition; ``source`` tells probes of different
-    expositions apart, and the ``probe`` label the probes an exporter serves again. Raises
-    ReadbackError when the text is not an exposition."""
+    expositions apart, and the ``probe`` label the probes an exporter serves again. With
+    ``only`` (sample names, e.g. ``STATE``), just those samples are parsed: a cheap look
+    at the probes' rounds. Raises ReadbackError when the text is not an exposition."""
     out = Reading()
     state: dict[tuple[str, str], dict[str, float]] = {}
+    if only is not None:
+        text = _samples_named(text, only)
     try:
         families = list(text_string_to_metric_families(text))
     except ValueError as exc:
@@ -104,6 +107,27 @@ def parse(text: str, source: str = "") -> Reading:
 
 _STATE = {"kpr_probe_rounds_total": "rounds", "kpr_probe_last_round_timestamp_seconds": "last",
           "kpr_probe_coverage_rounds": "coverage"}
+#: The samples of each probe's state (``Reading.probes``): all ``parse(only=STATE)`` reads.
+STATE: frozenset[str] = frozenset(_STATE)
+#: What a verdict needs: results, skips, datapaths and state, not the connect-time buckets
+#: (the bulk of an exposition); its matrix's cells have no connect times.
+VERDICT: frozenset[str] = STATE | {"kpr_probe_checks_total", "kpr_probe_not_applicable",
+                                   "kpr_probe_target_datapath_info"}
+
+
+def _samples_named(text: str, names: frozenset[str]) -> str:
+    """The sample lines of ``names`` (untyped without their comments: the names stay)."""
+    keep = []
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            end = len(line)
+            for mark in ("{", " "):
+                at = line.find(mark)
+                if 0 <= at < end:
+                    end = at
+            if line[:end] in names:
+                keep.append(line)
+    return "".join(f"{line}\n" for line in keep)
 
 
 def _times(row: Mapping[float, float]) -> tuple[float | None, float | None]:

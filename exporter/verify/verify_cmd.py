@@ -2,9 +2,10 @@
 
 Without ``--wait`` it judges every result collected so far, and the results are stale
 when a probe has not completed a round within ``--max-age``. With ``--wait DURATION`` it
-notes every probe's round count, then polls until each probe has completed its coverage
-rounds plus one (the round in progress at the start may predate it) and judges only the
-results observed in between: a fresh full round. Time and sleeping are injected.
+notes every probe's round count, then polls (reading the probes' state only) until each
+probe has completed its coverage rounds plus one (the round in progress at the start may
+predate it) and judges only the results observed in between: a fresh full round. Time and
+sleeping are injected.
 
 Exit codes: 0 every applicable cell passes, 1 any cell fails, 2 a cell without a result,
 a stale or missing probe, no fresh round within the wait, or an unreadable URL.
@@ -47,13 +48,15 @@ async def http_fetch(url: str) -> str:
         raise FetchError(f"cannot read {url}: {exc or type(exc).__name__}") from None
 
 
-async def read(urls: Sequence[str], fetch: Fetch) -> rb.Reading:
-    """Every URL's probe results merged; raises FetchError."""
+async def read(urls: Sequence[str], fetch: Fetch, *,
+               only: frozenset[str] | None = None) -> rb.Reading:
+    """Every URL's probe results merged (only the samples ``only`` names, if given);
+    raises FetchError."""
     readings = []
     for url in urls:
         target = metrics_url(url)
         try:
-            readings.append(rb.parse(await fetch(target), source=url))
+            readings.append(rb.parse(await fetch(target), source=url, only=only))
         except rb.ReadbackError as exc:
             raise FetchError(f"{target}: {exc}") from None
     return rb.merged(readings)
@@ -73,21 +76,23 @@ def _behind(first: rb.Reading, now: rb.Reading) -> list[str]:
 
 
 async def wait_fresh(urls: Sequence[str], wait: float, *, fetch: Fetch,
-                     clock: Callable[[], float], sleep: Sleep,
-                     poll: float = POLL_SECONDS) -> tuple[rb.Reading, list[str]]:
-    """The results of a fresh full round of every probe, and what is still missing when
-    ``wait`` seconds passed first."""
-    first = await read(urls, fetch)
+                     clock: Callable[[], float], sleep: Sleep, poll: float = POLL_SECONDS,
+                     first: rb.Reading | None = None, only: frozenset[str] | None = None
+                     ) -> tuple[rb.Reading, list[str]]:
+    """The results of a fresh full round of every probe since ``first`` (read now when not
+    given), and what is still missing when ``wait`` seconds passed first. Polls read the
+    probes' state only; the results (the samples ``only`` names, if given) are read once,
+    at the end."""
+    if first is None:
+        first = await read(urls, fetch, only=only)
     if not first.probes:
         return first, ["no probe reported (no kpr_probe_rounds_total)"]
     deadline = clock() + wait
-    while True:
-        now = await read(urls, fetch)
-        behind = _behind(first, now)
-        if not behind or clock() >= deadline:
-            return now.since(first), [f"no fresh full round within {wait:g}s: {b}"
-                                      for b in behind]
+    while _behind(first, await read(urls, fetch, only=rb.STATE)) and clock() < deadline:
         await sleep(min(poll, max(0.0, deadline - clock())))
+    now = await read(urls, fetch, only=only)
+    return now.since(first), [f"no fresh full round within {wait:g}s: {b}"
+                              for b in _behind(first, now)]
 
 
 async def cmd_verify(urls: Sequence[str] | None, *, fmt: str, wait: float, max_age: float,

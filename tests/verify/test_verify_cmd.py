@@ -137,6 +137,26 @@ def test_since_keeps_only_later_observations_and_survives_a_restart() -> None:
     assert again.counts[(r.CLUSTERIP_POD, "node-a", KUBE_PROXY, r.PASS)] == 1
 
 
+def test_a_partial_read_has_the_same_verdict_without_the_connect_times() -> None:
+    probe = FakeProbe("node-a")
+    probe.round([result(r.NODEPORT_LOOPBACK, "node-b", r.FAIL, None)]
+                + every_check_passing("node-a"))
+    probe.status.round_done(1001.0, 1, {(r.HOSTPORT, "node-b"): 'no "hostPort" pod'}, NODES)
+    full = rb.parse(probe.text())
+    verdict = rb.parse(probe.text(), only=rb.VERDICT)
+    assert verdict.buckets == {} and full.buckets
+    assert (verdict.counts, verdict.probes, verdict.not_applicable, verdict.datapaths) == (
+        full.counts, full.probes, full.not_applicable, full.datapaths)
+
+    def cells(m: mx.Matrix) -> dict[Any, Any]:
+        return {k: (c.status, c.reason, c.failures) for k, c in m.cells.items()}
+
+    assert cells(rb.to_matrix(verdict)) == cells(rb.to_matrix(full))
+    assert mx.exit_code(rb.to_matrix(verdict)) == 1
+    state = rb.parse(probe.text(), only=rb.STATE)
+    assert state.probes == full.probes and not state.counts and not state.datapaths
+
+
 def test_an_exposition_that_is_not_one_is_an_error() -> None:
     with pytest.raises(rb.ReadbackError):
         rb.parse("kpr_probe_rounds_total{probe_node=\"a\" 1\n")

@@ -5,7 +5,8 @@ It reads the probes' results the way ``kpr-exporter verify --wait`` does
 (``exporter.verify.verify_cmd``: a fresh full round of every probe within ``wait``, the
 ``kpr_probe_*`` expositions turned into the checks × nodes matrix by
 ``exporter.verify.readback``), through a ``ProbeReader`` role: where the probes are
-(``urls``) and how one exposition is read (``fetch``).
+(``urls``) and how one exposition is read (``fetch``). It parses only what its verdict needs
+(``readback.VERDICT``: no connect-time buckets), and only the probes' state while it waits.
 
 * ``fail``: a check failed on a batch node in the fresh round, or a check whose cell passed
   before the batch fails now on another node (a control node, or one migrated earlier);
@@ -113,18 +114,19 @@ class VerifyGate:
         """Remember the probes' results before the batch's nodes change; a reading that
         fails leaves the gate to its fallbacks (the evaluation says which it used)."""
         try:
-            self._before = (ctx.batch, await vc.read(await self.reader.urls(), self.reader.fetch))
+            self._before = (ctx.batch, await vc.read(await self.reader.urls(), self.reader.fetch,
+                                                     only=rb.VERDICT))
         except (vc.FetchError, ProbeUnavailable):
             self._before = None
 
     async def evaluate(self, ctx: BatchContext) -> GateResult:
         try:
             urls = await self.reader.urls()
-            now_total = await vc.read(urls, self.reader.fetch)
+            now_total = await vc.read(urls, self.reader.fetch, only=rb.VERDICT)
             wait = self.wait_seconds if ctx.wait_seconds is None else ctx.wait_seconds
             fresh, problems = await vc.wait_fresh(
                 urls, wait, fetch=self.reader.fetch, clock=self.clock,
-                sleep=self.sleep, poll=self.poll_seconds)
+                sleep=self.sleep, poll=self.poll_seconds, first=now_total, only=rb.VERDICT)
         except (vc.FetchError, ProbeUnavailable) as exc:
             return GateResult(NAME, INCONCLUSIVE, f"cannot read the probes: {exc}")
         before, whence = self._reference(ctx, now_total)
