@@ -90,7 +90,7 @@ async def demo(settings: Any, args: argparse.Namespace, *, clock: Clock = system
     """The demo, its summaries and its ``--duration`` on ``clock`` and ``sleep``."""
     # Only this command loads the demo (``run`` must not): imported here, not at the top.
     from exporter.demo import defaults as demo_defaults
-    from exporter.demo.session import Demo
+    from exporter.demo.session import demo_class
 
     emulated = _demo_emulated(args)
     if emulated is None:
@@ -99,10 +99,10 @@ async def demo(settings: Any, args: argparse.Namespace, *, clock: Clock = system
     given = {k.removeprefix("flag:") for k in vars(args) if k.startswith("flag:")}
     from_file = bool(getattr(args, "scenario_file", None))
     settings = demo_defaults.apply(settings, given, scenario_file=from_file)
-    demo_run = Demo(settings, out=sys.stdout,
-                    interval=args.interval, with_prometheus=args.with_prometheus,
-                    report_dir=args.report, emulated=emulated or None,
-                    clock=clock, sleep=sleep)
+    story = emulated or None
+    demo_run = demo_class(story)(settings, out=sys.stdout, interval=args.interval,
+                                 with_prometheus=args.with_prometheus, report_dir=args.report,
+                                 emulated=story, clock=clock, sleep=sleep)
     try:
         await demo_run.start()
     except BaseException:

@@ -106,7 +106,7 @@ def migration_settings(settings: Any, port: int, timing: Timing,
 
 
 class MigrationDemo(Demo):
-    """The guided-migration story; ``Demo`` hands ``--scenario guided-migration*`` here.
+    """The guided-migration story; ``demo_class`` picks it for ``--scenario guided-migration*``.
 
     It keeps ``Demo``'s interface (start, run_for, write_report, stop) and its report and
     output helpers, but runs no flow simulator and no SLI pipeline: the story is the

@@ -31,8 +31,8 @@ to the simulator, the verify matrix in the summary, and the probes'
 the probes too; else its stand-in) rolling the failing node back in dry-run.
 
 ``--scenario guided-migration`` (and ``guided-migration-regression``) tells another story:
-the migration controller on a simulated cluster (``exporter.demo.migration``); ``Demo``
-hands those to ``MigrationDemo``.
+the migration controller on a simulated cluster (``exporter.demo.migration``);
+``demo_class`` picks ``MigrationDemo`` for those.
 
 The demo runs on an injected ``clock`` and ``sleep``, handed on to the simulator and the
 exporter, so a test can run the whole story on faster time.
@@ -92,16 +92,17 @@ class CountingSource:
         return self.inner.status()
 
 
+def demo_class(emulated: str | Scenario | None) -> type[Demo]:
+    """The demo that tells ``--scenario``'s story: the guided-migration stories run the
+    migration controller (``exporter.demo.migration``), every other one the flow simulator."""
+    if isinstance(emulated, str) and emulated in MIGRATION_STORIES:
+        from exporter.demo.migration import MigrationDemo
+
+        return MigrationDemo
+    return Demo
+
+
 class Demo:
-    def __new__(cls, *args: Any, **kwargs: Any) -> Demo:
-        # The guided-migration stories run the migration controller, not the flow simulator.
-        story = kwargs.get("emulated")
-        if cls is Demo and isinstance(story, str) and story in MIGRATION_STORIES:
-            from exporter.demo.migration import MigrationDemo
-
-            return super().__new__(MigrationDemo)
-        return super().__new__(cls)
-
     def __init__(self, settings: Any, *, out: TextIO, interval: float = 5.0,
                  with_prometheus: bool = False, report_dir: str | None = None,
                  emulated: str | Scenario | None = None,

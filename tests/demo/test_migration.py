@@ -24,7 +24,7 @@ from exporter import cli
 from exporter.cilium import MIGRATION_LABEL
 from exporter.demo import defaults as demo_defaults
 from exporter.demo.migration import MigrationDemo, Timing
-from exporter.demo.session import Demo
+from exporter.demo.session import demo_class
 from exporter.migrate.gates.base import FAIL, PASS
 from exporter.migrate.model import STEP_ABORTED, STEP_COMPLETED
 from exporter.model import EBPF, KUBE_PROXY
@@ -61,9 +61,9 @@ async def play(story: str, fast: FastTime) -> tuple[MigrationDemo, str]:
     """The story from start to its end (at most 600 s of demo time), then stopped."""
     args, settings = demo_settings(story)
     out = io.StringIO()
-    demo = Demo(settings, out=out, interval=5.0, emulated=args.emulated, clock=fast.clock,
-                sleep=fast.sleep, timing=FAST, nodes=NODES)
-    assert isinstance(demo, MigrationDemo)
+    assert demo_class(args.emulated) is MigrationDemo
+    demo = MigrationDemo(settings, out=out, interval=5.0, emulated=args.emulated,
+                         clock=fast.clock, sleep=fast.sleep, timing=FAST, nodes=NODES)
     await demo.start()
     try:
         await demo.run_for(600.0, fast.sleep)
