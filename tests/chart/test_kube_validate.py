@@ -8,6 +8,8 @@ checked field by field in test_render.py.
 
 from __future__ import annotations
 
+import functools
+
 import kubernetes_validate
 import pytest
 
@@ -15,6 +17,16 @@ CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig"}
 VALUE_SETS = ("default", "all-on", "node-socket", "node-tls", "enforce", "verification",
               "verification-measures")
 VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _schemas_read_once():
+    """kubernetes-validate reads a schema file (the definitions: ~1 MB of JSON) for every
+    document it checks; the files do not change during the run, so each is read once."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kubernetes_validate.utils, "schema_contents",
+                      functools.lru_cache(maxsize=None)(kubernetes_validate.utils.schema_contents))
+        yield
 
 
 @pytest.fixture(scope="module", params=VALUE_SETS)
