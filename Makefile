@@ -31,10 +31,13 @@ system-deps:
 test: lint system-deps
 	KPR_REQUIRE_REAL_COMPONENTS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
-## test-fast: the suite without the real-stack tests, on two workers (pytest-xdist; the
-## tests listen on ephemeral loopback ports and write into their own tmp_path)
+## test-fast: the suite without the real-stack tests, on pytest-xdist workers (the tests
+## listen on ephemeral loopback ports, write into their own tmp_path and emulate datapaths
+## on their worker's own networks). One worker more than cores: some tests wait on sockets
+## and injected clocks, and the third worker fills those waits. WORKERS=n to change it.
+WORKERS ?= 3
 test-fast: $(STAMP)
-	$(PY) -m pytest -m 'not realstack' -n 2 --dist worksteal $(PYTEST_ARGS)
+	$(PY) -m pytest -m 'not realstack' -n $(WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 ## lint: the layering contracts (import-linter) and the types (mypy, configured in pyproject.toml)
 lint: $(STAMP)

@@ -13,3 +13,18 @@ from tests.fakekube.fixtures import fake_kube, kube, kube_options  # noqa: F401 
 @pytest.fixture(autouse=True)
 def _own_emulated_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(emulated_scenario, "DEFAULT_NETWORK", named_network())
+
+
+#: The tests that take seconds each (stories on injected clocks, promtool, crash/resume
+#: matrices). Run first, they overlap with the many short tests on the other workers
+#: instead of ending the run alone on one.
+LONG_FIRST = ("tests/test_demo.py", "tests/demo/", "tests/e2e/", "tests/alerts/test_rules.py",
+              "tests/migrate/test_abort.py", "tests/migrate/gates/test_verify.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.replace("\\", "/")
+        return next((i for i, prefix in enumerate(LONG_FIRST) if path.startswith(prefix)),
+                    len(LONG_FIRST))
+    items.sort(key=rank)  # stable: the order within each file stays
