@@ -24,20 +24,7 @@ from exporter.judge.verdict import CANARY_VS_CONTROL, INCONCLUSIVE, NOT_WORSE, W
 from exporter.rulegen import render_rules
 from exporter.simulator.scenarios import SCENARIO_NAMES, SCENARIOS, get_scenario
 from tests.emulated_networks import next_network
-
-
-class FastTime:
-    """Wall time ``factor`` times faster: the clock and sleep the demo runs on in these tests."""
-
-    def __init__(self, factor: float) -> None:
-        self.factor = factor
-        self._wall0, self._mono0 = time.time(), time.monotonic()
-
-    def clock(self) -> float:
-        return self._wall0 + (time.monotonic() - self._mono0) * self.factor
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self.factor)
+from tests.demo.fast_time import FastTime
 
 
 class PacedTime(FastTime):

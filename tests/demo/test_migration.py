@@ -13,7 +13,6 @@ client, its verify gate reading the emulated datapath's probes, all on fast time
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import time
@@ -29,24 +28,11 @@ from exporter.migrate.gates.base import FAIL, PASS
 from exporter.migrate.model import STEP_ABORTED, STEP_COMPLETED
 from exporter.model import EBPF, KUBE_PROXY
 from tests.realstack.harness import ALERTMANAGER, PROMETHEUS, require_binary
+from tests.demo.fast_time import FastTime
 
 NODES = {"node-a": "127.0.0.21", "node-b": "127.0.0.22", "node-c": "127.0.0.23"}
 #: A short pace: still three batches (1 node, 50 %, 100 %) with a soak and fresh probe rounds.
 FAST = Timing(soak_seconds=2.0, wait_seconds=30.0, poll_seconds=1.0, probe_interval=2.0)
-
-
-class FastTime:
-    """Wall time ``factor`` times faster: the clock and sleep the demo runs on here."""
-
-    def __init__(self, factor: float) -> None:
-        self.factor = factor
-        self._wall0, self._mono0 = time.time(), time.monotonic()
-
-    def clock(self) -> float:
-        return self._wall0 + (time.monotonic() - self._mono0) * self.factor
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self.factor)
 
 
 def demo_settings(story: str):
