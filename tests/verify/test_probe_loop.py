@@ -35,6 +35,23 @@ def write_targets(cluster: EmulatedCluster, path: Path) -> str:
     return str(path)
 
 
+async def start_probes(cluster: EmulatedCluster, path: str,
+                       servers: list[Any]) -> tuple[list[ProbeLoop], list[str]]:
+    """One probe per node of ``cluster`` (targets from ``path``), each serving its metrics on
+    loopback; the servers are appended to ``servers`` for the caller to stop."""
+    loops, urls = [], []
+    for node in cluster.nodes:
+        cfg = ProbeSettings(node_name=node, targets_file=path, sample_size=2,
+                            listen_address="127.0.0.1:0")
+        loop, server = build(cfg, limits=LIMITS, dialers=Dialers(
+            cluster.dialer(node, "host"), cluster.dialer(node, "pod")))
+        await server.start()
+        servers.append(server)
+        loops.append(loop)
+        urls.append(server.url)
+    return loops, urls
+
+
 def make_loop(cluster: EmulatedCluster, node: str, path: str, **kw: Any) -> ProbeLoop:
     registry = CollectorRegistry()
     return ProbeLoop(node=node, host=cluster.dialer(node, "host"),

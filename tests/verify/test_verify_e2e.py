@@ -15,13 +15,10 @@ import pytest
 
 from exporter.verify import results as r
 from exporter.verify.emulator.scenario import NAMED
-from exporter.verify.serve import Dialers, build
 from exporter.verify.service import ProbeLoop
-from exporter.verify.settings import ProbeSettings
 from exporter.verify.verify_cmd import cmd_verify
 from exporter.web import Server
-from tests.verify.conftest import LIMITS
-from tests.verify.test_probe_loop import write_targets
+from tests.verify.test_probe_loop import start_probes, write_targets
 
 Probes = tuple[list[ProbeLoop], list[str]]
 
@@ -32,18 +29,8 @@ async def probes(emulate: Callable[..., Any], tmp_path: Path) -> AsyncIterator[A
 
     async def start(data: dict[str, Any]) -> Probes:
         cluster = await emulate(data)
-        path = write_targets(cluster, tmp_path / "targets.yaml")
-        loops, urls = [], []
-        for node in cluster.nodes:
-            cfg = ProbeSettings(node_name=node, targets_file=path, sample_size=2,
-                                listen_address="127.0.0.1:0")
-            loop, server = build(cfg, limits=LIMITS, dialers=Dialers(
-                cluster.dialer(node, "host"), cluster.dialer(node, "pod")))
-            await server.start()
-            servers.append(server)
-            loops.append(loop)
-            urls.append(server.url)
-        return loops, urls
+        return await start_probes(cluster, write_targets(cluster, tmp_path / "targets.yaml"),
+                                  servers)
 
     yield start
     for server in servers:

@@ -25,13 +25,11 @@ from exporter.sources.probes_settings import ProbeSourceSettings
 from exporter.verify import matrix as mx
 from exporter.verify import results as r
 from exporter.verify.emulator.cluster import EmulatedCluster
-from exporter.verify.serve import Dialers, build
 from exporter.verify.service import ProbeLoop
-from exporter.verify.settings import ProbeSettings
 from exporter.web import Server
 from tests.fakekube.fixtures import FakeKube, fake_kube  # noqa: F401 - the fixture
-from tests.verify.conftest import LIMITS, emulate  # noqa: F401 - the fixture
-from tests.verify.test_probe_loop import write_targets
+from tests.verify.conftest import emulate  # noqa: F401 - the fixture
+from tests.verify.test_probe_loop import start_probes, write_targets
 from tests.verify.test_verify_cluster import probe_pod
 
 NODES = ("node-a", "node-b", "node-c")
@@ -73,17 +71,7 @@ async def stand(emulate: Callable[..., Any], tmp_path: Path) -> AsyncIterator[An
                  for n in NODES]
         cluster = await emulate({"nodes": nodes})
         path = tmp_path / "targets.yaml"
-        write_targets(cluster, path)
-        loops, urls = [], []
-        for node in cluster.nodes:
-            cfg = ProbeSettings(node_name=node, targets_file=str(path), sample_size=2,
-                                listen_address="127.0.0.1:0")
-            loop, server = build(cfg, limits=LIMITS, dialers=Dialers(
-                cluster.dialer(node, "host"), cluster.dialer(node, "pod")))
-            await server.start()
-            servers.append(server)
-            loops.append(loop)
-            urls.append(server.url)
+        loops, urls = await start_probes(cluster, write_targets(cluster, path), servers)
         stand = Stand(cluster, loops, urls, path, [5000.0])
         await stand.rounds()  # results from before the batch
         return stand
